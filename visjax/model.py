@@ -1,0 +1,474 @@
+"""The one model interface: NNX modules, Linen modules and plain functions as one pytree.
+
+:func:`as_model` turns each supported form into a :class:`Model`: a pytree whose leaves are the
+parameters (and any non-trainable state such as batch statistics), holding a pure forward function
+whose layers are values named with ``jax.ad_checkpoint.checkpoint_name``. Every layer method of
+visjax (activations, layer gradients, and later CAMs, LRP, feature visualisation) goes through
+:meth:`Model.run`, which evaluates that program with :mod:`visjax.interpret`, so they work the same
+on all three forms.
+
+How layers get their names:
+
+* NNX: after ``nnx.merge`` (inside the pure forward), each submodule of the private merged copy is
+  switched to a cached subclass whose ``__call__`` tags its output with the submodule's path
+  (``"blocks.0.attn"``). The user's classes and module are never modified.
+* Linen: ``flax.linen.intercept_methods`` tags the output of every submodule's ``__call__`` with its
+  path (``module.path`` joined by dots).
+* Plain functions: the user tags values with ``checkpoint_name(h, "conv2")`` (re-exported as
+  :func:`visjax.tag`), so model code needs no visjax import.
+
+Only outputs that are a single array are tagged. A layer called ``k`` times is named ``path``
+for its first call and ``path#1``, ... for later ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.ad_checkpoint import checkpoint_name
+
+from visjax import interpret
+
+tag = checkpoint_name
+"""Name a value as a layer: ``visjax.tag(h, "conv2")`` is ``jax.ad_checkpoint.checkpoint_name``."""
+
+ForwardFn = Callable[[Any, Any, jax.Array], Any]
+
+
+# --------------------------------------------------------------------------- forward functions
+# Each is hashable and compares equal for the same underlying model, so it can sit in a Model's
+# static pytree data and two Models over the same architecture share compiled code.
+
+
+def _tag_output(out: Any, path: str) -> Any:
+    return checkpoint_name(out, path) if isinstance(out, jax.Array) else out
+
+
+@functools.cache
+def _tagged_nnx_class(cls: type) -> type:
+    def __call__(self, *args, **kwargs):
+        return _tag_output(cls.__call__(self, *args, **kwargs), vars(self)["_visjax_path"])
+
+    return type(cls)(cls.__name__, (cls,), {"__call__": __call__, "__module__": cls.__module__})
+
+
+def _path_str(path: Sequence[Any]) -> str:
+    return ".".join(str(p) for p in path)
+
+
+@dataclasses.dataclass(frozen=True)
+class _NNXForward:
+    graphdef: Any
+    params_treedef: Any
+
+    def __call__(self, params, state, x):
+        from flax import nnx
+
+        param_state = jax.tree.unflatten(self.params_treedef, jax.tree.leaves(params))
+        module = nnx.merge(self.graphdef, param_state, state)
+        for path, sub in nnx.iter_modules(module):
+            if path and callable(sub):
+                vars(sub)["_visjax_path"] = _path_str(path)
+                sub.__class__ = _tagged_nnx_class(type(sub))
+        return module(x)
+
+
+def _linen_tagger(next_fun, args, kwargs, context):
+    out = next_fun(*args, **kwargs)
+    if context.method_name == "__call__" and context.module.path:
+        out = _tag_output(out, _path_str(context.module.path))
+    return out
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class _LinenForward:
+    module: Any
+    apply_kwargs: tuple[tuple[str, Any], ...]
+
+    def __eq__(self, other):
+        return (
+            isinstance(other, _LinenForward)
+            and self.module is other.module
+            and self.apply_kwargs == other.apply_kwargs
+        )
+
+    def __hash__(self):
+        return hash((id(self.module), self.apply_kwargs))
+
+    def __call__(self, params, state, x):
+        import flax.linen as nn
+
+        with nn.intercept_methods(_linen_tagger):
+            return self.module.apply({"params": params, **state}, x, **dict(self.apply_kwargs))
+
+
+@dataclasses.dataclass(frozen=True)
+class _PlainForward:
+    fn: Callable[[Any, jax.Array], Any]
+
+    def __call__(self, params, state, x):
+        del state
+        return self.fn(params, x)
+
+
+# --------------------------------------------------------------------------- tracing (cached)
+
+
+def _aval_key(tree) -> tuple:
+    leaves, treedef = jax.tree.flatten(tree)
+    return treedef, tuple((tuple(np.shape(v)), jnp.result_type(v)) for v in leaves)
+
+
+@functools.lru_cache(maxsize=128)
+def _trace_cached(forward, key):
+    (ptree, pleaves), (stree, sleaves), (xshape, xdtype) = key
+    specs = (
+        jax.tree.unflatten(ptree, [jax.ShapeDtypeStruct(s, d) for s, d in pleaves]),
+        jax.tree.unflatten(stree, [jax.ShapeDtypeStruct(s, d) for s, d in sleaves]),
+        jax.ShapeDtypeStruct(xshape, xdtype),
+    )
+    closed, out_shape = jax.make_jaxpr(forward, return_shape=True)(*specs)
+    return closed, jax.tree.structure(out_shape), tuple(interpret.names_in(closed))
+
+
+def _trace(forward, params, state, x):
+    """The forward's jaxpr, output tree and layer names for these argument shapes (no compile)."""
+    key = (_aval_key(params), _aval_key(state), (tuple(x.shape), jnp.result_type(x)))
+    return _trace_cached(forward, key)
+
+
+# --------------------------------------------------------------------------- the model
+
+
+@jax.tree_util.register_pytree_node_class
+class Model:
+    """A model as a pure function of its parameters; build one with :func:`as_model`.
+
+    A ``Model`` is a pytree: its leaves are ``params`` (the trainable parameters, a nested dict)
+    and ``state`` (non-trainable variables such as batch statistics), so
+    ``jax.jit(f)(model, x)`` passes the weights as arguments and new weights do not recompile.
+    Everything else (the forward function, the expected input) is static.
+
+    Attributes:
+      params: the trainable parameters, a pytree (nested dict of arrays).
+      state: non-trainable variables the forward reads (batch statistics), a pytree.
+      kind: ``"nnx"``, ``"linen"`` or ``"function"``.
+      input_shape: one example's shape, or ``None`` when unknown; ``None`` entries match any size.
+    """
+
+    def __init__(
+        self,
+        forward: ForwardFn,
+        params: Any,
+        state: Any,
+        *,
+        kind: str,
+        input_shape: tuple[int | None, ...] | None,
+        input_dtype: Any,
+        declared_layers: tuple[str, ...] | None,
+    ):
+        self.forward = forward
+        self.params = params
+        self.state = state
+        self.kind = kind
+        self.input_shape = input_shape
+        self.input_dtype = input_dtype
+        self._declared_layers = declared_layers
+
+    # pytree protocol
+    def tree_flatten(self):
+        aux = (self.forward, self.kind, self.input_shape, self.input_dtype, self._declared_layers)
+        return (self.params, self.state), aux
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        forward, kind, input_shape, input_dtype, declared = aux
+        obj = object.__new__(cls)
+        obj.forward, obj.kind, obj.input_shape = forward, kind, input_shape
+        obj.input_dtype, obj._declared_layers = input_dtype, declared
+        obj.params, obj.state = children
+        return obj
+
+    def __repr__(self) -> str:
+        n = sum(int(np.prod(np.shape(p))) for p in jax.tree.leaves(self.params))
+        return f"Model(kind={self.kind!r}, params={n:,}, input_shape={self.input_shape})"
+
+    def replace(self, *, params: Any = None, state: Any = None) -> Model:
+        """A copy with new ``params`` and/or ``state`` (checked against the current trees)."""
+        if params is not None:
+            self._check_params(params)
+        if state is not None:
+            _check_tree_like(state, self.state, "state")
+        return Model(
+            self.forward,
+            self.params if params is None else params,
+            self.state if state is None else state,
+            kind=self.kind,
+            input_shape=self.input_shape,
+            input_dtype=self.input_dtype,
+            declared_layers=self._declared_layers,
+        )
+
+    # -- checks (trace time: shapes and dtypes only)
+    def _check_params(self, params: Any) -> None:
+        _check_tree_like(params, self.params, "params")
+
+    def _check_x(self, x: Any) -> jax.Array:
+        if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+            try:
+                x = jnp.asarray(x)
+            except (TypeError, ValueError) as e:
+                raise TypeError(f"`x` must be an array, got {type(x).__name__}") from e
+        dtype = jnp.result_type(x)
+        want = self.input_dtype
+        if want is None:
+            if not jnp.issubdtype(dtype, jnp.floating):
+                raise TypeError(
+                    f"`x` must have a floating dtype, got {dtype} (pass `input_dtype=` to "
+                    "`as_model` for models that take integer inputs)"
+                )
+        elif not jnp.issubdtype(dtype, want):
+            raise TypeError(f"`x` must have dtype {np.dtype(want).name}, got {dtype}")
+        if self.input_shape is not None:
+            want_shape = self.input_shape
+            ok = x.ndim == len(want_shape) + 1 and all(
+                w is None or w == s for w, s in zip(want_shape, x.shape[1:], strict=False)
+            )
+            if not ok:
+                raise ValueError(
+                    f"`x` must be a batch of shape (N, {', '.join(map(str, want_shape))}) "
+                    f"(rank {len(want_shape) + 1}), got shape {tuple(x.shape)}"
+                )
+        elif x.ndim < 1:
+            raise ValueError(f"`x` must be a batch with a leading example axis, got {x.shape}")
+        return x
+
+    # -- the forward
+    def apply(self, params: Any, x: Any) -> Any:
+        """The output for the batch ``x`` at ``params`` (a tree like ``self.params``)."""
+        self._check_params(params)
+        return self.forward(params, self.state, self._check_x(x))
+
+    def __call__(self, x: Any) -> Any:
+        """The output for the batch ``x`` (shape ``(N, *input_shape)``)."""
+        return self.forward(self.params, self.state, self._check_x(x))
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """The layer paths, in the order the forward first reaches them.
+
+        Found by one abstract trace (nothing compiles) when ``input_shape`` is known; otherwise
+        the NNX submodule paths or the Linen variable paths. A plain function's layers can only
+        be listed by tracing, so it needs ``input_shape``.
+        """
+        if self.input_shape is not None and None not in self.input_shape:
+            x = jax.ShapeDtypeStruct((1, *self.input_shape), self.input_dtype or jnp.float32)
+            return _trace(self.forward, self.params, self.state, x)[2]
+        if self._declared_layers is not None:
+            return self._declared_layers
+        raise ValueError(
+            "listing the layers of a plain function needs one example's shape: pass "
+            "`input_shape=` to `visjax.as_model`"
+        )
+
+    def layer_shapes(self, x: Any) -> dict[str, jax.ShapeDtypeStruct]:
+        """Shape and dtype of every layer's activation for the batch ``x`` (nothing compiles)."""
+        x = self._check_x(x)
+        names = _trace(self.forward, self.params, self.state, x)[2]
+        spec = jax.ShapeDtypeStruct(x.shape, jnp.result_type(x))
+        return jax.eval_shape(lambda m, x: m.run(x, capture=names)[1], self, spec)
+
+    def run(
+        self,
+        x: Any,
+        *,
+        capture: Sequence[str] = (),
+        perturb: Mapping[str, Any] | None = None,
+        params: Any = None,
+    ) -> tuple[Any, dict[str, jax.Array]]:
+        """Run the forward, capturing and/or perturbing named layers.
+
+        ``perturb[name]`` is added to that layer's activation (same shape, batch first) before the
+        rest of the network sees it, so ``jax.grad`` with respect to a zero perturbation is the
+        gradient with respect to the layer. Captured activations are taken after the
+        perturbation.
+
+        Args:
+          x: a batch ``(N, *input_shape)``.
+          capture: layer paths whose activations to return.
+          perturb: layer path to an array added to its activation.
+          params: parameters to use instead of ``self.params``.
+
+        Returns:
+          ``(output, activations)`` with ``activations[name]`` of shape ``(N, ...)``.
+
+        Raises:
+          ValueError: an unknown layer path (the message lists the known ones), checked when
+            tracing, before anything compiles.
+        """
+        params = self.params if params is None else params
+        self._check_params(params)
+        x = self._check_x(x)
+        perturb = dict(perturb or {})
+        capture = (capture,) if isinstance(capture, str) else tuple(capture)
+        closed, out_tree, known = _trace(self.forward, params, self.state, x)
+        for arg, names in (("capture", capture), ("perturb", tuple(perturb))):
+            unknown = [n for n in names if n not in known]
+            if unknown:
+                raise ValueError(
+                    f"`{arg}` names unknown layer(s) {unknown}; known layers: {list(known)}"
+                )
+        if not capture and not perturb:
+            return self.forward(params, self.state, x), {}
+        captured: dict[str, jax.Array] = {}
+
+        def on_name(key: str, value: jax.Array) -> jax.Array:
+            if key in perturb:
+                delta = jnp.asarray(perturb[key])
+                if delta.shape != value.shape:
+                    raise ValueError(
+                        f"`perturb[{key!r}]` must have the layer's shape {value.shape}, "
+                        f"got {delta.shape}"
+                    )
+                value = value + delta.astype(value.dtype)
+            if key in capture:
+                captured[key] = value
+            return value
+
+        base_names = {n.split("#")[0] for n in (*capture, *perturb)}
+        flat = jax.tree.leaves((params, self.state, x))
+        outs = interpret.eval_jaxpr(closed, flat, names=base_names, on_name=on_name)
+        return jax.tree.unflatten(out_tree, outs), {n: captured[n] for n in capture}
+
+    def activations(
+        self, x: Any, layers: str | Sequence[str], *, params: Any = None
+    ) -> tuple[Any, dict[str, jax.Array]]:
+        """The output and the activations of ``layers`` for the batch ``x``."""
+        layers = (layers,) if isinstance(layers, str) else tuple(layers)
+        return self.run(x, capture=layers, params=params)
+
+    def perturbed(self, x: Any, deltas: Mapping[str, Any], *, params: Any = None) -> Any:
+        """The output with ``deltas[name]`` added to the activation of each named layer."""
+        return self.run(x, perturb=deltas, params=params)[0]
+
+
+def _check_tree_like(tree: Any, ref: Any, name: str) -> None:
+    t_leaves, t_def = jax.tree.flatten(tree)
+    r_leaves, r_def = jax.tree.flatten(ref)
+    if t_def != r_def:
+        raise ValueError(f"`{name}` must have the model's tree structure {r_def}, got {t_def}")
+    paths = [p for p, _ in jax.tree_util.tree_leaves_with_path(ref)]
+    for path, a, b in zip(paths, t_leaves, r_leaves, strict=True):
+        if np.shape(a) != np.shape(b):
+            path = jax.tree_util.keystr(path)
+            raise ValueError(f"`{name}{path}` must have shape {np.shape(b)}, got {np.shape(a)}")
+
+
+# --------------------------------------------------------------------------- adapters
+
+
+def as_model(
+    obj: Any,
+    params: Any = None,
+    *,
+    input_shape: Sequence[int | None] | None = None,
+    input_dtype: Any = None,
+    apply_kwargs: Mapping[str, Any] | None = None,
+) -> Model:
+    """Adapt a Flax NNX module, a Linen module with its variables, or a plain function.
+
+    * ``as_model(nnx_module)``: the module is viewed in inference mode
+      (``deterministic=True, use_running_average=True``) and split into parameters (``nnx.Param``,
+      as a nested dict) and the rest (batch statistics, RNG state). The module is not modified.
+    * ``as_model(linen_module, variables)``: ``variables["params"]`` become the parameters, the
+      other collections the state; ``apply_kwargs`` carries the module's own inference flags
+      (``{"train": False}``), since Linen has no generic switch.
+    * ``as_model(apply, params)``: ``apply(params, x) -> output`` for a batch ``x``; layers are the
+      values it names with ``checkpoint_name`` (:func:`visjax.tag`).
+    * ``as_model(model)``: a :class:`Model` is returned as is.
+
+    Args:
+      obj: the model.
+      params: Linen variables or the plain function's parameters; ``None`` for NNX.
+      input_shape: one example's shape (no batch axis); entries may be ``None`` for any size.
+        Needed to list the layers of plain functions; inputs are checked against it.
+      input_dtype: the dtype kind inputs must have (default: any floating dtype).
+      apply_kwargs: keyword arguments for a Linen module's ``apply`` (inference flags).
+
+    Returns:
+      A :class:`Model`.
+
+    Raises:
+      TypeError: ``obj`` is none of the supported forms, or ``params`` are missing or misplaced.
+    """
+    if isinstance(obj, Model):
+        return obj
+    shape = None if input_shape is None else tuple(input_shape)
+    if shape is not None and not all(d is None or (isinstance(d, int) and d > 0) for d in shape):
+        raise ValueError(f"`input_shape` must hold positive ints or None, got {input_shape!r}")
+    common = dict(input_shape=shape, input_dtype=input_dtype)
+
+    import flax.linen as nn
+    from flax import nnx
+
+    if isinstance(obj, nnx.Module):
+        if params is not None:
+            raise TypeError("`params` must be None for an NNX module (its state is inside it)")
+        if apply_kwargs:
+            raise TypeError("`apply_kwargs` applies to Linen modules only")
+        view = nnx.view(obj, deterministic=True, use_running_average=True, raise_if_not_found=False)
+        graphdef, param_state, rest = nnx.split(view, nnx.Param, ...)
+        pure = nnx.to_pure_dict(param_state)
+        declared = tuple(
+            _path_str(path) for path, sub in nnx.iter_modules(view) if path and callable(sub)
+        )
+        forward = _NNXForward(graphdef, jax.tree.structure(param_state))
+        return Model(forward, pure, rest, kind="nnx", declared_layers=declared, **common)
+
+    if isinstance(obj, nn.Module):
+        if not isinstance(params, Mapping) or "params" not in params:
+            raise TypeError(
+                "`params` must be the Linen module's variables, a dict with a 'params' "
+                f"collection (as returned by `module.init`), got {type(params).__name__}"
+            )
+        variables = dict(params)
+        linen_params = variables.pop("params")
+        declared = tuple(_dict_paths(linen_params))
+        kwargs = tuple(sorted((apply_kwargs or {}).items()))
+        return Model(
+            _LinenForward(obj, kwargs),
+            linen_params,
+            variables,
+            kind="linen",
+            declared_layers=declared,
+            **common,
+        )
+
+    if callable(obj) and not isinstance(obj, type):
+        if apply_kwargs:
+            raise TypeError("`apply_kwargs` applies to Linen modules only")
+        if params is None:
+            raise TypeError("a plain function needs its parameters: `as_model(apply, params)`")
+        return Model(
+            _PlainForward(obj), params, {}, kind="function", declared_layers=None, **common
+        )
+
+    raise TypeError(
+        "`obj` must be a flax NNX module, a Linen module (with its variables as `params`), "
+        f"a function `apply(params, x)` or a visjax Model, got {type(obj).__name__}"
+    )
+
+
+def _dict_paths(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:
+    out = []
+    for k, v in tree.items():
+        if isinstance(v, Mapping):
+            out.append(_path_str((*prefix, k)))
+            out.extend(_dict_paths(v, (*prefix, k)))
+    return out

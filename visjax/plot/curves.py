@@ -1,0 +1,42 @@
+"""Curves over training: loss and accuracy per epoch."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def training_curves(
+    history: Any, *, title: str = "training", figsize: tuple[float, float] = (9.0, 3.4)
+):
+    """Loss and accuracy per epoch, train and test, side by side.
+
+    Args:
+      history: a :class:`visjax.zoo.History` or a mapping with ``train_loss``, ``train_accuracy``
+        and optionally ``test_loss``, ``test_accuracy`` (sequences of floats; empty ones are
+        skipped). NaN/Inf values are drawn as gaps, as matplotlib does.
+      title: the figure title.
+      figsize: figure size in inches.
+
+    Returns:
+      A matplotlib ``Figure`` with two axes.
+    """
+    from matplotlib.figure import Figure
+
+    h: Mapping[str, Sequence[float]] = (
+        history._asdict() if hasattr(history, "_asdict") else dict(history)
+    )
+    fig = Figure(figsize=figsize)
+    ax_loss, ax_acc = fig.subplots(1, 2)
+    for ax, metric in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        for split, style in (("train", "-"), ("test", "--")):
+            values = list(h.get(f"{split}_{metric}", []))
+            if values:
+                ax.plot(range(1, len(values) + 1), values, style, label=split)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        if ax.get_lines():
+            ax.legend()
+    fig.suptitle(title)
+    return fig
