@@ -285,3 +285,55 @@ def test_params_that_do_not_match(cnn_models, batch):
         m.apply(bad_shape, batch)
     with pytest.raises(ValueError, match="`params`"):
         m.replace(params=bad_tree)
+
+
+def test_tags_inside_modules_are_relative_to_the_module_path():
+    import flax.linen as nn
+
+    class Attn(nnx.Module):
+        def __init__(self, rngs):
+            self.q = nnx.Linear(3, 3, rngs=rngs)
+
+        def __call__(self, x):
+            w = visjax.tag(jax.nn.softmax(self.q(x)), "weights")
+            return w * x
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.blocks = nnx.List([Attn(rngs), Attn(rngs)])
+
+        def __call__(self, x):
+            for b in self.blocks:
+                x = b(x)
+            return x
+
+    m = visjax.as_model(Net(nnx.Rngs(0)), input_shape=(3,))
+    assert m.layers == (
+        "blocks.0.q",
+        "blocks.0.weights",
+        "blocks.0",
+        "blocks.1.q",
+        "blocks.1.weights",
+        "blocks.1",
+    )
+    x = jnp.ones((2, 3))
+    _, acts = m.activations(x, ["blocks.1.weights"])
+    np.testing.assert_allclose(acts["blocks.1.weights"].sum(-1), 1.0, rtol=1e-6)
+
+    class LAttn(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return visjax.tag(jax.nn.softmax(nn.Dense(3, name="q")(x)), "weights") * x
+
+    class LNet(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return LAttn(name="attn")(x)
+
+    variables = LNet().init(jax.random.key(0), x)
+    lm = visjax.as_model(LNet(), variables, input_shape=(3,))
+    assert lm.layers == ("attn.q", "attn.weights", "attn")
+    # Outside any module, tag is checkpoint_name with the name as given.
+    assert visjax.as_model(lambda p, x: visjax.tag(x * p, "y"), 2.0, input_shape=(3,)).layers == (
+        "y",
+    )

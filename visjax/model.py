@@ -23,6 +23,7 @@ for its first call and ``path#1``, ... for later ones.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
@@ -35,8 +36,29 @@ from jax.ad_checkpoint import checkpoint_name
 
 from visjax import interpret
 
-tag = checkpoint_name
-"""Name a value as a layer: ``visjax.tag(h, "conv2")`` is ``jax.ad_checkpoint.checkpoint_name``."""
+# The path of the NNX/Linen submodule being traced, so that `tag` inside a module names values
+# relative to it. Set only while the adapters trace a forward.
+_SCOPE: contextvars.ContextVar[str] = contextvars.ContextVar("visjax_scope", default="")
+
+
+def tag(x: Any, name: str) -> Any:
+    """Name a value as a layer, so visjax can capture or perturb it by that path.
+
+    Outside a module this is ``jax.ad_checkpoint.checkpoint_name(x, name)``. Inside an NNX or Linen
+    submodule traced through :func:`as_model`, the name is relative to the submodule: in the
+    module at ``"blocks.0.attn"``, ``tag(w, "weights")`` is the layer ``"blocks.0.attn.weights"``
+    (a raw ``checkpoint_name`` there keeps its name as given).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> def apply(p, x):
+      ...     return tag(x @ p, "fc")
+      >>> as_model(apply, jnp.eye(2), input_shape=(2,)).layers
+      ('fc',)
+    """
+    scope = _SCOPE.get()
+    return checkpoint_name(x, f"{scope}.{name}" if scope else name)
+
 
 ForwardFn = Callable[[Any, Any, jax.Array], Any]
 
@@ -46,14 +68,20 @@ ForwardFn = Callable[[Any, Any, jax.Array], Any]
 # static pytree data and two Models over the same architecture share compiled code.
 
 
-def _tag_output(out: Any, path: str) -> Any:
+def _call_in_scope(path: str, fn: Callable[..., Any], *args, **kwargs) -> Any:
+    """Call a submodule with `tag` scoped to its path, and name its output by the path."""
+    token = _SCOPE.set(path)
+    try:
+        out = fn(*args, **kwargs)
+    finally:
+        _SCOPE.reset(token)
     return checkpoint_name(out, path) if isinstance(out, jax.Array) else out
 
 
 @functools.cache
 def _tagged_nnx_class(cls: type) -> type:
     def __call__(self, *args, **kwargs):
-        return _tag_output(cls.__call__(self, *args, **kwargs), vars(self)["_visjax_path"])
+        return _call_in_scope(vars(self)["_visjax_path"], cls.__call__, self, *args, **kwargs)
 
     return type(cls)(cls.__name__, (cls,), {"__call__": __call__, "__module__": cls.__module__})
 
@@ -80,10 +108,9 @@ class _NNXForward:
 
 
 def _linen_tagger(next_fun, args, kwargs, context):
-    out = next_fun(*args, **kwargs)
     if context.method_name == "__call__" and context.module.path:
-        out = _tag_output(out, _path_str(context.module.path))
-    return out
+        return _call_in_scope(_path_str(context.module.path), next_fun, *args, **kwargs)
+    return next_fun(*args, **kwargs)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
