@@ -20,3 +20,12 @@ def cnn_models(cnn_params):
 @pytest.fixture(scope="session")
 def batch():
     return jax.random.uniform(jax.random.key(7), (5, 8, 8, 1))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_weight_cache(tmp_path_factory):
+    """Tests never touch the user's cache folder."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("VISJAX_CACHE", str(tmp_path_factory.mktemp("visjax-cache")))
+    yield
+    mp.undo()

@@ -3,14 +3,35 @@ import pytest
 from visjax.cli import main
 
 
-def test_demo_quick_writes_report(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--quick", "--seed", "1"]) == 0
-    report = (tmp_path / "report.html").read_text()
+def test_demo_quick_writes_report_and_reuses_cached_weights(tmp_path, capsys):
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    argv = ["demo", "--out", str(out), "--quick", "--seed", "1", "--cache", str(cache)]
+    assert main(argv) == 0
+    report = (out / "report.html").read_text()
     assert "training_curves.png" in report and "conv2" in report
-    assert (tmp_path / "training_curves.png").stat().st_size > 1000
-    assert "5,130" in (tmp_path / "summary.txt").read_text()
-    assert "epoch" in capsys.readouterr().out
-    assert not list(tmp_path.glob(".*.tmp"))
+    assert (out / "training_curves.png").stat().st_size > 1000
+    assert "5,130" in (out / "summary.txt").read_text()
+    assert "trained for 15 epochs" in capsys.readouterr().out
+    assert not list(out.glob(".*.tmp"))
+    # A second run loads the weights instead of training again.
+    assert main([*argv, "--sections", "training"]) == 0
+    assert "loaded from the cache" in capsys.readouterr().out
+    assert "Model" not in (out / "report.html").read_text().split("<body>")[1].split("</h1>")[1]
+
+
+def test_unknown_section_lists_known_ones(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--sections", "model,nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown report section(s) ['nope']" in err and "'training'" in err
+    assert not (tmp_path / "report.html").exists()
+
+
+def test_unwritable_cache_is_reported(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    argv = ["demo", "--out", str(tmp_path / "o"), "--quick", "--cache", str(blocker / "c")]
+    assert main(argv) == 2
+    assert "not writable" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["demo", "--help"]])

@@ -13,66 +13,49 @@ def _log(msg: str) -> None:
     print(f"[visjax] {msg}", flush=True)
 
 
-def demo(out: str | Path, *, seed: int = 0, quick: bool = False) -> Path:
-    """Train the digits CNN and write a summary, a training-curve PNG and ``report.html``.
+def demo(
+    out: str | Path,
+    *,
+    seed: int = 0,
+    quick: bool = False,
+    sections: Sequence[str] | None = None,
+    cache: str | Path | None = None,
+) -> Path:
+    """Run the registered report sections and write ``report.html`` into ``out``.
+
+    The built-in sections train the digits CNN (once; the weights are cached) and write a model
+    summary and training curves; each capability adds its own section
+    (:mod:`visjax.sections`).
 
     Args:
       out: the output folder (created if missing).
       seed: seed for the initial weights and the shuffling.
-      quick: train for 15 epochs instead of 30 (tests use it).
+      quick: short runs (tests use it): 15 training epochs, each section within about 10 s.
+      sections: names of the sections to run (default: all registered).
+      cache: the weight cache folder (default ``$VISJAX_CACHE`` or the user's cache directory).
 
     Returns:
       The path of ``report.html``.
+
+    Raises:
+      ValueError: an unknown section name (the message lists the known ones).
     """
-    import jax.numpy as jnp
+    from tqdm.auto import tqdm
 
-    from visjax.inspect import summary
-    from visjax.io import atomic_write_text, save_figure
-    from visjax.plot import Section, training_curves, write_report
-    from visjax.zoo import digits_cnn, load_digits, train
+    from visjax.plot import write_report
+    from visjax.sections import DemoContext, select_sections
 
+    chosen = select_sections(sections)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    ctx = DemoContext(out=out, seed=seed, quick=quick, cache=cache, log=_log)
     t0 = time.perf_counter()
-    _log("loading scikit-learn digits")
-    data = load_digits()
-    _log(f"{len(data.train.x)} training and {len(data.test.x)} test images of shape 8x8x1")
-    epochs = 15 if quick else 30
-    model = digits_cnn("nnx", seed=seed)
-
-    def progress(epoch: int, h) -> None:
-        if (epoch + 1) % 5 == 0 or epoch + 1 == epochs:
-            _log(
-                f"epoch {epoch + 1:>3}/{epochs}: train loss {h.train_loss[-1]:.4f}, "
-                f"test accuracy {h.test_accuracy[-1]:.2%}"
-            )
-
-    _log(f"training the digits CNN (NNX) for {epochs} epochs, seed {seed}")
-    model, history = train(
-        model, data.train, epochs=epochs, seed=seed, test_data=data.test, callback=progress
-    )
-    table = summary(model, jnp.zeros((1, 8, 8, 1), jnp.float32)).to_text()
-    atomic_write_text(out / "summary.txt", table + "\n")
-    curve = save_figure(training_curves(history, title="digits CNN"), out / "training_curves.png")
-    _log(f"wrote {out / 'summary.txt'} and {curve}")
-    report = write_report(
-        out / "report.html",
-        [
-            Section(
-                "Model",
-                "The digits CNN as a Flax NNX module, seen through visjax's model interface: "
-                "layer paths, activation shapes for one example, parameter counts.",
-                preformatted=[table],
-            ),
-            Section(
-                "Training",
-                f"Adam (lr 1e-2), batch 64, {epochs} epochs, seed {seed}. Final test accuracy "
-                f"{history.test_accuracy[-1]:.2%} on 450 held-out digits.",
-                figures=[curve],
-            ),
-        ],
-        title="visjax demo: digits CNN",
-    )
+    built = []
+    for spec in tqdm(chosen, desc="report sections", unit="section", leave=False):
+        t = time.perf_counter()
+        built.append(spec.build(ctx))
+        _log(f"section {spec.name!r} done in {time.perf_counter() - t:.1f} s")
+    report = write_report(out / "report.html", built, title="visjax demo")
     _log(f"wrote {report} in {time.perf_counter() - t0:.1f} s")
     return report
 
@@ -90,7 +73,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--quick", action="store_true", help="shorter training, for tests")
+    p.add_argument("--quick", action="store_true", help="short runs, for tests")
+    p.add_argument(
+        "--sections",
+        default=None,
+        help="comma-separated report sections to run (default: all; unknown names are listed)",
+    )
+    p.add_argument(
+        "--cache", default=None, help="weight cache folder (default: $VISJAX_CACHE or ~/.cache)"
+    )
     return parser
 
 
@@ -98,7 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``visjax`` console script."""
     args = _parser().parse_args(argv)
     if args.command == "demo":
-        demo(args.out, seed=args.seed, quick=args.quick)
+        sections = None if args.sections is None else [s for s in args.sections.split(",") if s]
+        try:
+            demo(args.out, seed=args.seed, quick=args.quick, sections=sections, cache=args.cache)
+        except (ValueError, OSError) as e:
+            print(f"visjax demo: error: {e}", file=sys.stderr)
+            return 2
     return 0
 
 

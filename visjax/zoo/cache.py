@@ -1,0 +1,178 @@
+"""A cache of trained weights, so the demo and experiments train each model once.
+
+An entry is a folder ``<cache>/<name>-<digest>/`` where ``digest`` hashes the entry's
+configuration (model, data, seed, training settings). It holds the parameters saved with
+orbax-checkpoint (``params/``), the training history and configuration as JSON, and, written last,
+``manifest.json`` with the size and SHA-256 of every other file.
+
+Writes are atomic: an entry is assembled in a temporary folder beside it and renamed into place,
+so a writer killed mid-save leaves at most a temporary folder, never a partial entry. On reading,
+an entry whose manifest is missing or whose files do not match it (truncated, corrupted, edited) is
+discarded and retrained, never a crash.
+
+The cache folder is ``$VISJAX_CACHE`` if set, else ``$XDG_CACHE_HOME/visjax`` (default
+``~/.cache/visjax``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+
+from visjax.io import atomic_write_text
+from visjax.model import Model
+from visjax.zoo.train import History
+
+_MANIFEST = "manifest.json"
+
+
+class Trained(NamedTuple):
+    """A trained model, its history and whether it came from the cache."""
+
+    model: Model
+    history: History
+    from_cache: bool
+
+
+def cache_dir(path: str | os.PathLike | None = None) -> Path:
+    """The cache folder, created if missing; raises ``OSError`` naming it if it is not writable.
+
+    Args:
+      path: an explicit folder; default ``$VISJAX_CACHE``, else ``$XDG_CACHE_HOME/visjax``
+        (``~/.cache/visjax``).
+    """
+    if path is None:
+        env = os.environ.get("VISJAX_CACHE")
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        path = env if env else Path(base) / "visjax"
+    path = Path(path).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise OSError(
+            f"the visjax cache folder {str(path)!r} is not writable ({e.strerror or e}); "
+            "set VISJAX_CACHE to a writable folder"
+        ) from e
+    return path
+
+
+def entry_name(name: str, config: Mapping[str, Any]) -> str:
+    """The folder name of the entry for ``name`` and ``config`` (JSON-serialisable values)."""
+    blob = json.dumps({"name": name, "config": config}, sort_keys=True, default=str)
+    return f"{name}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _file_table(folder: Path) -> dict[str, list]:
+    return {
+        str(p.relative_to(folder)): [p.stat().st_size, _sha256(p)]
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != _MANIFEST
+    }
+
+
+def _abstract(tree: Any) -> Any:
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), tree)
+
+
+def _save(folder: Path, model: Model, history: History, config: Mapping[str, Any]) -> None:
+    import orbax.checkpoint as ocp
+
+    ckptr = ocp.StandardCheckpointer()
+    try:
+        ckptr.save(folder / "params", model.params)
+        ckptr.wait_until_finished()
+    finally:
+        ckptr.close()
+    atomic_write_text(folder / "history.json", json.dumps(history._asdict()))
+    atomic_write_text(folder / "config.json", json.dumps(config, sort_keys=True, default=str))
+    _commit(folder)
+
+
+def _commit(folder: Path) -> None:
+    atomic_write_text(folder / _MANIFEST, json.dumps(_file_table(folder), sort_keys=True))
+
+
+def _load(folder: Path, like: Model) -> tuple[Model, History]:
+    import orbax.checkpoint as ocp
+
+    manifest = json.loads((folder / _MANIFEST).read_text())
+    if manifest != _file_table(folder):
+        raise ValueError("files do not match the manifest")
+    ckptr = ocp.StandardCheckpointer()
+    try:
+        params = ckptr.restore((folder / "params").resolve(), _abstract(like.params))
+    finally:
+        ckptr.close()
+    history = History(**json.loads((folder / "history.json").read_text()))
+    return like.replace(params=params), history
+
+
+def load_or_train(
+    name: str,
+    config: Mapping[str, Any],
+    train_fn: Callable[[], tuple[Model, History]],
+    *,
+    like: Model,
+    cache: str | os.PathLike | None = None,
+) -> Trained:
+    """Return the cached result for ``(name, config)``, or run ``train_fn`` and cache it.
+
+    Args:
+      name: the model's name (the entry folder's prefix).
+      config: everything the result depends on (model settings, data, seed, training settings);
+        JSON-serialisable. A different config is a different entry.
+      train_fn: trains and returns ``(model, history)``; called only on a miss.
+      like: a model with the same structure, into which cached parameters are loaded.
+      cache: the cache folder (default :func:`cache_dir`).
+
+    Returns:
+      A :class:`Trained` with ``from_cache`` telling whether training was skipped.
+
+    Raises:
+      OSError: the cache folder is not writable (the message names it).
+    """
+    root = cache_dir(cache)
+    final = root / entry_name(name, config)
+    if final.exists():
+        try:
+            model, history = _load(final, like)
+            return Trained(model, history, True)
+        except Exception as e:  # a corrupt or partial entry is discarded, never fatal
+            warnings.warn(
+                f"discarding corrupt visjax cache entry {final} ({type(e).__name__}: {e})",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            shutil.rmtree(final, ignore_errors=True)
+    model, history = train_fn()
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{final.name}-"))
+    try:
+        _save(tmp, model, history, config)
+        try:
+            os.rename(tmp, final)
+        except OSError:  # another writer committed the same entry first
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Trained(model, history, False)
