@@ -5,6 +5,10 @@ checks that it runs under ``jax.jit`` and agrees with the eager call, that a bat
 stack of single examples, that a second jitted call with new inputs does not trace again, and
 that the output is finite with the documented shape. A new public method is covered by adding
 one ``Case`` line.
+
+Methods that draw random numbers (``random=True``) get the same key in every call; their noise is
+drawn for the batch as a whole, so a single example sees another draw and the batch-versus-single
+check is replaced by "same key, same result".
 """
 
 from collections.abc import Callable
@@ -15,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from visjax import attribution as va
 from visjax.zoo import digits_cnn
 
 
@@ -23,6 +28,14 @@ class Case(NamedTuple):
     fn: Callable  # (model, x, target) -> batch-first array
     shape: Callable  # x.shape -> expected output shape
     rtol: float = 1e-5
+    random: bool = False
+
+
+KEY = jax.random.key(11)
+
+
+def SAME(s):
+    return s
 
 
 def _layer_grad(model, x, target):
@@ -45,6 +58,45 @@ CASES = [
         lambda s: (*s[:3], 16),
     ),
     Case("Model.perturbed (layer gradient)", _layer_grad, lambda s: (*s[:3], 32)),
+    Case("saliency", lambda m, x, t: va.saliency(m, x, t), SAME),
+    Case("gradient_x_input", lambda m, x, t: va.gradient_x_input(m, x, t), SAME),
+    Case(
+        "integrated_gradients",
+        lambda m, x, t: va.integrated_gradients(m, x, t, n_steps=8, batch_size=12),
+        SAME,
+        rtol=1e-4,
+    ),
+    Case(
+        "at_layer(integrated_gradients)",
+        lambda m, x, t: va.at_layer(va.integrated_gradients, "conv1")(m, x, t, n_steps=4),
+        lambda s: (*s[:3], 16),
+        rtol=1e-4,
+    ),
+    Case(
+        "at_layer(gradient_x_input)",
+        lambda m, x, t: va.at_layer(va.gradient_x_input, "conv2")(m, x, t),
+        lambda s: (*s[:3], 32),
+    ),
+    Case(
+        "blur_integrated_gradients",
+        lambda m, x, t: va.blur_integrated_gradients(m, x, t, n_steps=8, max_sigma=2.0),
+        SAME,
+        rtol=1e-3,
+    ),
+    Case(
+        "expected_gradients",
+        lambda m, x, t: va.expected_gradients(
+            m, x, t, references=jnp.zeros((2, 8, 8, 1)) + 0.5, n_samples=4, key=KEY
+        ),
+        SAME,
+        random=True,
+    ),
+    Case(
+        "noise_tunnel(saliency)",
+        lambda m, x, t: va.noise_tunnel(va.saliency, n_samples=3, stdev=0.1)(m, x, t, key=KEY),
+        SAME,
+        random=True,
+    ),
 ]
 
 
@@ -75,9 +127,11 @@ def test_conformance(case, model, inputs):
     assert bool(jnp.all(jnp.isfinite(out)))
     # jit agrees with the eager call
     np.testing.assert_allclose(out, case.fn(model, x, target), rtol=case.rtol, atol=1e-6)
-    # a batch equals the stack of single examples
-    singles = [case.fn(model, x[i : i + 1], target[i : i + 1]) for i in range(x.shape[0])]
-    np.testing.assert_allclose(out, jnp.concatenate(singles), rtol=case.rtol, atol=1e-6)
+    if case.random:
+        np.testing.assert_array_equal(out, jitted(model, x, target))
+    else:  # a batch equals the stack of single examples
+        singles = [case.fn(model, x[i : i + 1], target[i : i + 1]) for i in range(x.shape[0])]
+        np.testing.assert_allclose(out, jnp.concatenate(singles), rtol=case.rtol, atol=1e-6)
     # a second call with new values and new weights of the same shapes does not trace again
     new_model = model.replace(params=jax.tree.map(lambda a: a * 0.9, model.params))
     jitted(new_model, x + 0.5, target[::-1]).block_until_ready()

@@ -337,3 +337,15 @@ def test_tags_inside_modules_are_relative_to_the_module_path():
     assert visjax.as_model(lambda p, x: visjax.tag(x * p, "y"), 2.0, input_shape=(3,)).layers == (
         "y",
     )
+
+
+def test_replace_sets_the_layer_value_and_cuts_the_path_before_it(cnn_models, batch):
+    m = cnn_models["linen"]
+    _, acts = m.activations(batch, "conv2")
+    out = m.run(batch, replace={"conv2": acts["conv2"]})[0]
+    assert rel_err(out, m(batch)) <= 1e-6
+    # d out / d x through a replaced layer is zero: nothing upstream reaches the output
+    g = jax.grad(lambda x: m.run(x, replace={"conv2": acts["conv2"]})[0].sum())(batch)
+    assert float(jnp.abs(g).max()) == 0.0
+    with pytest.raises(ValueError, match=r"`replace\['conv2'\]` must have"):
+        m.run(batch, replace={"conv2": jnp.zeros(3)})

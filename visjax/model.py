@@ -317,9 +317,10 @@ class Model:
         *,
         capture: Sequence[str] = (),
         perturb: Mapping[str, Any] | None = None,
+        replace: Mapping[str, Any] | None = None,
         params: Any = None,
     ) -> tuple[Any, dict[str, jax.Array]]:
-        """Run the forward, capturing and/or perturbing named layers.
+        """Run the forward, capturing, perturbing and/or replacing named layers.
 
         ``perturb[name]`` is added to that layer's activation (same shape, batch first) before the
         rest of the network sees it, so ``jax.grad`` with respect to a zero perturbation is the
@@ -330,6 +331,9 @@ class Model:
           x: a batch ``(N, *input_shape)``.
           capture: layer paths whose activations to return.
           perturb: layer path to an array added to its activation.
+          replace: layer path to an array used instead of its activation (the layers before it
+            still run; the gradient with respect to the replacement is the layer gradient, and
+            nothing flows to the layers before it through this path).
           params: parameters to use instead of ``self.params``.
 
         Returns:
@@ -343,32 +347,39 @@ class Model:
         self._check_params(params)
         x = self._check_x(x)
         perturb = dict(perturb or {})
+        replace = dict(replace or {})
         capture = (capture,) if isinstance(capture, str) else tuple(capture)
         closed, out_tree, known = _trace(self.forward, params, self.state, x)
-        for arg, names in (("capture", capture), ("perturb", tuple(perturb))):
+        for arg, names in (
+            ("capture", capture),
+            ("perturb", tuple(perturb)),
+            ("replace", tuple(replace)),
+        ):
             unknown = [n for n in names if n not in known]
             if unknown:
                 raise ValueError(
                     f"`{arg}` names unknown layer(s) {unknown}; known layers: {list(known)}"
                 )
-        if not capture and not perturb:
+        if not capture and not perturb and not replace:
             return self.forward(params, self.state, x), {}
         captured: dict[str, jax.Array] = {}
 
         def on_name(key: str, value: jax.Array) -> jax.Array:
-            if key in perturb:
-                delta = jnp.asarray(perturb[key])
-                if delta.shape != value.shape:
-                    raise ValueError(
-                        f"`perturb[{key!r}]` must have the layer's shape {value.shape}, "
-                        f"got {delta.shape}"
-                    )
-                value = value + delta.astype(value.dtype)
+            for arg, table in (("replace", replace), ("perturb", perturb)):
+                if key in table:
+                    new = jnp.asarray(table[key])
+                    if new.shape != value.shape:
+                        raise ValueError(
+                            f"`{arg}[{key!r}]` must have the layer's shape {value.shape}, "
+                            f"got {new.shape}"
+                        )
+                    new = new.astype(value.dtype)
+                    value = new if arg == "replace" else value + new
             if key in capture:
                 captured[key] = value
             return value
 
-        base_names = {n.split("#")[0] for n in (*capture, *perturb)}
+        base_names = {n.split("#")[0] for n in (*capture, *perturb, *replace)}
         flat = jax.tree.leaves((params, self.state, x))
         outs = interpret.eval_jaxpr(closed, flat, names=base_names, on_name=on_name)
         return jax.tree.unflatten(out_tree, outs), {n: captured[n] for n in capture}

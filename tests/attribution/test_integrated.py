@@ -1,0 +1,118 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from visjax.attribution import (
+    at_layer,
+    completeness_error,
+    expected_gradients,
+    integrated_gradients,
+    make_baseline,
+    rule_nodes,
+)
+from visjax.attribution.integrated import RULES
+
+
+@pytest.mark.parametrize("method", RULES)
+def test_linear_model_closed_form_for_every_rule(linear, images, method):
+    model, w = linear
+    baseline = jnp.full(images.shape, 0.25)
+    phi = integrated_gradients(model, images, 2, baseline=baseline, n_steps=7, method=method)
+    total_weight = 1 - 1 / 7 if method == "riemann_trapezoid" else 1.0
+    expected = (images - baseline) * w[:, 2].reshape(4, 4, 1) * total_weight
+    np.testing.assert_allclose(phi, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_rule_nodes_follow_captum():
+    a, w = rule_nodes("riemann_trapezoid", 5)
+    np.testing.assert_allclose(a, [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_allclose(w, [0.1, 0.2, 0.2, 0.2, 0.1])
+    a, w = rule_nodes("riemann_left", 4)
+    np.testing.assert_allclose(a, [0, 0.25, 0.5, 0.75])
+    a, _ = rule_nodes("riemann_right", 4)
+    np.testing.assert_allclose(a, [0.25, 0.5, 0.75, 1])
+    a, _ = rule_nodes("riemann_middle", 4)
+    np.testing.assert_allclose(a, [0.125, 0.375, 0.625, 0.875])
+    a, w = rule_nodes("gausslegendre", 3)
+    np.testing.assert_allclose(w.sum(), 1.0)
+    np.testing.assert_allclose(a, 0.5 * (1 + np.array([-np.sqrt(0.6), 0, np.sqrt(0.6)])))
+
+
+def test_completeness_error_falls_with_n_steps(trained_cnn, digits):
+    x, t = jnp.asarray(digits.test.x[:16]), jnp.asarray(digits.test.y[:16])
+    medians = []
+    for n in (4, 16, 64):
+        phi = integrated_gradients(trained_cnn, x, t, n_steps=n)
+        medians.append(float(jnp.median(completeness_error(trained_cnn, x, t, phi))))
+    assert medians[0] > medians[1] > medians[2]
+    assert medians[2] < 0.02
+
+
+def test_batch_size_does_not_change_the_result(trained_cnn, digits):
+    x, t = jnp.asarray(digits.test.x[:5]), jnp.asarray(digits.test.y[:5])
+    full = integrated_gradients(trained_cnn, x, t, n_steps=12, method="riemann_middle")
+    for bs in (7, 60):
+        chunked = integrated_gradients(
+            trained_cnn, x, t, n_steps=12, method="riemann_middle", batch_size=bs
+        )
+        np.testing.assert_allclose(chunked, full, rtol=1e-4, atol=1e-6)
+
+
+def test_layer_integrated_gradients_is_complete(trained_cnn, digits):
+    x, t = jnp.asarray(digits.test.x[:4]), jnp.asarray(digits.test.y[:4])
+    phi = at_layer(integrated_gradients, "conv2")(
+        trained_cnn, x, t, n_steps=512, method="riemann_middle", batch_size=1024
+    )
+    assert phi.shape == (4, 8, 8, 32)
+    delta = trained_cnn(x)[jnp.arange(4), t] - trained_cnn(jnp.zeros_like(x))[jnp.arange(4), t]
+    np.testing.assert_allclose(phi.reshape(4, -1).sum(1), delta, rtol=0.02, atol=0.02)
+
+
+def test_named_baselines(images):
+    assert float(jnp.abs(make_baseline(images, "zeros")).max()) == 0.0
+    u = make_baseline(images, "uniform", key=jax.random.key(0))
+    assert u.shape == images.shape
+    assert bool(jnp.all(u >= images.min((1, 2, 3), keepdims=True)))
+    assert bool(jnp.all(u <= images.max((1, 2, 3), keepdims=True)))
+    blurred = make_baseline(images, "blur")
+    np.testing.assert_allclose(blurred.mean(), images.mean(), rtol=0.05)
+    assert float(blurred.std()) < float(images.std())
+    np.testing.assert_allclose(make_baseline(images, 0.5), jnp.full_like(images, 0.5))
+
+
+def test_expected_gradients_with_one_reference_is_exact_on_a_linear_model(linear, images):
+    model, w = linear
+    ref = jnp.full((1, 4, 4, 1), 0.3)
+    phi = expected_gradients(model, images, 0, references=ref, n_samples=5, key=jax.random.key(1))
+    np.testing.assert_allclose(phi, (images - 0.3) * w[:, 0].reshape(4, 4, 1), rtol=1e-5)
+
+
+def test_expected_gradients_is_complete_in_expectation(linear, images):
+    model, w = linear
+    refs = jax.random.uniform(jax.random.key(5), (4, 4, 4, 1))
+    phi = expected_gradients(
+        model, images, 0, references=refs, n_samples=4000, batch_size=3000, key=jax.random.key(1)
+    )
+    expected = (images - refs.mean(0)) * w[:, 0].reshape(4, 4, 1)
+    np.testing.assert_allclose(phi.sum((1, 2, 3)), expected.sum((1, 2, 3)), atol=0.1)
+
+
+def test_bad_arguments(linear, images):
+    model, _ = linear
+    with pytest.raises(ValueError, match="`n_steps` must be an int >= 2"):
+        integrated_gradients(model, images, 0, n_steps=1, method="riemann_left")
+    with pytest.raises(ValueError, match="`method` must be one of"):
+        integrated_gradients(model, images, 0, method="simpson")
+    with pytest.raises(ValueError, match="`baseline` of shape"):
+        integrated_gradients(model, images, 0, baseline=jnp.zeros((2, 4, 4, 1)))
+    with pytest.raises(ValueError, match="`key` is required"):
+        integrated_gradients(model, images, 0, baseline="uniform")
+    with pytest.raises(ValueError, match="`key` is required"):
+        expected_gradients(model, images, 0, references=images)
+    with pytest.raises(ValueError, match="`references` must have shape"):
+        expected_gradients(model, images, 0, references=images[0], key=jax.random.key(0))
+    with pytest.raises(ValueError, match="`baseline` contains NaN"):
+        integrated_gradients(model, images, 0, baseline=jnp.nan)
+    with pytest.raises(ValueError, match="`batch_size`"):
+        integrated_gradients(model, images, 0, batch_size=0)

@@ -1,0 +1,138 @@
+"""Targets and input checks shared by the attribution methods.
+
+A target is an int class (the same for every example), an int array of shape ``(N,)``, or a
+callable mapping one example's output to a scalar (vmapped over the batch). Values are checked
+eagerly when concrete (a target out of range, NaN/Inf in ``x``); under a caller's ``jit`` they are
+tracers and only shapes and dtypes are checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from visjax.model import Model, as_model
+
+Target = int | jax.Array | np.ndarray | Callable[[jax.Array], jax.Array]
+ExampleFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def is_concrete(a: Any) -> bool:
+    return not isinstance(a, jax.core.Tracer)
+
+
+def check_finite(a: Any, name: str) -> None:
+    """Raise if a concrete array holds NaN or Inf (under jit the check is skipped)."""
+    if is_concrete(a) and not bool(jnp.all(jnp.isfinite(jnp.asarray(a)))):
+        raise ValueError(f"`{name}` contains NaN or Inf")
+
+
+def prepare(model: Any, x: Any) -> tuple[Model, jax.Array]:
+    """The model as a :class:`Model` and ``x`` checked (rank, dtype, finite)."""
+    model = as_model(model)
+    x = model._check_x(x)
+    check_finite(x, "x")
+    return model, x
+
+
+def _select(target_fn: Callable | None, out_i: jax.Array, t_i: jax.Array) -> jax.Array:
+    if target_fn is None:
+        return out_i[t_i]
+    s = target_fn(out_i)
+    if jnp.shape(s) != ():
+        raise ValueError(f"`target` must return a scalar per example, got shape {jnp.shape(s)}")
+    return s
+
+
+def example_fn(model: Model, target_fn: Callable | None) -> ExampleFn:
+    """The per-example scalar ``f(x_i, t_i)``: logit ``t_i``, or ``target_fn(output_i)``."""
+    return lambda xi, ti: _select(target_fn, model(xi[None])[0], ti)
+
+
+def layer_example_fn(model: Model, target_fn: Callable | None, layer: str) -> ExampleFn:
+    """``f(a_i, (t_i, x_i))``: the target as a function of layer ``layer``'s activation ``a_i``.
+
+    The network runs on ``x_i`` with the layer's value replaced by ``a_i``, so paths that bypass
+    the layer (skip connections) still see ``x_i``.
+    """
+
+    def f(ai, ctx):
+        ti, xi = ctx
+        out = model.run(xi[None], replace={layer: ai[None]})[0]
+        return _select(target_fn, out[0], ti)
+
+    return f
+
+
+def attributed_space(model: Model, x, baseline, t, target_fn, layer):
+    """``(f, z, z_baseline, ctx)``: what a method attributes to, in input or layer space."""
+    if layer is None:
+        return example_fn(model, target_fn), x, baseline, t
+    z = model.activations(x, layer)[1][layer]
+    zb = None if baseline is None else model.activations(baseline, layer)[1][layer]
+    return layer_example_fn(model, target_fn, layer), z, zb, (t, x)
+
+
+def resolve(model: Model, x: jax.Array, target: Target) -> tuple[Callable | None, jax.Array]:
+    """Check ``target`` and return ``(target_fn or None, per-example class indices (N,))``.
+
+    A callable target gives ``(target, zeros)``; an int or int array gives ``(None, t)``.
+    """
+    n = x.shape[0]
+    if callable(target):
+        return target, jnp.zeros((n,), jnp.int32)
+    out = jax.eval_shape(model, jax.ShapeDtypeStruct(x.shape, x.dtype))
+    if not isinstance(out, jax.ShapeDtypeStruct) or out.ndim != 2:
+        raise ValueError(
+            "an integer `target` needs a model output of shape (N, classes); got "
+            f"{getattr(out, 'shape', type(out).__name__)}: pass a callable `target`"
+        )
+    n_classes = out.shape[1]
+    t = target
+    if isinstance(t, bool) or t is None:
+        raise TypeError(
+            f"`target` must be an int, an int array of shape (N,) or a callable, got {t!r}"
+        )
+    if isinstance(t, int | np.integer):
+        t = jnp.full((n,), int(t), jnp.int32)
+    t = t if hasattr(t, "dtype") else jnp.asarray(t)
+    if not jnp.issubdtype(t.dtype, jnp.integer):
+        raise TypeError(
+            "`target` must be an int, an int array of shape (N,) or a callable, "
+            f"got dtype {t.dtype}"
+        )
+    if t.shape == ():
+        t = jnp.broadcast_to(t, (n,))
+    if t.shape != (n,):
+        raise ValueError(f"`target` must have shape ({n},) (one class per example), got {t.shape}")
+    if is_concrete(t):
+        bad = np.asarray((t < 0) | (t >= n_classes))
+        if bad.any():
+            raise ValueError(
+                f"`target` must be in [0, {n_classes}), got {np.asarray(t)[bad].tolist()}"
+            )
+    return None, jnp.asarray(t, jnp.int32)
+
+
+def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_batch_size(batch_size: Any) -> int | None:
+    if batch_size is None:
+        return None
+    return check_positive_int(batch_size, "batch_size")
+
+
+def require_key(key: Any, method: str) -> jax.Array:
+    if key is None:
+        raise ValueError(
+            f"`key` is required: {method} draws random numbers (pass jax.random.key(...))"
+        )
+    return key
