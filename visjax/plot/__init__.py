@@ -1,7 +1,17 @@
 """Plotting: one function per picture, arrays in, a matplotlib Figure out; and the HTML report."""
 
+from visjax.plot.attribution import attribution_grid as attribution_grid
+from visjax.plot.attribution import draw_overlay as draw_overlay
+from visjax.plot.attribution import overlay as overlay
 from visjax.plot.curves import training_curves as training_curves
 from visjax.plot.report import Section as Section
 from visjax.plot.report import write_report as write_report
 
-__all__ = ["Section", "training_curves", "write_report"]
+__all__ = [
+    "Section",
+    "attribution_grid",
+    "draw_overlay",
+    "overlay",
+    "training_curves",
+    "write_report",
+]

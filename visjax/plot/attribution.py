@@ -1,0 +1,167 @@
+"""Attribution maps: a heatmap over the image, and a grid comparing methods across examples."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _to_map(attribution: Any) -> np.ndarray:
+    a = np.asarray(attribution, dtype=np.float64)
+    if a.ndim == 3:  # (H, W, C): sum over channels, as Captum's visualisation does
+        a = a.sum(-1)
+    if a.ndim != 2:
+        raise ValueError(f"`attribution` must be (H, W) or (H, W, C), got shape {a.shape}")
+    return a
+
+
+def _to_image(image: Any) -> np.ndarray:
+    img = np.asarray(image, dtype=np.float64)
+    if img.ndim == 3 and img.shape[-1] == 1:
+        img = img[..., 0]
+    if img.ndim not in (2, 3):
+        raise ValueError(f"`image` must be (H, W) or (H, W, C), got shape {img.shape}")
+    lo, hi = np.nanmin(img), np.nanmax(img)
+    return (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+
+
+def draw_overlay(
+    ax,
+    image: Any,
+    attribution: Any,
+    *,
+    signed: bool | None = None,
+    percentile: float = 99.0,
+    alpha: float = 0.65,
+    cmap: str | None = None,
+    title: str | None = None,
+):
+    """Draw an attribution heatmap over a (grey-scale) image on ``ax``; returns the image artist.
+
+    Channels are summed. Signed maps (``signed=None``: when any value is negative) use a
+    diverging colour map symmetric around zero, clipped at the ``percentile`` of ``|a|``;
+    unsigned maps run from 0 to that percentile. NaN/Inf values are left transparent (the image
+    shows through) and ignored by the percentile.
+    """
+    a = _to_map(attribution)
+    finite = np.isfinite(a)
+    if signed is None:
+        signed = bool((a[finite] < 0).any())
+    vmax = np.percentile(np.abs(a[finite]), percentile) if finite.any() else 1.0
+    vmax = vmax if vmax > 0 else 1.0
+    img = _to_image(image)
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
+    masked = np.ma.masked_invalid(a)
+    artist = ax.imshow(
+        masked,
+        cmap=cmap or ("bwr" if signed else "inferno"),
+        vmin=-vmax if signed else 0.0,
+        vmax=vmax,
+        alpha=alpha,
+        interpolation="nearest",
+    )
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return artist
+
+
+def overlay(
+    image: Any,
+    attribution: Any,
+    *,
+    signed: bool | None = None,
+    percentile: float = 99.0,
+    alpha: float = 0.65,
+    cmap: str | None = None,
+    title: str | None = None,
+    figsize: tuple[float, float] = (3.2, 3.0),
+):
+    """A figure with one attribution heatmap over its image (see :func:`draw_overlay`).
+
+    Args:
+      image: ``(H, W)`` or ``(H, W, C)``; min-max scaled for display.
+      attribution: ``(H, W)`` or ``(H, W, C)`` (channels summed).
+      signed: diverging colours around 0; default: when any value is negative.
+      percentile: colour scale clipped at this percentile of ``|attribution|``.
+      alpha: opacity of the heatmap.
+      cmap: a matplotlib colour map name (default ``"bwr"`` signed, ``"inferno"`` unsigned).
+      title: the axes title.
+      figsize: figure size in inches.
+
+    Returns:
+      A matplotlib ``Figure`` with a colour bar.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    ax = fig.subplots()
+    artist = draw_overlay(
+        ax,
+        image,
+        attribution,
+        signed=signed,
+        percentile=percentile,
+        alpha=alpha,
+        cmap=cmap,
+        title=title,
+    )
+    fig.colorbar(artist, ax=ax, fraction=0.046, pad=0.04)
+    return fig
+
+
+def attribution_grid(
+    images: Any,
+    attributions: Mapping[str, Any],
+    *,
+    row_labels: Sequence[str] | None = None,
+    percentile: float = 99.0,
+    cell: float = 1.6,
+):
+    """A grid: one row per example, the input and then one column per method.
+
+    Each map is scaled on its own (its ``percentile`` of ``|a|``), since methods differ in units.
+
+    Args:
+      images: ``(N, H, W, C)`` inputs.
+      attributions: method name to ``(N, H, W, C)`` attributions (same N).
+      row_labels: one label per row (e.g. ``"true 3 / pred 8"``).
+      percentile: colour scale clip (see :func:`draw_overlay`).
+      cell: size of one cell in inches.
+
+    Returns:
+      A matplotlib ``Figure``.
+    """
+    from matplotlib.figure import Figure
+
+    images = np.asarray(images)
+    n = images.shape[0]
+    for name, a in attributions.items():
+        if np.shape(a)[0] != n:
+            raise ValueError(f"`attributions[{name!r}]` has {np.shape(a)[0]} rows, expected {n}")
+    if row_labels is not None and len(row_labels) != n:
+        raise ValueError(f"`row_labels` must have {n} entries, got {len(row_labels)}")
+    cols = 1 + len(attributions)
+    fig = Figure(figsize=(cell * cols, cell * n + 0.3))
+    axes = np.asarray(fig.subplots(n, cols, squeeze=False))
+    for i in range(n):
+        img = _to_image(images[i])
+        axes[i, 0].imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
+        axes[i, 0].set_xticks([])
+        axes[i, 0].set_yticks([])
+        if row_labels is not None:
+            axes[i, 0].set_ylabel(row_labels[i], fontsize=8)
+        for j, (name, a) in enumerate(attributions.items(), start=1):
+            draw_overlay(
+                axes[i, j],
+                images[i],
+                np.asarray(a)[i],
+                percentile=percentile,
+                title=name if i == 0 else None,
+            )
+    axes[0, 0].set_title("input", fontsize=9)
+    fig.tight_layout()
+    return fig
