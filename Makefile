@@ -1,25 +1,37 @@
 # The two set-up commands: `make demo` and `make test`. Each creates .venv when missing.
+# `make test-peers` adds the PyTorch peer libraries to .venv and runs the peer comparisons.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+PEERS_STAMP := $(VENV)/.peers-installed-stamp
 PYTEST_ARGS ?= -m "not slow and not peers"
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint test-peers clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
+# The PyTorch peers (`peers` extra). torch==2.13.0 first: it is the CPU build on this machine's
+# disk, and constraints-peers.txt pins its +cpu label, so no CUDA build is ever downloaded.
+$(PEERS_STAMP): $(STAMP) pyproject.toml constraints.txt constraints-peers.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -c constraints-peers.txt torch==2.13.0
+	$(BIN)/python -m pip install --quiet -c constraints.txt -c constraints-peers.txt -e '.[test,peers]'
+	touch $(PEERS_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/visjax demo --out out/demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check visjax tests
+	$(BIN)/ruff check visjax tests benchmarks
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-peers: $(PEERS_STAMP)
+	$(BIN)/python -m pytest -m peers
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

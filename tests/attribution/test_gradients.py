@@ -85,3 +85,12 @@ def test_at_layer_rejects_unsupported_methods_and_unknown_layers(trained_cnn):
         at_layer(len, "conv2")
     with pytest.raises(ValueError, match="unknown layer"):
         at_layer(saliency, "conv9")(trained_cnn, jnp.ones((1, 8, 8, 1)), 0)
+
+
+def test_checks_on_closed_over_arrays_inside_a_callers_jit(linear, images):
+    model, _ = linear
+    bad = images.at[0, 0, 0, 0].set(jnp.inf)
+    with pytest.raises(ValueError, match="`x` contains NaN or Inf"):
+        jax.jit(lambda m: saliency(m, bad, 0))(model)
+    with pytest.raises(ValueError, match="`target` must be in"):
+        jax.jit(lambda m, x: saliency(m, x, np.array([0, 1, 5])))(model, images)

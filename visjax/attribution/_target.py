@@ -27,7 +27,8 @@ def is_concrete(a: Any) -> bool:
 
 def check_finite(a: Any, name: str) -> None:
     """Raise if a concrete array holds NaN or Inf (under jit the check is skipped)."""
-    if is_concrete(a) and not bool(jnp.all(jnp.isfinite(jnp.asarray(a)))):
+    # NumPy, not jnp: under a caller's jit even ops on concrete arrays would be staged.
+    if is_concrete(a) and not np.isfinite(np.asarray(a)).all():
         raise ValueError(f"`{name}` contains NaN or Inf")
 
 
@@ -110,11 +111,10 @@ def resolve(model: Model, x: jax.Array, target: Target) -> tuple[Callable | None
     if t.shape != (n,):
         raise ValueError(f"`target` must have shape ({n},) (one class per example), got {t.shape}")
     if is_concrete(t):
-        bad = np.asarray((t < 0) | (t >= n_classes))
+        tv = np.asarray(t)
+        bad = (tv < 0) | (tv >= n_classes)
         if bad.any():
-            raise ValueError(
-                f"`target` must be in [0, {n_classes}), got {np.asarray(t)[bad].tolist()}"
-            )
+            raise ValueError(f"`target` must be in [0, {n_classes}), got {tv[bad].tolist()}")
     return None, jnp.asarray(t, jnp.int32)
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks of visjax, and comparisons with peer libraries (``benchmarks.peers``)."""

@@ -1,0 +1,222 @@
+"""The bridge to the PyTorch peers: a safe torch import, and visjax zoo models rebuilt in PyTorch.
+
+``import_torch()`` imports torch and, on a CPU build of torch, defines the two torchvision operator
+schemas that the registry's (CUDA-only) ``torchvision==0.28.0`` expects from its compiled extension,
+so that torchvision, and the peers that import it (pytorch-grad-cam, Zennit, Lucent), import at all
+(``../shared/PEERS.md``). ``import_peer(name)`` imports a peer module after that, silencing only the
+warnings listed for that peer in ``PEER_IMPORT_WARNINGS``.
+
+``torch_digits_cnn(params)`` builds the digits CNN of :mod:`visjax.zoo.cnn` as a ``torch.nn.Module``
+with the same weights. Every operation the peers must see is a module: the ReLUs are separate
+``nn.ReLU`` modules (Captum's and Zennit's hooks act on modules) and the global average pool is
+``nn.AdaptiveAvgPool2d(1)`` + ``nn.Flatten()`` (Zennit spreads relevance evenly through a pool
+written as ``x.mean(...)``). ``DIGITS_CNN_LAYERS`` maps each visjax layer path to the torch module
+whose output is the same activation (visjax's activations are taken before the ReLU).
+
+Layouts: visjax is NHWC with Flax kernels (conv ``HWIO``, dense ``(in, out)``); torch is NCHW with
+conv ``OIHW`` and dense ``(out, in)``. ``to_torch_input`` / ``from_torch`` convert batches,
+``conv2d`` / ``linear`` convert one layer's ``{"kernel", "bias"}`` parameters. A new zoo model (the
+ResNet of ``visjax/zoo/resnet.py``, say) needs a torch class built from these two, a
+``torch_<model>(params)`` that fills it, and a ``<MODEL>_LAYERS`` path map.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import sys
+import warnings
+from collections.abc import Mapping
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+# torchvision's fake-kernel registrations (torchvision/_meta_registrations.py) need these two
+# operators to exist; its compiled extension, which would define them, is a CUDA build.
+TORCHVISION_SCHEMAS = {
+    "nms": "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+    "qnms": "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+}
+
+# Warnings that peers emit on import, silenced only around that import: module -> list of
+# (category, message regex). Everything else still reaches pytest's `filterwarnings = error`.
+PEER_IMPORT_WARNINGS: dict[str, list[tuple[type[Warning], str]]] = {
+    # kornia 0.4.1 (which Lucent's transforms need) calls torch.jit.script at import, 33 times.
+    "lucent": [(DeprecationWarning, r"`torch\.jit\.script` is deprecated")],
+}
+
+# The torch.library.Library holding the schemas: it must stay alive, since destroying it removes
+# the definitions again.
+_torchvision_library = None
+
+
+def import_torch() -> ModuleType:
+    """Import and return ``torch``, first making ``import torchvision`` work on a CPU torch.
+
+    When ``torch.version.cuda is None``, torchvision is not imported yet and its ``nms``/``qnms``
+    operators are not defined, defines their schemas in the ``torchvision`` namespace (no kernels:
+    the attribution peers use no torchvision operator). Safe to call any number of times.
+
+    The schemas are meant for the pinned CUDA-only ``torchvision==0.28.0``: a torchvision whose
+    compiled extension does load next to a CPU torch would find its namespace taken, so call this
+    only with the versions in ``constraints-peers.txt``.
+    """
+    global _torchvision_library
+    import torch
+
+    if (
+        _torchvision_library is None
+        and torch.version.cuda is None
+        and "torchvision" not in sys.modules
+    ):
+        missing = [n for n in TORCHVISION_SCHEMAS if not hasattr(torch.ops.torchvision, n)]
+        if missing:
+            library = torch.library.Library("torchvision", "DEF")
+            for name in missing:
+                library.define(TORCHVISION_SCHEMAS[name])
+            _torchvision_library = library
+    return torch
+
+
+def import_peer(name: str) -> ModuleType:
+    """Import the peer module ``name`` (e.g. ``"pytorch_grad_cam"``) after :func:`import_torch`.
+
+    Only the import warnings that ``PEER_IMPORT_WARNINGS`` lists for its top-level package are
+    silenced, and only during the import.
+    """
+    import_torch()
+    with warnings.catch_warnings():
+        for category, message in PEER_IMPORT_WARNINGS.get(name.partition(".")[0], []):
+            warnings.filterwarnings("ignore", message=message, category=category)
+        return importlib.import_module(name)
+
+
+# ----------------------------------------------------------------------------- layouts
+
+
+def to_torch_input(x_nhwc: Any, *, dtype: Any = None):
+    """A visjax batch ``(N, H, W, C)`` (NumPy or JAX) as a contiguous torch tensor ``(N, C, H, W)``.
+
+    ``dtype`` is a torch dtype; by default the array's own (float32 for visjax's data).
+    """
+    torch = import_torch()
+    x = np.asarray(x_nhwc)
+    if x.ndim != 4:
+        raise ValueError(f"expected an NHWC batch of rank 4, got shape {x.shape}")
+    t = torch.from_numpy(_writable_copy(x.transpose(0, 3, 1, 2)))
+    return t if dtype is None else t.to(dtype)
+
+
+def from_torch(t: Any) -> np.ndarray:
+    """A torch tensor as a NumPy array in visjax's layout: rank 4 ``NCHW`` becomes ``NHWC``.
+
+    Other ranks (logits ``(N, C)``, per-example values ``(N,)``) keep their layout.
+    """
+    x = t.detach().cpu().numpy()
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if x.ndim == 4 else x
+
+
+def _writable_copy(a: Any) -> np.ndarray:
+    # A C-contiguous copy that owns its data: NumPy views of JAX arrays are read-only, and
+    # torch.from_numpy warns about (and shares memory with) a read-only array.
+    return np.array(a, order="C", copy=True)
+
+
+def _tensor(a: Any, dtype):
+    torch = import_torch()
+    return torch.from_numpy(_writable_copy(a)).to(dtype)
+
+
+def conv2d(
+    p: Mapping[str, Any], *, stride: int = 1, padding: int | str = "same", dtype: Any = None
+):
+    """A ``torch.nn.Conv2d`` holding the Flax conv parameters ``p`` (kernel ``HWIO`` -> ``OIHW``).
+
+    ``padding`` is torch's: ``"same"`` matches Flax's ``"SAME"`` at stride 1; an int ``k`` matches
+    Flax's ``padding=k``. (Flax's ``"SAME"`` at stride 2 pads asymmetrically, which
+    ``nn.Conv2d`` cannot express.)
+    """
+    torch = import_torch()
+    dtype = torch.float32 if dtype is None else dtype
+    kernel = np.asarray(p["kernel"])
+    if kernel.ndim != 4:
+        raise ValueError(f"expected an HWIO conv kernel, got shape {kernel.shape}")
+    kh, kw, c_in, c_out = kernel.shape
+    conv = torch.nn.Conv2d(
+        c_in, c_out, (kh, kw), stride=stride, padding=padding, bias="bias" in p, dtype=dtype
+    )
+    with torch.no_grad():
+        conv.weight.copy_(_tensor(kernel.transpose(3, 2, 0, 1), dtype))
+        if "bias" in p:
+            conv.bias.copy_(_tensor(p["bias"], dtype))
+    return conv
+
+
+def linear(p: Mapping[str, Any], *, dtype: Any = None):
+    """A ``torch.nn.Linear`` holding the Flax dense parameters ``p`` (kernel ``(in, out)``)."""
+    torch = import_torch()
+    dtype = torch.float32 if dtype is None else dtype
+    kernel = np.asarray(p["kernel"])
+    if kernel.ndim != 2:
+        raise ValueError(f"expected a dense kernel (in, out), got shape {kernel.shape}")
+    fc = torch.nn.Linear(*kernel.shape, bias="bias" in p, dtype=dtype)
+    with torch.no_grad():
+        fc.weight.copy_(_tensor(kernel.T, dtype))
+        if "bias" in p:
+            fc.bias.copy_(_tensor(p["bias"], dtype))
+    return fc
+
+
+# ----------------------------------------------------------------------------- the digits CNN
+
+# visjax layer path -> name of the torch submodule whose output is that activation (pre-ReLU).
+DIGITS_CNN_LAYERS = {"conv1": "conv1", "conv2": "conv2", "fc": "fc"}
+
+
+@functools.cache
+def _digits_cnn_class() -> type:
+    torch = import_torch()
+    nn = torch.nn
+
+    class TorchDigitsCNN(nn.Module):
+        """The digits CNN (:mod:`visjax.zoo.cnn`) in PyTorch, on NCHW input ``(N, 1, 8, 8)``."""
+
+        def __init__(self, conv1: nn.Conv2d, conv2: nn.Conv2d, fc: nn.Linear):
+            super().__init__()
+            self.conv1 = conv1
+            self.relu1 = nn.ReLU()
+            self.conv2 = conv2
+            self.relu2 = nn.ReLU()
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.flatten = nn.Flatten()
+            self.fc = fc
+
+        def forward(self, x):
+            h = self.relu1(self.conv1(x))
+            h = self.relu2(self.conv2(h))
+            return self.fc(self.flatten(self.pool(h)))
+
+    return TorchDigitsCNN
+
+
+def torch_digits_cnn(params: Mapping[str, Any], *, dtype: Any = None):
+    """The digits CNN as a ``torch.nn.Module`` (in eval mode) with the visjax weights ``params``.
+
+    Args:
+      params: the digits CNN's parameter tree (``digits_cnn(...).params``: ``conv1``, ``conv2``
+        and ``fc``, each ``{"kernel", "bias"}`` in Flax's layout), NumPy or JAX arrays.
+      dtype: torch dtype of the weights; ``torch.float32`` by default.
+
+    Returns:
+      A module taking NCHW input ``(N, 1, 8, 8)`` (see :func:`to_torch_input`) and returning the
+      logits ``(N, 10)``; its submodules are ``conv1, relu1, conv2, relu2, pool, flatten, fc``.
+    """
+    if set(params) != {"conv1", "conv2", "fc"}:
+        raise ValueError(f"expected the digits CNN's params conv1/conv2/fc, got {sorted(params)}")
+    model = _digits_cnn_class()(
+        conv2d(params["conv1"], padding="same", dtype=dtype),
+        conv2d(params["conv2"], padding="same", dtype=dtype),
+        linear(params["fc"], dtype=dtype),
+    )
+    return model.eval()
