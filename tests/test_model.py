@@ -349,3 +349,12 @@ def test_replace_sets_the_layer_value_and_cuts_the_path_before_it(cnn_models, ba
     assert float(jnp.abs(g).max()) == 0.0
     with pytest.raises(ValueError, match=r"`replace\['conv2'\]` must have"):
         m.run(batch, replace={"conv2": jnp.zeros(3)})
+
+
+def test_models_of_one_architecture_share_their_forward(cnn_params):
+    # Same architecture, other weights: equal static data, so jit reuses the compiled program.
+    for form in FORMS:
+        a = cnn.digits_cnn(form, cnn_params)
+        b = cnn.digits_cnn(form, seed=5)
+        assert a.forward == b.forward
+        assert jax.tree.structure(a) == jax.tree.structure(b)

@@ -5,17 +5,27 @@ from visjax.zoo.cnn import init_params as init_digits_cnn_params
 from visjax.zoo.data import Digits as Digits
 from visjax.zoo.data import Split as Split
 from visjax.zoo.data import load_digits as load_digits
+from visjax.zoo.images import SAMPLE_IMAGES as SAMPLE_IMAGES
+from visjax.zoo.images import sample_image as sample_image
+from visjax.zoo.images import sample_images as sample_images
+from visjax.zoo.resnet import digits_resnet as digits_resnet
 from visjax.zoo.train import History as History
 from visjax.zoo.train import evaluate as evaluate
 from visjax.zoo.train import train as train
+from visjax.zoo.vit import digits_vit as digits_vit
 
 __all__ = [
+    "SAMPLE_IMAGES",
     "Digits",
     "History",
     "Split",
     "digits_cnn",
+    "digits_resnet",
+    "digits_vit",
     "evaluate",
     "init_digits_cnn_params",
     "load_digits",
+    "sample_image",
+    "sample_images",
     "train",
 ]

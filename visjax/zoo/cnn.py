@@ -9,6 +9,7 @@ activation is its output before the ReLU.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 import jax
@@ -47,6 +48,7 @@ def apply(params: dict[str, Any], x: jax.Array) -> jax.Array:
     return tag(h @ params["fc"]["kernel"] + params["fc"]["bias"], "fc")
 
 
+@functools.cache
 def _nnx_class():
     from flax import nnx
 
@@ -66,6 +68,7 @@ def _nnx_class():
     return DigitsCNN
 
 
+@functools.cache
 def _linen_class():
     import flax.linen as nn
 
@@ -92,8 +95,12 @@ def nnx_module(params: dict[str, Any]):
     return module
 
 
+@functools.cache
 def linen_module():
-    """A Flax Linen ``DigitsCNNLinen`` (its variables are ``{"params": params}``)."""
+    """A Flax Linen ``DigitsCNNLinen`` (its variables are ``{"params": params}``).
+
+    One shared instance, so models built from it share compiled code.
+    """
     return _linen_class()()
 
 

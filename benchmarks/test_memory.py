@@ -1,0 +1,56 @@
+"""Peak memory of integrated gradients: bounded by ``batch_size``, not by ``n_steps``.
+
+Each configuration runs in a fresh subprocess; its peak resident memory comes from
+``resource.getrusage(RUSAGE_CHILDREN)`` after it exits.
+"""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, json, time
+    import jax, jax.numpy as jnp
+    from visjax import attribution as va
+    from visjax.zoo import digits_cnn, load_digits
+    steps, batch_size = int(sys.argv[1]), (None if sys.argv[2] == "None" else int(sys.argv[2]))
+    x = jnp.asarray(load_digits().test.x[:64])
+    t0 = time.perf_counter()
+    out = va.integrated_gradients(digits_cnn("function"), x, 3, n_steps=steps,
+                                  method="riemann_middle", batch_size=batch_size)
+    out.block_until_ready()
+    print(json.dumps({"seconds": time.perf_counter() - t0}))
+    """
+)
+
+
+def test_ig_peak_memory_does_not_grow_with_steps(benchmark):
+    # RUSAGE_CHILDREN keeps the maximum over all children, so measure each in its own process
+    # tree: run this test's subprocesses from a helper process per configuration.
+    results = {}
+    for steps, bs in ((1024, 64), (64, 64), (1024, None)):
+        cmd = [sys.executable, "-c", MEASURE, str(steps), str(bs)]
+        results[f"{steps} steps, batch_size={bs}"] = json.loads(
+            subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        )
+    print("\nIG on 64 digits, peak RSS of a fresh process:")
+    for name, r in results.items():
+        print(f"  {name:<28} {r['peak_mb']:>8.0f} MB {r['seconds']:>7.2f} s")
+    benchmark.extra_info.update(results)
+    small = results["64 steps, batch_size=64"]["peak_mb"]
+    large = results["1024 steps, batch_size=64"]["peak_mb"]
+    assert large <= small * 1.15 + 30
+    benchmark.pedantic(lambda: None, rounds=1)
+
+
+MEASURE = textwrap.dedent(
+    f"""
+    import json, resource, subprocess, sys
+    out = subprocess.run([sys.executable, "-c", {SCRIPT!r}, sys.argv[1], sys.argv[2]],
+                         capture_output=True, text=True, check=True)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(json.dumps({{"peak_mb": peak, **json.loads(out.stdout)}}))
+    """
+)

@@ -1,0 +1,231 @@
+"""A small ResNet for the 8x8 digits, with a switch that removes its skip connections.
+
+The CIFAR ResNets of He et al. (2016), scaled to 8x8 inputs: a 3x3 ``stem`` convolution, three
+stages of basic blocks at 8x8, 4x4 and 2x2 with ``width``, ``2 * width`` and ``4 * width``
+channels, global average pooling and a dense ``fc`` layer. ``depth = 6 n + 2`` counts the weighted
+layers on the main path (stem, two convolutions per block, ``n`` blocks per stage, fc), as in
+ResNet-20/56/110. A basic block computes
+
+``relu(conv2(relu(conv1(x))) + shortcut(x))``
+
+where the shortcut is the identity, or a 1x1 ``proj`` convolution where the block changes the
+channel count or the resolution (the first block of stages 1 and 2; He et al.'s option B). With
+``skip=False`` the shortcut is removed (and no ``proj`` is created): the "no-short" networks that
+Li et al. (2018) compare with ResNets to show that skip connections smooth the loss landscape.
+
+There is no batch normalisation (or any batch statistic): :func:`visjax.zoo.train` runs models in
+inference mode, where batch statistics would never update. Kernels follow Flax's default
+(LeCun normal) distribution and biases start at zero, drawn by :func:`build_nnx`.
+
+Layer paths (``model.layers`` for ``depth=8``), each the output of that submodule: ``"stem"``
+(before its ReLU), then per block ``"stages.{s}.blocks.{b}.conv1"``, ``"...conv2"`` (before the
+ReLU and the addition), ``"...proj"`` (where present), the block ``"stages.{s}.blocks.{b}"``
+(after the final ReLU) and the stage ``"stages.{s}"``; finally ``"fc"`` (the logits). The
+parameter tree follows the same paths, e.g. ``params["stages"][1]["blocks"][0]["proj"]["kernel"]``
+(integer keys for the list entries, as :func:`flax.nnx.to_pure_dict` gives them).
+
+Training (``train(digits_resnet(seed=s), load_digits().train, epochs=10, optimizer=optax.adam(3e-3),
+seed=s, test_data=...)``, batch 64, 2 CPU cores, seeds 0-2): ``depth=8`` (77,418 parameters)
+reaches 97.8 / 96.2 / 96.4 % test accuracy in 4-5 s including compilation, and 94 % after 3 epochs
+(under 4 s); with ``skip=False`` 98.0 / 97.1 / 96.9 %. ``depth=20`` (271,402 parameters, 9-16 s)
+reaches 94-96 % with skips, while the 20-layer network without skips stays at chance (10 %): the
+effect Li et al. explain by its chaotic loss landscape. ``train``'s default, Adam 1e-2, is too
+large for ``depth >= 14``.
+
+References:
+  He, Zhang, Ren, Sun. "Deep residual learning for image recognition", CVPR 2016.
+  https://arxiv.org/abs/1512.03385
+
+  Li, Xu, Taylor, Studer, Goldstein. "Visualizing the loss landscape of neural nets",
+  NeurIPS 2018. https://arxiv.org/abs/1712.09913
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+
+from visjax.model import Model, as_model
+from visjax.zoo._build import build_nnx
+
+INPUT_SHAPE = (8, 8, 1)
+NUM_CLASSES = 10
+
+
+def _blocks_per_stage(depth: int) -> int:
+    if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"`depth` must be 6 n + 2 for n >= 1 (8, 14, 20, 56, ...), got {depth!r}")
+    return (depth - 2) // 6
+
+
+def _classes():
+    from flax import nnx
+
+    class BasicBlock(nnx.Module):
+        """Two 3x3 convolutions with ReLUs, plus the shortcut when ``skip`` is set."""
+
+        def __init__(
+            self, in_channels: int, out_channels: int, *, stride: int, skip: bool, rngs: nnx.Rngs
+        ):
+            conv = dict(kernel_size=(3, 3), padding=1, rngs=rngs)
+            self.conv1 = nnx.Conv(in_channels, out_channels, strides=stride, **conv)
+            self.conv2 = nnx.Conv(out_channels, out_channels, **conv)
+            self.skip = skip
+            needs_proj = skip and (stride != 1 or in_channels != out_channels)
+            self.proj = (
+                nnx.Conv(in_channels, out_channels, (1, 1), strides=stride, rngs=rngs)
+                if needs_proj
+                else None
+            )
+
+        def __call__(self, x):
+            h = self.conv2(jax.nn.relu(self.conv1(x)))
+            if self.skip:
+                h = h + (x if self.proj is None else self.proj(x))
+            return jax.nn.relu(h)
+
+    class Stage(nnx.Module):
+        """``n`` basic blocks; the first one changes the channels and the stride."""
+
+        def __init__(
+            self,
+            in_channels: int,
+            out_channels: int,
+            *,
+            n: int,
+            stride: int,
+            skip: bool,
+            rngs: nnx.Rngs,
+        ):
+            self.blocks = nnx.List(
+                [
+                    BasicBlock(
+                        in_channels if i == 0 else out_channels,
+                        out_channels,
+                        stride=stride if i == 0 else 1,
+                        skip=skip,
+                        rngs=rngs,
+                    )
+                    for i in range(n)
+                ]
+            )
+
+        def __call__(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return x
+
+    class ResNet(nnx.Module):
+        """A CIFAR-style ResNet for 8x8x1 inputs (see :mod:`visjax.zoo.resnet`)."""
+
+        def __init__(
+            self,
+            *,
+            depth: int = 8,
+            width: int = 16,
+            skip: bool = True,
+            num_classes: int = NUM_CLASSES,
+            rngs: nnx.Rngs,
+        ):
+            n = _blocks_per_stage(depth)
+            if not isinstance(width, int) or width < 1:
+                raise ValueError(f"`width` must be a positive int, got {width!r}")
+            widths = (width, 2 * width, 4 * width)
+            self.stem = nnx.Conv(INPUT_SHAPE[-1], width, (3, 3), padding=1, rngs=rngs)
+            self.stages = nnx.List(
+                [
+                    Stage(
+                        widths[max(s - 1, 0)],
+                        widths[s],
+                        n=n,
+                        stride=1 if s == 0 else 2,
+                        skip=skip,
+                        rngs=rngs,
+                    )
+                    for s in range(3)
+                ]
+            )
+            self.fc = nnx.Linear(widths[-1], num_classes, rngs=rngs)
+
+        def __call__(self, x):
+            h = jax.nn.relu(self.stem(x))
+            for stage in self.stages:
+                h = stage(h)
+            return self.fc(h.mean(axis=(1, 2)))
+
+    return ResNet
+
+
+@functools.cache
+def resnet_class() -> type:
+    """The Flax NNX ``ResNet`` class (built once, on first use: importing visjax needs no Flax).
+
+    Its constructor is ``ResNet(*, depth=8, width=16, skip=True, num_classes=10, rngs)``.
+    """
+    return _classes()
+
+
+def nnx_module(
+    params: dict[str, Any] | None = None,
+    *,
+    skip: bool = True,
+    depth: int = 8,
+    width: int = 16,
+    seed: int = 0,
+):
+    """A Flax NNX ``ResNet``, holding ``params`` if given (fresh weights from ``seed`` otherwise).
+
+    Args:
+      params: a parameter tree as :attr:`visjax.Model.params` gives it for the same settings.
+      skip: keep the skip connections (``False``: the plain "no-short" network).
+      depth: weighted layers on the main path, ``6 n + 2`` (``n`` blocks per stage).
+      width: channels of the first stage (the others have twice and four times as many).
+      seed: seed of the initialisation.
+
+    Returns:
+      The ``nnx.Module``.
+
+    Raises:
+      ValueError: a bad ``depth`` or ``width``, or ``params`` that do not fit the architecture.
+    """
+    cls = resnet_class()
+    return build_nnx(lambda rngs: cls(depth=depth, width=width, skip=skip, rngs=rngs), params, seed)
+
+
+def digits_resnet(
+    params: dict[str, Any] | None = None,
+    *,
+    skip: bool = True,
+    depth: int = 8,
+    width: int = 16,
+    seed: int = 0,
+) -> Model:
+    """The digits ResNet as a visjax :class:`~visjax.Model` (input ``(N, 8, 8, 1)``, 10 logits).
+
+    Args:
+      params: the parameter tree (``model.params`` of a ResNet with the same settings); fresh
+        weights from ``seed`` if None.
+      skip: keep the skip connections; ``False`` removes them (Li et al.'s "no-short" networks).
+      depth: weighted layers on the main path, ``6 n + 2``: 8, 14, 20, 56, ...
+      width: channels of the first stage (the others have twice and four times as many).
+      seed: seed of the initialisation.
+
+    Returns:
+      The model.
+
+    Raises:
+      ValueError: a bad ``depth`` or ``width``, or ``params`` that do not fit the architecture.
+
+    Example:
+      >>> m = digits_resnet(depth=8)
+      >>> m.layers[:4]
+      ('stem', 'stages.0.blocks.0.conv1', 'stages.0.blocks.0.conv2', 'stages.0.blocks.0')
+      >>> [p for p in m.layers if p.endswith("proj")]
+      ['stages.1.blocks.0.proj', 'stages.2.blocks.0.proj']
+      >>> [p for p in digits_resnet(skip=False).layers if p.endswith("proj")]
+      []
+    """
+    module = nnx_module(params, skip=skip, depth=depth, width=width, seed=seed)
+    return as_model(module, input_shape=INPUT_SHAPE)
