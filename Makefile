@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 PEERS_STAMP := $(VENV)/.peers-installed-stamp
 PYTEST_ARGS ?= -m "not slow and not peers"
 
-.PHONY: demo test lint test-peers clean
+.PHONY: demo test lint test-peers bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test: lint
 
 test-peers: $(PEERS_STAMP)
 	$(BIN)/python -m pytest -m peers
+
+# Benchmarks (pytest-benchmark), never part of `make test`. With the peers installed
+# (`make test-peers` once) they also time Captum in the same run.
+bench: $(STAMP)
+	$(BIN)/python -m pytest benchmarks --benchmark-enable -s $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

@@ -37,6 +37,34 @@ def floor_fn(model, points, t, chunk):
     return chunked_sum(lambda p, tt: g(p, tt).sum(0), points, t, batch_size=chunk)
 
 
+def captum_ig(setup, steps, internal_batch_size):
+    """Captum's IntegratedGradients on the same weights, or None when the peers are absent."""
+    try:
+        from benchmarks.peers import bridge
+
+        bridge.import_torch()
+    except ImportError:
+        return None
+    import torch
+
+    model, x, t = setup
+    tm = bridge.torch_digits_cnn(model.params)
+    ig = bridge.import_peer("captum.attr").IntegratedGradients(tm)
+    xt = bridge.to_torch_input(x)
+    tt = torch.as_tensor(t.__array__().astype("int64"))
+
+    def run():
+        return ig.attribute(
+            xt,
+            target=tt,
+            n_steps=steps,
+            method="riemann_trapezoid",
+            internal_batch_size=internal_batch_size,
+        )
+
+    return run
+
+
 @pytest.mark.parametrize("batch_size", [None, CHUNK])
 def test_integrated_gradients_vs_floor(benchmark, setup, batch_size):
     model, x, t = setup
@@ -52,22 +80,22 @@ def test_integrated_gradients_vs_floor(benchmark, setup, batch_size):
     tt = jnp.repeat(t, STEPS)
     floor = jax.jit(functools.partial(floor_fn, chunk=CHUNK))
     floor_batched = jax.jit(functools.partial(floor_fn, chunk=None))
-    timings = measure(
-        {
-            "visjax IG": (ig, (model, x, t)),
-            "floor (chunks of 256)": (floor, (model, points, tt)),
-            "floor (one batch)": (floor_batched, (model, points, tt)),
-        },
-        rounds=10,
-        warmup=1,
-    )
+    cases = {
+        "visjax IG": (ig, (model, x, t)),
+        "floor (chunks of 256)": (floor, (model, points, tt)),
+        "floor (one batch)": (floor_batched, (model, points, tt)),
+    }
+    peer = captum_ig(setup, STEPS, batch_size)
+    if peer is not None:
+        cases["Captum IG"] = (peer, ())
+    timings = measure(cases, rounds=10, warmup=1)
     best = min(("floor (chunks of 256)", "floor (one batch)"), key=lambda k: timings[k].median_s)
     ratios = report(
         f"IG, {STEPS} riemann_trapezoid steps, {N} digits, batch_size={batch_size}",
         timings,
         baseline=best,
     )
-    benchmark.extra_info.update({"ratio_to_floor": ratios["visjax IG"]})
+    benchmark.extra_info.update(ratios)
     run_benchmark(benchmark, ig, model, x, t, rounds=5)
 
 
