@@ -104,7 +104,7 @@ def test_smoothgrad_and_expected_gradients_vs_floor(benchmark, setup, digits):
     samples = STEPS
     smooth = jax.jit(
         lambda m, x, t, k: va.noise_tunnel(
-            va.saliency, n_samples=samples, stdev=0.1, batch_size=N * 8
+            va.saliency, n_samples=samples, stdev=0.1, batch_size=CHUNK
         )(m, x, t, key=k, abs=False)
     )
     refs = jnp.asarray(digits.train.x[:200])

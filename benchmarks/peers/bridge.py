@@ -15,9 +15,17 @@ whose output is the same activation (visjax's activations are taken before the R
 
 Layouts: visjax is NHWC with Flax kernels (conv ``HWIO``, dense ``(in, out)``); torch is NCHW with
 conv ``OIHW`` and dense ``(out, in)``. ``to_torch_input`` / ``from_torch`` convert batches,
-``conv2d`` / ``linear`` convert one layer's ``{"kernel", "bias"}`` parameters. A new zoo model (the
-ResNet of ``visjax/zoo/resnet.py``, say) needs a torch class built from these two, a
-``torch_<model>(params)`` that fills it, and a ``<MODEL>_LAYERS`` path map.
+``conv2d`` / ``linear`` convert one layer's ``{"kernel", "bias"}`` parameters. A new zoo model
+needs a torch class built from these two, a ``torch_<model>(params)`` that fills it, and a
+``<MODEL>_LAYERS`` path map.
+
+``torch_resnet(params, skip=..., depth=..., width=...)`` builds the digits ResNet of
+:mod:`visjax.zoo.resnet` that way. Its modules repeat the NNX module's structure and names
+(``stem``, ``stages.{s}.blocks.{b}.conv1`` / ``conv2`` / ``proj``, ``fc``), with separate
+``nn.ReLU`` modules (``relu`` after the stem, ``relu1`` / ``relu2`` in a block) and the pool as
+modules, so ``resnet_layers(skip=..., depth=...)`` (``RESNET_LAYERS`` for the default depth 8 with
+skips) maps each visjax layer path to the torch module of the same name. The residual addition
+stays inside the block's ``forward``: a block's output is after its final ReLU, as in visjax.
 """
 
 from __future__ import annotations
@@ -218,5 +226,168 @@ def torch_digits_cnn(params: Mapping[str, Any], *, dtype: Any = None):
         conv2d(params["conv1"], padding="same", dtype=dtype),
         conv2d(params["conv2"], padding="same", dtype=dtype),
         linear(params["fc"], dtype=dtype),
+    )
+    return model.eval()
+
+
+# ----------------------------------------------------------------------------- the digits ResNet
+
+
+def resnet_layers(*, skip: bool = True, depth: int = 8) -> dict[str, str]:
+    """visjax layer path -> torch submodule name, for the digits ResNet with these settings.
+
+    The torch network repeats the NNX module's structure and names, so each visjax path (the
+    output of that NNX submodule: ``"stem"`` and the convolutions before their ReLUs, a block or
+    stage after its final ReLU, ``"fc"`` the logits) is the torch submodule of the same name.
+    """
+    from visjax.zoo.resnet import _blocks_per_stage
+
+    n = _blocks_per_stage(depth)
+    paths = ["stem"]
+    for s in range(3):
+        for b in range(n):
+            block = f"stages.{s}.blocks.{b}"
+            paths += [f"{block}.conv1", f"{block}.conv2"]
+            if skip and s > 0 and b == 0:
+                paths.append(f"{block}.proj")
+            paths.append(block)
+        paths.append(f"stages.{s}")
+    paths.append("fc")
+    return {p: p for p in paths}
+
+
+# The map for the default ResNet (depth 8, with skip connections); see `resnet_layers`.
+RESNET_LAYERS = resnet_layers()
+
+
+@functools.cache
+def _resnet_classes() -> tuple[type, type, type]:
+    torch = import_torch()
+    nn = torch.nn
+
+    class TorchBasicBlock(nn.Module):
+        """``relu2(conv2(relu1(conv1(x))) + shortcut(x))``; no shortcut when ``skip`` is off."""
+
+        def __init__(
+            self, conv1: nn.Conv2d, conv2: nn.Conv2d, proj: nn.Conv2d | None, *, skip: bool
+        ):
+            super().__init__()
+            self.skip = skip
+            self.conv1 = conv1
+            self.relu1 = nn.ReLU()
+            self.conv2 = conv2
+            self.proj = proj  # None registers no submodule
+            self.relu2 = nn.ReLU()
+
+        def forward(self, x):
+            h = self.conv2(self.relu1(self.conv1(x)))
+            if self.skip:
+                h = h + (x if self.proj is None else self.proj(x))
+            return self.relu2(h)
+
+    class TorchStage(nn.Module):
+        """A stage: its basic blocks in order."""
+
+        def __init__(self, blocks: list[nn.Module]):
+            super().__init__()
+            self.blocks = nn.ModuleList(blocks)
+
+        def forward(self, x):
+            for block in self.blocks:
+                x = block(x)
+            return x
+
+    class TorchResNet(nn.Module):
+        """The digits ResNet (:mod:`visjax.zoo.resnet`) in PyTorch, on NCHW ``(N, 1, 8, 8)``."""
+
+        def __init__(self, stem: nn.Conv2d, stages: list[nn.Module], fc: nn.Linear):
+            super().__init__()
+            self.stem = stem
+            self.relu = nn.ReLU()
+            self.stages = nn.ModuleList(stages)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.flatten = nn.Flatten()
+            self.fc = fc
+
+        def forward(self, x):
+            h = self.relu(self.stem(x))
+            for stage in self.stages:
+                h = stage(h)
+            return self.fc(self.flatten(self.pool(h)))
+
+    return TorchBasicBlock, TorchStage, TorchResNet
+
+
+@functools.cache
+def _resnet_param_shapes(skip: bool, depth: int, width: int) -> Any:
+    """The parameter tree (of ``jax.ShapeDtypeStruct``) of the NNX ResNet with these settings."""
+    from flax import nnx
+
+    from visjax.zoo.resnet import resnet_class
+
+    module = nnx.eval_shape(
+        lambda: resnet_class()(depth=depth, width=width, skip=skip, rngs=nnx.Rngs(0))
+    )
+    return nnx.to_pure_dict(nnx.state(module, nnx.Param))
+
+
+def torch_resnet(
+    params: Mapping[str, Any],
+    *,
+    skip: bool = True,
+    depth: int = 8,
+    width: int = 16,
+    dtype: Any = None,
+):
+    """The digits ResNet as a ``torch.nn.Module`` (in eval mode) with the visjax weights ``params``.
+
+    Args:
+      params: the ResNet's parameter tree (``digits_resnet(skip=..., depth=..., width=...).params``:
+        ``stem``, ``stages[s]["blocks"][b]`` with ``conv1``, ``conv2`` and, with skips, ``proj`` in
+        the first block of stages 1 and 2, and ``fc``; Flax's layout), NumPy or JAX arrays.
+      skip, depth, width: the settings the parameters were made for (as in ``digits_resnet``).
+      dtype: torch dtype of the weights; ``torch.float32`` by default.
+
+    Returns:
+      A module taking NCHW input ``(N, 1, 8, 8)`` (see :func:`to_torch_input`) and returning the
+      logits ``(N, 10)``. Its children are ``stem, relu, stages, pool, flatten, fc``; a block
+      ``stages.{s}.blocks.{b}`` holds ``conv1, relu1, conv2, [proj,] relu2``.
+      :func:`resnet_layers` maps the visjax layer paths to these names.
+
+    Raises:
+      ValueError: a bad ``depth`` or ``width``, or ``params`` that do not fit them.
+    """
+    from visjax.model import _check_tree_like
+    from visjax.zoo.resnet import _blocks_per_stage
+
+    n = _blocks_per_stage(depth)
+    try:
+        _check_tree_like(params, _resnet_param_shapes(skip, depth, width), "params")
+    except ValueError as e:
+        raise ValueError(
+            f"`params` do not fit the digits ResNet with skip={skip}, depth={depth}, "
+            f"width={width}: {e}"
+        ) from e
+    block_cls, stage_cls, resnet_cls = _resnet_classes()
+    stages = []
+    for s in range(3):
+        stride = 1 if s == 0 else 2
+        blocks = []
+        for b in range(n):
+            p = params["stages"][s]["blocks"][b]
+            st = stride if b == 0 else 1
+            # Flax's `padding=1` pads one pixel on every side, as torch's `padding=1`; the 1x1
+            # projection uses Flax's default "SAME", which pads nothing for a 1x1 kernel.
+            blocks.append(
+                block_cls(
+                    conv2d(p["conv1"], stride=st, padding=1, dtype=dtype),
+                    conv2d(p["conv2"], stride=1, padding=1, dtype=dtype),
+                    conv2d(p["proj"], stride=st, padding=0, dtype=dtype) if "proj" in p else None,
+                    skip=skip,
+                )
+            )
+        stages.append(stage_cls(blocks))
+    model = resnet_cls(
+        conv2d(params["stem"], padding=1, dtype=dtype), stages, linear(params["fc"], dtype=dtype)
     )
     return model.eval()

@@ -1,7 +1,8 @@
-"""The PyTorch bridge: the digits CNN rebuilt in torch agrees with visjax, and the peers import."""
+"""The PyTorch bridge: the digits CNN and ResNet rebuilt in torch agree with visjax; peers load."""
 
 import jax
 import numpy as np
+import optax
 import pytest
 
 pytest.importorskip(
@@ -9,18 +10,12 @@ pytest.importorskip(
 )
 
 from benchmarks.peers import bridge
-from visjax.zoo import digits_cnn, init_digits_cnn_params, load_digits, train
+from tests.peers import rel_err
+from visjax.zoo import digits_cnn, digits_resnet, init_digits_cnn_params, load_digits, train
 
 pytestmark = pytest.mark.peers
 
 RTOL = 1e-5  # float32, relative to the largest magnitude of the visjax result
-
-
-def rel_err(got, want) -> float:
-    """max |got - want| / max |want|."""
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    assert got.shape == want.shape
-    return float(np.abs(got - want).max() / np.abs(want).max())
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +108,146 @@ def test_torch_digits_cnn_structure(cnn_params):
     )
     with pytest.raises(ValueError, match="conv1/conv2/fc"):
         bridge.torch_digits_cnn({"conv1": cnn_params["conv1"]})
+
+
+# ----------------------------------------------------------------------------- the digits ResNet
+
+SKIPS = {"skip": True, "noskip": False}
+
+
+def with_random_biases(params, key):
+    """``params`` with every bias drawn from N(0, 0.1^2) (fresh ResNet biases are all zero)."""
+    leaves = jax.tree_util.tree_leaves_with_path(params)
+    keys = iter(jax.random.split(key, len(leaves)))
+    return jax.tree_util.tree_map_with_path(
+        lambda path, a: (
+            0.1 * jax.random.normal(next(keys), a.shape, a.dtype) if path[-1].key == "bias" else a
+        ),
+        params,
+    )
+
+
+@pytest.fixture(scope="module")
+def resnet_weights(digits):
+    """(skip, which) -> ResNet params (depth 8), built on first use."""
+    cache = {}
+
+    def get(skip, which):
+        if (skip, which) not in cache:
+            model = digits_resnet(skip=skip, seed=7)
+            if which == "random":
+                params = with_random_biases(model.params, jax.random.key(13))
+            else:
+                trained, _ = train(
+                    model, digits.train, epochs=2, optimizer=optax.adam(3e-3), seed=7
+                )
+                params = trained.params
+            cache[skip, which] = params
+        return cache[skip, which]
+
+    return get
+
+
+@pytest.mark.parametrize("which", ["random", "trained"])
+@pytest.mark.parametrize("skip", list(SKIPS), ids=list(SKIPS))
+def test_resnet_logits_match_visjax(skip, which, resnet_weights, digits):
+    skip = SKIPS[skip]
+    params = resnet_weights(skip, which)
+    x = inputs(digits)
+    want = np.asarray(digits_resnet(params, skip=skip)(x))
+    got, _ = torch_forward(bridge.torch_resnet(params, skip=skip), x)
+    assert got.dtype == np.float32
+    err = rel_err(got, want)
+    print(f"ResNet (skip={skip}) logits, {which} weights: max relative error {err:.2e}")
+    assert err <= RTOL
+    assert (got.argmax(-1) == want.argmax(-1)).all()
+    if which == "trained":  # two epochs already classify most test digits
+        labels = digits.test.y[:16]
+        assert (want[16:].argmax(-1) == labels).mean() >= 0.75
+
+
+@pytest.mark.parametrize("which", ["random", "trained"])
+@pytest.mark.parametrize("skip", list(SKIPS), ids=list(SKIPS))
+def test_resnet_activations_match_visjax(skip, which, resnet_weights, digits):
+    skip = SKIPS[skip]
+    params = resnet_weights(skip, which)
+    x = inputs(digits)
+    model = digits_resnet(params, skip=skip)
+    layer_map = bridge.resnet_layers(skip=skip)
+    layers = list(model.layers)  # every layer: convolutions, projections, blocks, stages, fc
+    assert layers == list(layer_map)
+    _, want = jax.jit(lambda m, x: m.activations(x, layers))(model, x)
+    net = bridge.torch_resnet(params, skip=skip)
+    _, got = torch_forward(net, x, [layer_map[p] for p in layers])
+    errs = {path: rel_err(got[layer_map[path]], want[path]) for path in layers}
+    worst = max(errs, key=errs.get)
+    print(
+        f"ResNet (skip={skip}) activations, {which} weights: max relative error "
+        f"{errs[worst]:.2e} ({worst}; {len(layers)} layers)"
+    )
+    for path, err in errs.items():
+        assert err <= RTOL, (path, err)
+    # convolutions are taken before their ReLU, blocks and stages after it
+    assert (np.asarray(want["stages.1.blocks.0.conv1"]) < 0).any()
+    assert (np.asarray(want["stages.1.blocks.0"]) >= 0).all()
+
+
+def test_resnet_deeper_and_narrower_match_visjax(digits):
+    x = inputs(digits)
+    layers = ["stages.0.blocks.1", "stages.1.blocks.1.conv2", "stages.2", "fc"]
+    for skip in (True, False):
+        model = digits_resnet(skip=skip, depth=14, width=4, seed=2)
+        params = with_random_biases(model.params, jax.random.key(3))
+        model = digits_resnet(params, skip=skip, depth=14, width=4)
+        layer_map = bridge.resnet_layers(skip=skip, depth=14)
+        assert list(layer_map) == list(model.layers)
+        _, want = jax.jit(lambda m, x: m.activations(x, layers))(model, x)
+        net = bridge.torch_resnet(params, skip=skip, depth=14, width=4)
+        _, got = torch_forward(net, x, [layer_map[p] for p in layers])
+        for path in layers:
+            assert rel_err(got[layer_map[path]], want[path]) <= RTOL, (skip, path)
+
+
+def test_torch_resnet_structure():
+    torch = bridge.import_torch()
+    params = digits_resnet(seed=4).params
+    net = bridge.torch_resnet(params)
+    assert not net.training
+    assert [n for n, _ in net.named_children()] == [
+        "stem",
+        "relu",
+        "stages",
+        "pool",
+        "flatten",
+        "fc",
+    ]
+    assert isinstance(net.pool, torch.nn.AdaptiveAvgPool2d)
+    block = net.get_submodule("stages.1.blocks.0")
+    assert [n for n, _ in block.named_children()] == ["conv1", "relu1", "conv2", "proj", "relu2"]
+    assert isinstance(block.relu1, torch.nn.ReLU) and isinstance(block.relu2, torch.nn.ReLU)
+    assert not block.relu1.inplace and not block.relu2.inplace
+    assert block.conv1.stride == (2, 2) and block.conv1.padding == (1, 1)
+    assert block.proj.stride == (2, 2) and block.proj.padding == (0, 0)
+    assert block.proj.weight.shape == (32, 16, 1, 1)
+    np.testing.assert_array_equal(
+        block.conv2.weight.detach().numpy()[5, 7],
+        np.asarray(params["stages"][1]["blocks"][0]["conv2"]["kernel"])[:, :, 7, 5],
+    )
+    assert net.get_submodule("stages.0.blocks.0").proj is None
+    assert net.fc.weight.shape == (10, 64)
+    assert bridge.RESNET_LAYERS == bridge.resnet_layers(skip=True, depth=8)
+    assert "stages.1.blocks.0.proj" in bridge.RESNET_LAYERS
+    for name in bridge.RESNET_LAYERS.values():
+        net.get_submodule(name)  # every mapped name exists
+    plain = bridge.torch_resnet(digits_resnet(skip=False).params, skip=False)
+    assert plain.get_submodule("stages.1.blocks.0").proj is None
+    assert "stages.1.blocks.0.proj" not in bridge.resnet_layers(skip=False)
+    with pytest.raises(ValueError, match="skip=False"):
+        bridge.torch_resnet(params, skip=False)
+    with pytest.raises(ValueError, match="width=8"):
+        bridge.torch_resnet(params, width=8)
+    with pytest.raises(ValueError, match="depth"):
+        bridge.torch_resnet(params, depth=9)
 
 
 def test_layout_helpers_round_trip():

@@ -9,18 +9,13 @@ pytest.importorskip(
 )
 
 from benchmarks.peers import bridge
+from tests.peers import rel_err
 from visjax import attribution as va
 from visjax.attribution.integrated import RULES
 from visjax.zoo import digits_cnn, load_digits, train
 
 pytestmark = pytest.mark.peers
 RTOL = 1e-4  # max |visjax - captum| / max |captum|, float32 on both sides
-
-
-def rel_err(got, want) -> float:
-    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
-    assert got.shape == want.shape
-    return float(np.abs(got - want).max() / np.abs(want).max())
 
 
 @pytest.fixture(scope="module")
