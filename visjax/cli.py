@@ -82,6 +82,39 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cache", default=None, help="weight cache folder (default: $VISJAX_CACHE or ~/.cache)"
     )
+    from visjax.landscape.run import ZOO_MODELS
+
+    q = sub.add_parser(
+        "landscape",
+        help="sweep the loss landscape of a trained zoo model",
+        description="Train (once; cached) a zoo model on the digits, then sweep its training "
+        "loss along the line from initial to trained weights and on a random plane around the "
+        "trained weights. Writes landscape.npz, ParaView .vtp files and PNG plots into --out.",
+    )
+    q.add_argument("--model", default="digits_cnn", choices=ZOO_MODELS, help="zoo model")
+    q.add_argument("--out", default="out/landscape", help="output folder (default: out/landscape)")
+    q.add_argument("--resolution", type=int, default=21, help="grid points per axis (default 21)")
+    q.add_argument("--span", type=float, default=1.0, help="plane range [-span, span] (default 1)")
+    q.add_argument(
+        "--metrics",
+        default="cross_entropy,accuracy",
+        help="comma-separated: cross_entropy, mse, accuracy (default: cross_entropy,accuracy)",
+    )
+    q.add_argument(
+        "--normalization",
+        default="filter",
+        choices=["filter", "layer", "model", "none"],
+        help="direction normalisation (Li et al. 2018; default filter)",
+    )
+    q.add_argument("--batch-size", type=int, default=128, help="data chunk size (default 128)")
+    q.add_argument(
+        "--strategy",
+        default="auto",
+        choices=["auto", "map", "vmap", "loop"],
+        help="how grid points run (default: map on CPU, vmap on accelerators)",
+    )
+    q.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    q.add_argument("--cache", default=None, help="weight cache folder")
     return parser
 
 
@@ -94,6 +127,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             demo(args.out, seed=args.seed, quick=args.quick, sections=sections, cache=args.cache)
         except (ValueError, OSError) as e:
             print(f"visjax demo: error: {e}", file=sys.stderr)
+            return 2
+    if args.command == "landscape":
+        from visjax.landscape.run import run_landscape
+
+        try:
+            run_landscape(
+                args.out,
+                model=args.model,
+                seed=args.seed,
+                cache=args.cache,
+                resolution=args.resolution,
+                span=args.span,
+                metrics=tuple(m for m in args.metrics.split(",") if m),
+                normalization=None if args.normalization == "none" else args.normalization,
+                batch_size=args.batch_size,
+                strategy=args.strategy,
+                log=_log,
+            )
+        except (ValueError, OSError) as e:
+            print(f"visjax landscape: error: {e}", file=sys.stderr)
             return 2
     return 0
 

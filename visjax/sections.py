@@ -30,7 +30,11 @@ from visjax.plot.report import Section
 from visjax.zoo.cache import Trained
 
 # Modules that register sections when imported; later capabilities append theirs here.
-_SECTION_MODULES = ("visjax.sections", "visjax.attribution.section")
+_SECTION_MODULES = (
+    "visjax.sections",
+    "visjax.attribution.section",
+    "visjax.landscape.section",
+)
 
 
 @dataclasses.dataclass

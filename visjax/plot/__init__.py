@@ -4,6 +4,9 @@ from visjax.plot.attribution import attribution_grid as attribution_grid
 from visjax.plot.attribution import draw_overlay as draw_overlay
 from visjax.plot.attribution import overlay as overlay
 from visjax.plot.curves import training_curves as training_curves
+from visjax.plot.landscape import loss_contour as loss_contour
+from visjax.plot.landscape import loss_curve as loss_curve
+from visjax.plot.landscape import loss_surface_3d as loss_surface_3d
 from visjax.plot.report import Section as Section
 from visjax.plot.report import write_report as write_report
 
@@ -11,6 +14,9 @@ __all__ = [
     "Section",
     "attribution_grid",
     "draw_overlay",
+    "loss_contour",
+    "loss_curve",
+    "loss_surface_3d",
     "overlay",
     "training_curves",
     "write_report",

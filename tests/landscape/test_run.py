@@ -1,0 +1,43 @@
+import numpy as np
+import pytest
+
+from visjax.cli import main
+from visjax.landscape import load_npz
+
+
+def test_cli_landscape_writes_arrays_and_plots(tmp_path, capsys):
+    out = tmp_path / "ls"
+    argv = ["landscape", "--out", str(out), "--resolution", "3", "--metrics", "cross_entropy"]
+    assert main([*argv, "--cache", str(tmp_path / "cache")]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [
+        "contour.png",
+        "landscape.npz",
+        "landscape_cross_entropy.vtp",
+        "line.png",
+        "surface3d.png",
+    ]
+    saved = load_npz(out / "landscape.npz")
+    assert saved["surface_cross_entropy"].shape == (3, 3)
+    assert np.isfinite(saved["surface_cross_entropy"]).all()
+    # the centre of the plane is the trained model, the line's alpha = 1 too
+    i = int(np.argmin(np.abs(saved["alphas"] - 1.0)))
+    np.testing.assert_allclose(
+        saved["surface_cross_entropy"][1, 1], saved["line_cross_entropy"][i], rtol=1e-5
+    )
+    assert "swept" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--metrics", "hinge"], "unknown loss name"),
+        (["--resolution", "1"], "`resolution`"),
+        (["--span", "0"], "`span`"),
+    ],
+)
+def test_cli_landscape_bad_settings_fail_before_training(tmp_path, capsys, argv, message):
+    cache = tmp_path / "cache"
+    assert main(["landscape", "--out", str(tmp_path), "--cache", str(cache), *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not cache.exists()

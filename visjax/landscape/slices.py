@@ -1,0 +1,207 @@
+"""1-D and 2-D slices of the loss landscape: lines, planes, the plane through three models."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from visjax.landscape.losses import as_loss_table
+from visjax.landscape.surface import Strategy, evaluate
+from visjax.model import _check_tree_like
+
+
+def check_grid(values: Any, name: str) -> np.ndarray:
+    """A 1-D, non-empty, strictly increasing, finite grid as float32, or a ValueError naming it."""
+    g = np.asarray(values, np.float64)
+    if g.ndim != 1 or g.size == 0:
+        raise ValueError(f"`{name}` must be a non-empty 1-D grid, got shape {g.shape}")
+    if not np.isfinite(g).all():
+        raise ValueError(f"`{name}` must be finite")
+    if g.size > 1 and not (np.diff(g) > 0).all():
+        raise ValueError(f"`{name}` must be strictly increasing")
+    return g.astype(np.float32)
+
+
+def _result(values: dict, single: bool, shape: tuple[int, ...]):
+    shaped = {k: v.reshape(shape) for k, v in values.items()}
+    return next(iter(shaped.values())) if single else shaped
+
+
+def interpolate(
+    loss_fn: Any,
+    params_a: Any,
+    params_b: Any,
+    alphas: Any,
+    *,
+    data: Any,
+    batch_size: int | None = None,
+    strategy: Strategy = "auto",
+    progress: bool = False,
+):
+    """The loss along the line ``(1 − α) a + α b`` (Goodfellow et al. 2015).
+
+    Args:
+      loss_fn: ``(params, batch) -> scalar`` (batch mean), a mapping of them, or
+        ``(model, "cross_entropy", ...)``.
+      params_a, params_b: the end points (same tree).
+      alphas: strictly increasing grid; values outside [0, 1] extrapolate.
+      data: one batch (pytree with a leading example axis), summed in chunks of ``batch_size``.
+      batch_size: examples per data chunk; ``None``: all at once.
+      strategy: how points run (see :mod:`visjax.landscape.surface`).
+      progress: show a progress bar.
+
+    Returns:
+      ``(len(alphas),)`` NumPy array, or a dict of them when ``loss_fn`` names several metrics.
+
+    References:
+      Goodfellow, Vinyals, Saxe, "Qualitatively characterizing neural network optimization
+      problems", ICLR 2015. https://arxiv.org/abs/1412.6544
+    """
+    _, single = as_loss_table(loss_fn)
+    a = check_grid(alphas, "alphas")
+    _check_tree_like(params_b, params_a, "params_b")
+    direction = jax.tree.map(lambda p, q: jnp.asarray(q) - jnp.asarray(p), params_a, params_b)
+    values = evaluate(
+        loss_fn,
+        params_a,
+        (direction,),
+        a[:, None],
+        data=data,
+        batch_size=batch_size,
+        strategy=strategy,
+        progress=progress,
+    )
+    return _result(values, single, a.shape)
+
+
+def plane(
+    loss_fn: Any,
+    params: Any,
+    d1: Any,
+    d2: Any,
+    xs: Any,
+    ys: Any,
+    *,
+    data: Any,
+    batch_size: int | None = None,
+    strategy: Strategy = "auto",
+    progress: bool = False,
+):
+    """The loss on the plane ``params + x d1 + y d2`` over the grid ``xs × ys``.
+
+    Args:
+      loss_fn: as in :func:`interpolate`.
+      params: the centre.
+      d1, d2: directions shaped like ``params`` (e.g. from :func:`random_plane`).
+      xs, ys: strictly increasing grids.
+      data, batch_size, strategy, progress: as in :func:`interpolate`.
+
+    Returns:
+      ``surface`` of shape ``(len(xs), len(ys))`` with ``surface[i, j]`` at
+      ``params + xs[i] d1 + ys[j] d2`` (a dict of them for several metrics).
+
+    References:
+      Li, Xu, Taylor, Studer, Goldstein, "Visualizing the Loss Landscape of Neural Nets",
+      NeurIPS 2018. https://arxiv.org/abs/1712.09913
+    """
+    _, single = as_loss_table(loss_fn)
+    gx, gy = check_grid(xs, "xs"), check_grid(ys, "ys")
+    _check_tree_like(d1, params, "d1")
+    _check_tree_like(d2, params, "d2")
+    coords = np.stack(np.meshgrid(gx, gy, indexing="ij"), -1).reshape(-1, 2)
+    values = evaluate(
+        loss_fn,
+        params,
+        (d1, d2),
+        coords,
+        data=data,
+        batch_size=batch_size,
+        strategy=strategy,
+        progress=progress,
+    )
+    return _result(values, single, (gx.size, gy.size))
+
+
+class PlaneThrough(NamedTuple):
+    """The plane through three models: surface, grid, basis and the models' coordinates.
+
+    ``surface[i, j]`` is at ``origin + xs[i] u + ys[j] v`` with ``u, v`` orthonormal (parameter
+    space distances), ``origin`` the first model; ``points`` ``(3, 2)`` the models' coordinates.
+    """
+
+    surface: Any
+    xs: np.ndarray
+    ys: np.ndarray
+    points: np.ndarray
+    u: Any
+    v: Any
+
+
+def plane_through(
+    loss_fn: Any,
+    p1: Any,
+    p2: Any,
+    p3: Any,
+    *,
+    data: Any,
+    resolution: int = 21,
+    margin: float = 0.25,
+    batch_size: int | None = None,
+    strategy: Strategy = "auto",
+    progress: bool = False,
+) -> PlaneThrough:
+    """The loss on the plane through three parameter vectors (as in mode-connectivity work).
+
+    ``u = (p2 − p1)/|p2 − p1|``, ``v`` the normalised part of ``p3 − p1`` orthogonal to ``u``
+    (Garipov et al. 2018); the grid covers the three models with a ``margin`` (a fraction of the
+    extent) on every side, ``resolution`` points per axis.
+
+    Returns:
+      A :class:`PlaneThrough`.
+
+    References:
+      Garipov, Izmailov, Podoprikhin, Vetrov, Wilson, "Loss Surfaces, Mode Connectivity, and
+      Fast Ensembling of DNNs", NeurIPS 2018. https://arxiv.org/abs/1802.10026
+    """
+    from visjax.landscape.directions import tree_dot, tree_norm
+
+    _check_tree_like(p2, p1, "p2")
+    _check_tree_like(p3, p1, "p3")
+    if not isinstance(resolution, int) or resolution < 2:
+        raise ValueError(f"`resolution` must be an int >= 2, got {resolution!r}")
+    a, b = jax.tree.map(_difference, p2, p1), jax.tree.map(_difference, p3, p1)
+    nu = float(tree_norm(a))
+    if nu == 0:
+        raise ValueError("`p1` and `p2` are the same point: no plane through them")
+    u = jax.tree.map(lambda t: t / nu, a)
+    bu = float(tree_dot(b, u))
+    w = jax.tree.map(lambda t, s: t - bu * s, b, u)
+    nv = float(tree_norm(w))
+    if nv <= 1e-6 * float(tree_norm(b)):
+        raise ValueError("`p1`, `p2` and `p3` lie on one line: no plane through them")
+    v = jax.tree.map(lambda t: t / nv, w)
+    points = np.array([[0.0, 0.0], [nu, 0.0], [bu, nv]], np.float32)
+    lo, hi = points.min(0), points.max(0)
+    pad = margin * (hi - lo)
+    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution, dtype=np.float32)
+    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution, dtype=np.float32)
+    surface = plane(
+        loss_fn,
+        p1,
+        u,
+        v,
+        xs,
+        ys,
+        data=data,
+        batch_size=batch_size,
+        strategy=strategy,
+        progress=progress,
+    )
+    return PlaneThrough(surface, xs, ys, points, u, v)
+
+
+def _difference(p, q):
+    return jnp.asarray(p, jnp.float32) - jnp.asarray(q, jnp.float32)

@@ -1,0 +1,208 @@
+"""The sweep engine: loss values at many points ``origin + Σ_k c_k d_k`` of parameter space.
+
+Points are evaluated inside jit, in blocks of a fixed number of points driven from Python (one
+compile for the whole sweep, a progress bar, and the unit that the next layer, sharding and
+resume, builds on). Inside a block the points run one of three ways (``strategy``):
+
+* ``"map"``: ``lax.map`` over the points (forward-only loops are fast on XLA:CPU);
+* ``"vmap"``: the points vmapped in chunks of ``point_chunk`` (fast on GPUs; on CPU vmapping over
+  parameter offsets turns convolutions into batched-weight convolutions, measured 2x slower);
+* ``"loop"``: one jitted point at a time from Python (the original code's method, for reference).
+
+``"auto"`` picks ``"map"`` on CPU and ``"vmap"`` elsewhere. At each point the data (one batch, a
+pytree with a leading example axis) is summed in chunks of ``batch_size`` examples, each chunk's
+batch-mean loss weighted by its size, in float32; chunking the data measured 3x faster per
+forward pass on CPU (23 ms to 7.6 ms for 1,347 digits). A non-finite value at a point is recorded
+as NaN and counted in one warning after the sweep.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from visjax.batching import chunked_sum
+from visjax.landscape.losses import as_loss_table
+from visjax.model import _check_tree_like
+
+Strategy = Literal["auto", "map", "vmap", "loop"]
+STRATEGIES = ("auto", "map", "vmap", "loop")
+
+
+def dataset_mean(fns: tuple, params: Any, data: Any, batch_size: int | None) -> jax.Array:
+    """``(M,)`` batch means of ``fns`` over ``data``, summed in chunks weighted by chunk size."""
+    leaves, treedef = jax.tree.flatten(data)
+    n = leaves[0].shape[0]
+
+    def chunk(*parts):
+        batch = jax.tree.unflatten(treedef, parts)
+        size = parts[0].shape[0]
+        return jnp.stack([jnp.asarray(f(params, batch), jnp.float32) for f in fns]) * size
+
+    return chunked_sum(chunk, *leaves, batch_size=batch_size) / n
+
+
+def _shift(origin, directions, c):
+    return jax.tree.map(
+        lambda o, *ds: o + sum(c[k].astype(o.dtype) * d for k, d in enumerate(ds)),
+        origin,
+        *directions,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("fns", "batch_size", "strategy", "point_chunk"))
+def _block(fns, origin, directions, coords, data, batch_size, strategy, point_chunk):
+    def one(c):
+        return dataset_mean(fns, _shift(origin, directions, c), data, batch_size)
+
+    if strategy == "map":
+        return jax.lax.map(one, coords)
+    chunks = coords.reshape(-1, point_chunk, coords.shape[-1])
+    return jax.lax.map(jax.vmap(one), chunks).reshape(coords.shape[0], len(fns))
+
+
+def _auto_strategy() -> str:
+    return "map" if jax.default_backend() == "cpu" else "vmap"
+
+
+class SweepConfig(NamedTuple):
+    """How a sweep runs: data chunking, point strategy, block size."""
+
+    batch_size: int | None
+    strategy: str
+    block_size: int
+    point_chunk: int
+
+
+def _check_data(data: Any) -> int:
+    leaves = jax.tree.leaves(data)
+    if not leaves:
+        raise ValueError("`data` must be a batch: a pytree of arrays with a leading example axis")
+    sizes = {np.shape(a)[0] if np.ndim(a) else None for a in leaves}
+    if len(sizes) != 1 or None in sizes or 0 in sizes:
+        raise ValueError(
+            f"`data` leaves must share one non-empty leading example axis, got sizes {sizes}"
+        )
+    return sizes.pop()
+
+
+def evaluate(
+    loss_fn: Any,
+    origin: Any,
+    directions: Sequence[Any],
+    coords: Any,
+    *,
+    data: Any,
+    batch_size: int | None = None,
+    strategy: Strategy = "auto",
+    block_size: int | None = None,
+    point_chunk: int = 64,
+    progress: bool | Callable[[int, int], None] = False,
+) -> dict[str, np.ndarray]:
+    """Loss values at ``origin + Σ_k coords[p, k] * directions[k]`` for every point ``p``.
+
+    The engine under :func:`interpolate`, :func:`plane` and :func:`plane_through`.
+
+    Args:
+      loss_fn: ``(params, batch) -> scalar`` (batch mean), a mapping name -> such functions
+        (several metrics from one sweep), or ``(model, "cross_entropy", ...)``. Functions are
+        static: pass the same objects to avoid recompiling.
+      origin: parameters (a pytree).
+      directions: ``k`` pytrees shaped like ``origin``.
+      coords: ``(P, k)`` coefficients.
+      data: one batch (pytree, leading example axis), summed in chunks of ``batch_size``.
+      batch_size: examples per data chunk (static); ``None``: the whole batch at once.
+      strategy: ``"auto"``, ``"map"``, ``"vmap"`` or ``"loop"`` (see the module docstring).
+      block_size: points per compiled block (default: about 256, evened out so the padding of
+        the last block is small).
+      point_chunk: points per vmapped chunk for ``"vmap"``.
+      progress: show a tqdm bar (``True``) or call ``progress(done, total)`` after each block.
+
+    Returns:
+      ``{name: (P,) float32 NumPy array}``; non-finite values are NaN.
+    """
+    table, _ = as_loss_table(loss_fn)
+    fns = tuple(table.values())
+    coords = np.asarray(coords, np.float32)
+    if coords.ndim != 2 or coords.shape[1] != len(directions) or coords.shape[0] == 0:
+        raise ValueError(
+            f"`coords` must have shape (P, {len(directions)}) with P > 0, got {coords.shape}"
+        )
+    for i, d in enumerate(directions):
+        _check_tree_like(d, origin, f"directions[{i}]")
+    _check_data(data)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"`strategy` must be one of {STRATEGIES}, got {strategy!r}")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"`batch_size` must be a positive int or None, got {batch_size!r}")
+    strategy = _auto_strategy() if strategy == "auto" else strategy
+    n_points = coords.shape[0]
+    if strategy == "loop":
+        block = 1
+    else:
+        target = block_size or 256
+        n_blocks = math.ceil(n_points / target)
+        block = math.ceil(n_points / n_blocks)
+        if strategy == "vmap":
+            point_chunk = min(point_chunk, block)
+            block = math.ceil(block / point_chunk) * point_chunk
+    padded = math.ceil(n_points / block) * block
+    coords = np.concatenate([coords, np.repeat(coords[-1:], padded - n_points, axis=0)])
+    origin = jax.tree.map(jnp.asarray, origin)
+    directions = tuple(jax.tree.map(jnp.asarray, d) for d in directions)
+    data = jax.tree.map(jnp.asarray, data)
+    report = _progress(progress, padded // block)
+    out = []
+    try:
+        for b in range(padded // block):
+            values = _block(
+                fns,
+                origin,
+                directions,
+                jnp.asarray(coords[b * block : (b + 1) * block]),
+                data,
+                batch_size,
+                "map" if strategy == "loop" else strategy,
+                point_chunk,
+            )
+            out.append(np.asarray(jax.device_get(values)))
+            report(b + 1)
+    finally:
+        report(None)
+    values = np.concatenate(out)[:n_points]
+    bad = ~np.isfinite(values)
+    if bad.any():
+        values = np.where(bad, np.nan, values)
+        counts = {name: int(bad[:, m].sum()) for m, name in enumerate(table)}
+        warnings.warn(
+            f"non-finite loss at {int(bad.any(1).sum())} of {n_points} points "
+            f"(recorded as NaN): {counts}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return {name: values[:, m] for m, name in enumerate(table)}
+
+
+def _progress(progress, total):
+    if callable(progress):
+        return lambda done: None if done is None else progress(done, total)
+    if not progress:
+        return lambda done: None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc="landscape", unit="block")
+
+    def report(done):
+        if done is None:
+            bar.close()
+        else:
+            bar.update(done - bar.n)
+
+    return report

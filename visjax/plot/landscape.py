@@ -1,0 +1,341 @@
+"""Loss landscapes: 1-D curves along a direction, contours and 3-D surfaces over a plane.
+
+The sweeps themselves (``visjax.landscape``) compute the values; these functions only draw them.
+A 2-D surface follows the sweep's convention: ``surface[i, j]`` is the value at
+``(xs[i], ys[j])``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.3g}"
+
+
+def _grid(xs: Any, ys: Any, surface: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    xs = np.asarray(xs, dtype=np.float64)
+    ys = np.asarray(ys, dtype=np.float64)
+    z = np.asarray(surface, dtype=np.float64)
+    if xs.ndim != 1 or ys.ndim != 1 or len(xs) < 2 or len(ys) < 2:
+        raise ValueError(
+            f"`xs` and `ys` must be 1-D with at least 2 entries, got shapes {xs.shape}, {ys.shape}"
+        )
+    if z.shape != (len(xs), len(ys)):
+        raise ValueError(
+            f"`surface` must have shape (len(xs), len(ys)) = {(len(xs), len(ys))}, got {z.shape}"
+        )
+    return xs, ys, z
+
+
+def _shown(values: np.ndarray, log: bool) -> np.ndarray:
+    """Values as drawn: non-finite (and, on a log scale, non-positive) values become NaN."""
+    ok = np.isfinite(values)
+    if log:
+        ok &= values > 0
+    return np.where(ok, values, np.nan)
+
+
+def _draw_marks_2d(ax, marks: Mapping[str, Any] | None) -> None:
+    for label, point in (marks or {}).items():
+        x, y = (float(v) for v in np.asarray(point, dtype=np.float64).reshape(-1))
+        ax.plot([x], [y], marker="o", linestyle="none", color="black", markersize=4, zorder=4)
+        ax.annotate(label, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=8, zorder=4)
+
+
+def _accuracy_like(name: str) -> bool:
+    return "acc" in name.lower()
+
+
+def loss_curve(
+    alphas: Any,
+    values: Any,
+    *,
+    ax=None,
+    labels: str | Mapping[str, str] | None = None,
+    marks: Mapping[str, float] | None = None,
+    log: bool = False,
+    xlabel: str = "alpha",
+    title: str | None = None,
+    figsize: tuple[float, float] = (5.6, 3.6),
+):
+    """Values along a 1-D line through parameter space (e.g. from init to trained weights).
+
+    Metrics whose name contains ``"acc"`` (e.g. ``"accuracy"``) go on a second y axis on the right
+    when the mapping also holds other metrics (losses), which stay on the left axis.
+
+    Args:
+      alphas: ``(K,)`` positions along the line.
+      values: ``(K,)`` values, or a mapping metric name to ``(K,)`` values, e.g.
+        ``{"cross_entropy": ..., "accuracy": ...}``. NaN and ±Inf are drawn as gaps; on a log axis
+        non-positive values are gaps too.
+      ax: a matplotlib ``Axes`` to draw on; default: a new figure.
+      labels: display names: a string for a single array (shown as the y label), or a mapping
+        metric name to display name (metrics not in it show their own name).
+      marks: label to alpha, drawn as dotted vertical lines with the label, e.g.
+        ``{"init": 0.0, "trained": 1.0}``.
+      log: a log y scale on the left (loss) axis; a second accuracy axis stays linear.
+      xlabel: the x label.
+      title: the axes title.
+      figsize: figure size in inches, for a new figure.
+
+    Returns:
+      The matplotlib ``Figure`` (the one of ``ax`` when given).
+    """
+    from matplotlib.figure import Figure
+
+    alphas = np.asarray(alphas, dtype=np.float64)
+    if alphas.ndim != 1:
+        raise ValueError(f"`alphas` must be 1-D, got shape {alphas.shape}")
+    single = not isinstance(values, Mapping)
+    if single:
+        series = {"": values}
+        names = {"": labels if isinstance(labels, str) else "loss"}
+    else:
+        if not values:
+            raise ValueError("`values` is an empty mapping")
+        series = {str(k): v for k, v in values.items()}
+        rename = labels if isinstance(labels, Mapping) else {}
+        names = {k: str(rename.get(k, k)) for k in series}
+    curves: dict[str, np.ndarray] = {}
+    for key, v in series.items():
+        arr = np.asarray(v, dtype=np.float64)
+        if arr.shape != alphas.shape:
+            where = "`values`" if single else f"`values[{key!r}]`"
+            raise ValueError(f"{where} must have shape {alphas.shape}, got {arr.shape}")
+        curves[key] = arr
+
+    if ax is None:
+        fig = Figure(figsize=figsize)
+        ax = fig.subplots()
+    else:
+        fig = ax.figure
+    right_keys = [k for k in curves if _accuracy_like(k)]
+    if len(right_keys) == len(curves):
+        right_keys = []
+    ax_right = ax.twinx() if right_keys else None
+
+    handles = []
+    for n, (key, arr) in enumerate(curves.items()):
+        on_right = key in right_keys
+        target = ax_right if on_right else ax
+        (line,) = target.plot(
+            alphas, _shown(arr, log and not on_right), color=f"C{n % 10}", label=names[key]
+        )
+        handles.append(line)
+    for target, keys in ((ax, [k for k in curves if k not in right_keys]), (ax_right, right_keys)):
+        if target is not None and keys:
+            target.set_ylabel(", ".join(names[k] for k in keys))
+    if log:
+        ax.set_yscale("log")
+    for label, alpha in (marks or {}).items():
+        ax.axvline(float(alpha), color="0.3", linestyle=":", linewidth=1.0)
+        ax.text(
+            float(alpha),
+            0.98,
+            f" {label}",
+            transform=ax.get_xaxis_transform(),
+            rotation=90,
+            ha="right",
+            va="top",
+            fontsize=8,
+            color="0.3",
+        )
+    ax.set_xlabel(xlabel)
+    ax.grid(alpha=0.3)
+    if len(handles) > 1:
+        ax.legend(handles=handles, fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def _contour_levels(
+    finite: np.ndarray, levels: int | Sequence[float], log: bool, vmax: float | None
+) -> np.ndarray:
+    """Band boundaries: explicit ``levels``, or ``levels`` intervals over [min, min(vmax, max)]."""
+    if not isinstance(levels, int | np.integer):
+        lv = np.asarray(levels, dtype=np.float64).reshape(-1)
+        if len(lv) < 2 or np.any(np.diff(lv) <= 0) or not np.isfinite(lv).all():
+            raise ValueError("explicit `levels` must be at least 2 finite, increasing values")
+        if log and lv[0] <= 0:
+            raise ValueError("`levels` must be positive with `log=True`")
+        return lv
+    if levels < 1:
+        raise ValueError(f"`levels` must be >= 1, got {levels}")
+    lo = float(finite.min())
+    hi = float(finite.max()) if vmax is None else min(float(finite.max()), float(vmax))
+    if hi <= lo:  # a constant surface (or vmax at or below the minimum): one band around it
+        if log:
+            return np.array([lo / 2.0, lo * 2.0])
+        half = 0.5 * abs(lo) if lo != 0 else 0.5
+        return np.array([lo - half, lo + half])
+    return np.geomspace(lo, hi, levels + 1) if log else np.linspace(lo, hi, levels + 1)
+
+
+def loss_contour(
+    xs: Any,
+    ys: Any,
+    surface: Any,
+    *,
+    ax=None,
+    levels: int | Sequence[float] = 20,
+    filled: bool = False,
+    labels: bool = True,
+    log: bool = False,
+    marks: Mapping[str, Any] | None = None,
+    vmax: float | None = None,
+    cmap: str = "viridis",
+    xlabel: str = "alpha",
+    ylabel: str = "beta",
+    title: str | None = None,
+    figsize: tuple[float, float] = (4.6, 3.8),
+):
+    """Contours of a loss surface over a plane, with labelled levels.
+
+    ``surface[i, j]`` is the value at ``(xs[i], ys[j])``: ``xs`` runs along the horizontal axis.
+
+    Args:
+      xs: ``(M,)`` coordinates along the first direction (M >= 2).
+      ys: ``(N,)`` coordinates along the second direction (N >= 2).
+      surface: ``(M, N)`` values. NaN and ±Inf cells are masked (left blank, no line crosses
+        them); with ``log=True`` non-positive cells are masked too.
+      ax: a matplotlib ``Axes`` to draw on; default: a new figure.
+      levels: the number of intervals between the smallest finite value and
+        ``min(vmax, largest finite value)`` (evenly spaced, geometrically with ``log=True``), or
+        the increasing level values themselves. Lines are drawn at the levels strictly inside the
+        data range. A constant surface draws no lines (and one band when ``filled``).
+      filled: filled contours (``contourf``) with a colour bar; values beyond the levels take the
+        colour bar's end colours (its extensions).
+      labels: label the contour lines with their values (``clabel``); with ``filled=True`` thin
+        black lines are drawn at the levels for the labels.
+      log: levels spaced geometrically, with a logarithmic colour scale.
+      marks: label to ``(x, y)``, drawn as black dots with the label (e.g. models on the plane).
+      vmax: the top level for ``levels`` given as a count; larger values get no lines (or the
+        top colour when filled). Ignored for explicit levels.
+      cmap: a matplotlib colour map name.
+      xlabel, ylabel: axis labels.
+      title: the axes title.
+      figsize: figure size in inches, for a new figure.
+
+    Returns:
+      The matplotlib ``Figure`` (the one of ``ax`` when given).
+    """
+    from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.figure import Figure
+
+    xs, ys, z = _grid(xs, ys, surface)
+    shown = _shown(z, log)
+    finite = shown[np.isfinite(shown)]
+    if ax is None:
+        fig = Figure(figsize=figsize)
+        ax = fig.subplots()
+    else:
+        fig = ax.figure
+    if finite.size:
+        zt = np.ma.masked_invalid(shown.T)  # rows of Z are y, columns x, as contour expects
+        lv = _contour_levels(finite, levels, log, vmax)
+        norm = LogNorm(lv[0], lv[-1]) if log else Normalize(lv[0], lv[-1])
+        lo, hi = float(finite.min()), float(finite.max())
+        if filled:
+            below, above = lo < lv[0], hi > lv[-1]
+            extend = {(True, True): "both", (True, False): "min", (False, True): "max"}.get(
+                (below, above), "neither"
+            )
+            cf = ax.contourf(xs, ys, zt, levels=lv, cmap=cmap, norm=norm, extend=extend)
+            fig.colorbar(cf, ax=ax, format="{x:.3g}")
+        inside = lv[(lv > lo) & (lv < hi)]
+        if inside.size and (labels or not filled):
+            if filled:
+                style = {"colors": "black", "linewidths": 0.5, "alpha": 0.6}
+            else:
+                style = {"cmap": cmap, "norm": norm}
+            cs = ax.contour(xs, ys, zt, levels=inside, **style)
+            if labels:
+                ax.clabel(cs, inline=True, fontsize=7, fmt=_fmt)
+    else:
+        ax.text(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center", va="center")
+    ax.update_datalim([(xs.min(), ys.min()), (xs.max(), ys.max())])
+    ax.autoscale_view()
+    _draw_marks_2d(ax, marks)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def loss_surface_3d(
+    xs: Any,
+    ys: Any,
+    surface: Any,
+    *,
+    ax=None,
+    log: bool = False,
+    vmax: float | None = None,
+    cmap: str = "viridis",
+    elev: float = 30.0,
+    azim: float = -60.0,
+    xlabel: str = "alpha",
+    ylabel: str = "beta",
+    zlabel: str = "loss",
+    title: str | None = None,
+    figsize: tuple[float, float] = (5.0, 4.2),
+):
+    """A loss surface in 3-D (``mpl_toolkits.mplot3d``), coloured by height, with a colour bar.
+
+    ``surface[i, j]`` is the height at ``(xs[i], ys[j])``. Matplotlib draws at most 50 x 50 patches
+    (larger grids are subsampled for display).
+
+    Args:
+      xs: ``(M,)`` coordinates along the first direction (M >= 2).
+      ys: ``(N,)`` coordinates along the second direction (N >= 2).
+      surface: ``(M, N)`` values. Values above ``vmax`` are clipped to ``vmax`` (as Li et al.'s
+        ``zmax``); NaN and ±Inf points (and, with ``log=True``, non-positive ones) are left out of
+        the surface, leaving holes.
+      ax: a 3-D matplotlib ``Axes`` (``projection="3d"``) to draw on; default: a new figure.
+      log: draw ``log10`` of the values (the z label says so).
+      vmax: clip heights above this value (in the surface's units, before ``log``).
+      cmap: a matplotlib colour map name.
+      elev, azim: the view angles in degrees (``Axes3D.view_init``).
+      xlabel, ylabel, zlabel: axis labels.
+      title: the axes title.
+      figsize: figure size in inches, for a new figure.
+
+    Returns:
+      The matplotlib ``Figure`` (the one of ``ax`` when given).
+    """
+    from matplotlib.figure import Figure
+
+    xs, ys, z = _grid(xs, ys, surface)
+    if ax is None:
+        fig = Figure(figsize=figsize)
+        ax = fig.add_subplot(projection="3d")
+    elif getattr(ax, "name", None) != "3d":
+        raise ValueError("`ax` must be a 3-D axes (projection='3d')")
+    else:
+        fig = ax.figure
+    shown = _shown(z, log)
+    if vmax is not None:
+        shown = np.minimum(shown, float(vmax))  # NaN stays NaN
+    if log:
+        shown = np.log10(shown)  # only positive values are left
+        zlabel = f"log10 {zlabel}"
+    if np.isfinite(shown).any():
+        x_grid, y_grid = np.meshgrid(xs, ys, indexing="ij")
+        surf = ax.plot_surface(x_grid, y_grid, shown, cmap=cmap, linewidth=0, antialiased=False)
+        fig.colorbar(surf, ax=ax, shrink=0.6, pad=0.12, format="{x:.3g}")
+    else:
+        ax.text2D(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center")
+    ax.view_init(elev=elev, azim=azim)
+    ax.set_box_aspect(None, zoom=0.9)  # room for the axis labels
+    ax.set_xlabel(xlabel, labelpad=6)
+    ax.set_ylabel(ylabel, labelpad=6)
+    ax.set_zlabel(zlabel, labelpad=10)
+    if title:
+        ax.set_title(title)
+    return fig
