@@ -31,7 +31,7 @@ def test_ig_peak_memory_does_not_grow_with_steps(benchmark):
     # tree: run this test's subprocesses from a helper process per configuration.
     results = {}
     for steps, bs in ((1024, 64), (64, 64), (1024, None)):
-        cmd = [sys.executable, "-c", MEASURE, str(steps), str(bs)]
+        cmd = [sys.executable, "-c", MEASURE_ANY, SCRIPT, str(steps), str(bs)]
         results[f"{steps} steps, batch_size={bs}"] = json.loads(
             subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         )
@@ -45,12 +45,46 @@ def test_ig_peak_memory_does_not_grow_with_steps(benchmark):
     benchmark.pedantic(lambda: None, rounds=1)
 
 
-MEASURE = textwrap.dedent(
-    f"""
+PLANE_SCRIPT = textwrap.dedent(
+    """
+    import sys, json, time
+    import jax, numpy as np
+    from visjax.landscape import model_losses, plane, random_plane
+    from visjax.zoo import digits_cnn, load_digits
+    n = int(sys.argv[1])
+    m = digits_cnn("function")
+    train = load_digits().train
+    d1, d2 = random_plane(m.params, jax.random.key(0))
+    xs = np.linspace(-1, 1, n)
+    t0 = time.perf_counter()
+    plane(model_losses(m)["cross_entropy"], m.params, d1, d2, xs, xs,
+          data=(train.x, train.y), batch_size=128)
+    print(json.dumps({"seconds": time.perf_counter() - t0}))
+    """
+)
+
+
+def test_landscape_peak_memory_is_flat_in_points(benchmark):
+    results = {}
+    for n in (11, 41):
+        cmd = [sys.executable, "-c", MEASURE_ANY, PLANE_SCRIPT, str(n)]
+        results[f"{n}x{n}"] = json.loads(
+            subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        )
+    print("\nplane sweep of the digits CNN, peak RSS of a fresh process:")
+    for name, r in results.items():
+        print(f"  {name:<8} {r['peak_mb']:>8.0f} MB {r['seconds']:>7.2f} s")
+    benchmark.extra_info.update(results)
+    assert results["41x41"]["peak_mb"] <= results["11x11"]["peak_mb"] * 1.15 + 30
+    benchmark.pedantic(lambda: None, rounds=1)
+
+
+MEASURE_ANY = textwrap.dedent(
+    """
     import json, resource, subprocess, sys
-    out = subprocess.run([sys.executable, "-c", {SCRIPT!r}, sys.argv[1], sys.argv[2]],
+    out = subprocess.run([sys.executable, "-c", sys.argv[1], *sys.argv[2:]],
                          capture_output=True, text=True, check=True)
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print(json.dumps({{"peak_mb": peak, **json.loads(out.stdout)}}))
+    print(json.dumps({"peak_mb": peak, **json.loads(out.stdout)}))
     """
 )
