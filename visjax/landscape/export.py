@@ -16,6 +16,7 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from visjax.io import atomic_write_bytes, atomic_write_text
+from visjax.landscape.slices import check_surface
 
 _JSON_KEY = "__json__"  # names of the entries that hold a JSON-encoded mapping
 
@@ -140,17 +141,7 @@ def save_vtk(
         raise ValueError(f"save_vtk writes VTK XML PolyData: `path` must end in .vtp, got {path}")
     if not name or name == "valid":
         raise ValueError(f"`name` must be non-empty and not 'valid', got {name!r}")
-    xs = np.asarray(xs, dtype=np.float64)
-    ys = np.asarray(ys, dtype=np.float64)
-    z = np.asarray(surface, dtype=np.float64)
-    if xs.ndim != 1 or ys.ndim != 1 or len(xs) < 2 or len(ys) < 2:
-        raise ValueError(
-            f"`xs` and `ys` must be 1-D with at least 2 entries, got shapes {xs.shape}, {ys.shape}"
-        )
-    if z.shape != (len(xs), len(ys)):
-        raise ValueError(
-            f"`surface` must have shape (len(xs), len(ys)) = {(len(xs), len(ys))}, got {z.shape}"
-        )
+    xs, ys, z = check_surface(xs, ys, surface)
     if not (np.isfinite(xs).all() and np.isfinite(ys).all()):
         raise ValueError("`xs` and `ys` must be finite")
     if zmax is not None:

@@ -25,6 +25,22 @@ def check_grid(values: Any, name: str) -> np.ndarray:
     return g.astype(np.float32)
 
 
+def check_surface(xs: Any, ys: Any, surface: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(xs, ys, surface)`` as float64 with ``surface[i, j]`` at ``(xs[i], ys[j])``, checked."""
+    xs = np.asarray(xs, dtype=np.float64)
+    ys = np.asarray(ys, dtype=np.float64)
+    z = np.asarray(surface, dtype=np.float64)
+    if xs.ndim != 1 or ys.ndim != 1 or len(xs) < 2 or len(ys) < 2:
+        raise ValueError(
+            f"`xs` and `ys` must be 1-D with at least 2 entries, got shapes {xs.shape}, {ys.shape}"
+        )
+    if z.shape != (len(xs), len(ys)):
+        raise ValueError(
+            f"`surface` must have shape (len(xs), len(ys)) = {(len(xs), len(ys))}, got {z.shape}"
+        )
+    return xs, ys, z
+
+
 def _result(values: dict, single: bool, shape: tuple[int, ...]):
     shaped = {k: v.reshape(shape) for k, v in values.items()}
     return next(iter(shaped.values())) if single else shaped

@@ -12,24 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from visjax.landscape.slices import check_surface as _grid
+
 
 def _fmt(v: float) -> str:
     return f"{v:.3g}"
-
-
-def _grid(xs: Any, ys: Any, surface: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    xs = np.asarray(xs, dtype=np.float64)
-    ys = np.asarray(ys, dtype=np.float64)
-    z = np.asarray(surface, dtype=np.float64)
-    if xs.ndim != 1 or ys.ndim != 1 or len(xs) < 2 or len(ys) < 2:
-        raise ValueError(
-            f"`xs` and `ys` must be 1-D with at least 2 entries, got shapes {xs.shape}, {ys.shape}"
-        )
-    if z.shape != (len(xs), len(ys)):
-        raise ValueError(
-            f"`surface` must have shape (len(xs), len(ys)) = {(len(xs), len(ys))}, got {z.shape}"
-        )
-    return xs, ys, z
 
 
 def _shown(values: np.ndarray, log: bool) -> np.ndarray:
