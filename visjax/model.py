@@ -282,6 +282,13 @@ class Model:
         self._check_params(params)
         return self.forward(params, self.state, self._check_x(x))
 
+    @property
+    def apply_fn(self) -> Callable[[Any, Any], Any]:
+        """``(params, x) -> output`` as a hashable function: equal for models that share their
+        forward and state, so it can be a static argument of ``jit`` (losses built on it do not
+        recompile for new weights)."""
+        return _ApplyFn(self)
+
     def __call__(self, x: Any) -> Any:
         """The output for the batch ``x`` (shape ``(N, *input_shape)``)."""
         return self.forward(self.params, self.state, self._check_x(x))
@@ -394,6 +401,22 @@ class Model:
     def perturbed(self, x: Any, deltas: Mapping[str, Any], *, params: Any = None) -> Any:
         """The output with ``deltas[name]`` added to the activation of each named layer."""
         return self.run(x, perturb=deltas, params=params)[0]
+
+
+class _ApplyFn:
+    def __init__(self, model: Model):
+        self.model = model
+
+    def __call__(self, params: Any, x: Any) -> Any:
+        return self.model.apply(params, x)
+
+    def __eq__(self, other: Any) -> bool:
+        return isinstance(other, _ApplyFn) and (
+            self.model.forward == other.model.forward and self.model.state is other.model.state
+        )
+
+    def __hash__(self) -> int:
+        return hash((_ApplyFn, self.model.forward, id(self.model.state)))
 
 
 def _check_tree_like(tree: Any, ref: Any, name: str) -> None:

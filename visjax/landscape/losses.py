@@ -63,24 +63,6 @@ class _NamedLoss:
         return f"model_loss({self.name!r})"
 
 
-class _ModelForward:
-    """``params, x -> output`` of a model with its non-trainable state fixed."""
-
-    def __init__(self, model):
-        self.model = model
-
-    def __call__(self, params, x):
-        return self.model.apply(params, x)
-
-    def __eq__(self, other):
-        return isinstance(other, _ModelForward) and (
-            self.model.forward == other.model.forward and self.model.state is other.model.state
-        )
-
-    def __hash__(self):
-        return hash((_ModelForward, self.model.forward, id(self.model.state)))
-
-
 def model_losses(model: Any, *names: str) -> dict[str, LossFn]:
     """Named losses of a model as ``{name: loss_fn(params, (x, y))}``.
 
@@ -102,7 +84,7 @@ def model_losses(model: Any, *names: str) -> dict[str, LossFn]:
     unknown = [n for n in names if n not in _BY_NAME]
     if unknown:
         raise ValueError(f"unknown loss name(s) {unknown}; known: {list(NAMES)}")
-    forward = _ModelForward(model)
+    forward = model.apply_fn
     return {n: _NamedLoss(forward, n) for n in names}
 
 

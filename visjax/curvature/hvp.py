@@ -1,0 +1,170 @@
+"""Hessian- and Gauss–Newton-vector products over a dataset.
+
+The loss convention of all parameter-space tools (../shared/DESIGN.md, principle 1): a loss
+``loss_fn(params, batch) -> scalar`` (the batch mean) and ``data=`` one batch (a pytree with a
+leading example axis) that visjax sums in chunks of ``batch_size`` examples, weighting each chunk
+by its size, so the product is the one of the full-dataset mean loss.
+
+``hvp`` is forward-over-reverse (``jax.jvp`` of ``jax.grad``), measured 5x faster than
+reverse-over-reverse here; data chunks run unrolled inside one jit (0.062 s against 0.12 s as one
+batch for the digits CNN over 1,347 images, ../shared/DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from visjax.batching import chunked_sum
+from visjax.model import _check_tree_like, as_model
+
+LossFn = Callable[[Any, Any], jax.Array]
+
+
+def _check_data(data: Any) -> int:
+    leaves = jax.tree.leaves(data)
+    sizes = {np.shape(a)[0] if np.ndim(a) else None for a in leaves}
+    if not leaves or len(sizes) != 1 or None in sizes or 0 in sizes:
+        raise ValueError(
+            "`data` must be one batch: a pytree of arrays sharing a non-empty leading example "
+            f"axis, got leading sizes {sizes}"
+        )
+    return sizes.pop()
+
+
+def _check_batch_size(batch_size: Any) -> None:
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"`batch_size` must be a positive int or None, got {batch_size!r}")
+
+
+def data_sum(fn: Callable[[Any], Any], data: Any, batch_size: int | None) -> Any:
+    """``Σ_chunks size(chunk) · fn(chunk) / N``: the dataset mean of a batch-mean quantity."""
+    leaves, treedef = jax.tree.flatten(data)
+    n = leaves[0].shape[0]
+
+    def chunk(*parts):
+        out = fn(jax.tree.unflatten(treedef, parts))
+        return jax.tree.map(lambda a: a * parts[0].shape[0], out)
+
+    total = chunked_sum(chunk, *leaves, batch_size=batch_size)
+    return jax.tree.map(lambda a: a / n, total)
+
+
+def _scalar_loss(loss_fn: LossFn) -> LossFn:
+    def f(params, batch):
+        value = loss_fn(params, batch)
+        if jnp.shape(value) != ():
+            raise ValueError(
+                f"`loss_fn` must return a scalar (the batch mean), got shape {jnp.shape(value)}"
+            )
+        return value
+
+    return f
+
+
+@functools.partial(jax.jit, static_argnames=("loss_fn", "batch_size"))
+def _hvp(loss_fn, params, v, data, batch_size):
+    grad = jax.grad(_scalar_loss(loss_fn))
+
+    def per_chunk(batch):
+        return jax.jvp(lambda p: grad(p, batch), (params,), (v,))[1]
+
+    return data_sum(per_chunk, data, batch_size)
+
+
+def hvp(loss_fn: LossFn, params: Any, v: Any, *, data: Any, batch_size: int | None = None) -> Any:
+    """The Hessian-vector product ``H v`` of the dataset-mean loss at ``params``.
+
+    ``H = ∇² L(params)`` with ``L`` the mean of ``loss_fn`` over ``data``; forward-over-reverse.
+
+    Args:
+      loss_fn: ``(params, batch) -> scalar``, the batch mean (static: pass the same function
+        object to avoid recompiling).
+      params: the parameters (a pytree).
+      v: a pytree shaped like ``params``.
+      data: one batch, summed in chunks of ``batch_size`` examples weighted by size.
+      batch_size: examples per chunk (static); ``None``: all at once.
+
+    Returns:
+      ``H v``, shaped like ``params``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> loss = lambda p, x: (0.5 * (p * x) ** 2).sum(-1).mean()
+      >>> hvp(loss, jnp.ones(2), jnp.array([1.0, 0.0]), data=jnp.array([[1.0, 2.0], [3.0, 4.0]]))
+      Array([5., 0.], dtype=float32)
+
+    References:
+      Pearlmutter, "Fast Exact Multiplication by the Hessian", Neural Computation 1994.
+    """
+    _check_data(data)
+    _check_batch_size(batch_size)
+    _check_tree_like(v, params, "v")
+    return _hvp(loss_fn, params, v, data, batch_size)
+
+
+_OUTPUT_LOSSES = {
+    "cross_entropy": lambda out, y: optax.softmax_cross_entropy_with_integer_labels(out, y).mean(),
+    "mse": lambda out, y: ((out - y) ** 2).reshape(out.shape[0], -1).sum(-1).mean(),
+}
+
+
+@functools.partial(jax.jit, static_argnames=("forward", "loss", "batch_size"))
+def _ggn_vp(forward, loss, params, v, data, batch_size):
+    out_loss = _OUTPUT_LOSSES[loss]
+
+    def per_chunk(batch):
+        x, y = batch
+        out, jv = jax.jvp(lambda p: forward(p, x), (params,), (v,))
+        h_jv = jax.jvp(jax.grad(lambda o: out_loss(o, y)), (out,), (jv,))[1]
+        _, vjp = jax.vjp(lambda p: forward(p, x), params)
+        return vjp(h_jv)[0]
+
+    return data_sum(per_chunk, data, batch_size)
+
+
+def ggn_vp(
+    model: Any,
+    params: Any,
+    v: Any,
+    *,
+    data: Any,
+    loss: str = "cross_entropy",
+    batch_size: int | None = None,
+) -> Any:
+    """The generalised Gauss–Newton product ``G v = Jᵀ H_ℓ J v`` over a dataset.
+
+    ``J`` is the Jacobian of the model's outputs with respect to ``params`` and ``H_ℓ`` the
+    Hessian of the named loss with respect to the outputs. For softmax cross-entropy ``G`` equals
+    the Fisher information matrix of the model's predictive distribution (Martens 2020); ``G`` is
+    positive semi-definite.
+
+    Args:
+      model: anything :func:`visjax.as_model` accepts (its ``apply`` is used).
+      params: the parameters.
+      v: a pytree shaped like ``params``.
+      data: ``(x, y)``: inputs and integer labels (cross-entropy) or targets (mse).
+      loss: ``"cross_entropy"`` or ``"mse"``.
+      batch_size: examples per data chunk; ``None``: all at once.
+
+    Returns:
+      ``G v``, shaped like ``params``.
+
+    References:
+      Schraudolph, "Fast Curvature Matrix-Vector Products for Second-Order Gradient Descent",
+      Neural Computation 2002; Martens, "New Insights and Perspectives on the Natural Gradient
+      Method", JMLR 2020.
+    """
+    if loss not in _OUTPUT_LOSSES:
+        raise ValueError(f"unknown loss name {loss!r}; known: {list(_OUTPUT_LOSSES)}")
+    model = as_model(model)
+    _check_data(data)
+    _check_batch_size(batch_size)
+    _check_tree_like(v, params, "v")
+    return _ggn_vp(model.apply_fn, loss, params, v, data, batch_size)
