@@ -71,24 +71,37 @@ class LanczosResult(NamedTuple):
     basis: jax.Array
 
 
+@jax.jit
+def _reorthogonalize(basis: jax.Array, w: jax.Array) -> jax.Array:
+    # Rows of `basis` not yet filled are zero and drop out; twice is enough (Parlett).
+    for _ in range(2):
+        w = w - basis.T @ (basis @ w)
+    return w
+
+
+@functools.partial(jax.jit, donate_argnums=0)
+def _set_row(basis: jax.Array, j: jax.Array, q: jax.Array) -> jax.Array:
+    return basis.at[j].set(q)
+
+
 def lanczos(matvec, v0: jax.Array, n_iter: int, *, tol: float = 0.0, k: int = 0) -> LanczosResult:
     """Lanczos with full reorthogonalisation from ``v0``, at most ``n_iter`` steps.
 
     Stops early on an invariant subspace (``beta`` ~ 0), or, when ``tol > 0``, once the top ``k``
-    Ritz values change by less than ``tol`` (relative) from one step to the next.
+    Ritz values change by less than ``tol`` (relative) from one step to the next. The basis is a
+    preallocated ``(n_iter, dim)`` array, so every step runs the same compiled programs.
     """
     q = v0 / jnp.linalg.norm(v0)
-    basis = [q]
+    basis = _set_row(jnp.zeros((n_iter, q.size), q.dtype), 0, q)
     alpha, beta = [], []
+    q_prev = None
     previous = None
     for j in range(n_iter):
         w = matvec(q[None])[0]
         a = float(jnp.vdot(q, w))
         alpha.append(a)
-        w = w - a * q - (beta[-1] * basis[-2] if j > 0 else 0.0)
-        stacked = jnp.stack(basis)
-        for _ in range(2):  # twice is enough (Parlett's "twice is enough")
-            w = w - stacked.T @ (stacked @ w)
+        w = w - a * q - (beta[-1] * q_prev if j > 0 else 0.0)
+        w = _reorthogonalize(basis, w)
         b = float(jnp.linalg.norm(w))
         if tol > 0 and j + 1 >= k:
             ritz = np.sort(tridiagonal_eigh(np.array(alpha), np.array(beta))[0])[::-1][:k]
@@ -100,10 +113,10 @@ def lanczos(matvec, v0: jax.Array, n_iter: int, *, tol: float = 0.0, k: int = 0)
         if j == n_iter - 1 or b <= 1e-10 * max(abs(a), 1.0):
             break
         beta.append(b)
-        q = w / b
-        basis.append(q)
+        q_prev, q = q, w / b
+        basis = _set_row(basis, j + 1, q)
     m = len(alpha)
-    return LanczosResult(np.array(alpha), np.array(beta[: m - 1]), jnp.stack(basis[:m]))
+    return LanczosResult(np.array(alpha), np.array(beta[: m - 1]), basis[:m])
 
 
 def tridiagonal_eigh(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -3,6 +3,8 @@
 from visjax.plot.attribution import attribution_grid as attribution_grid
 from visjax.plot.attribution import draw_overlay as draw_overlay
 from visjax.plot.attribution import overlay as overlay
+from visjax.plot.curvature import eigenvalue_density as eigenvalue_density
+from visjax.plot.curvature import eigenvalues_over_training as eigenvalues_over_training
 from visjax.plot.curves import training_curves as training_curves
 from visjax.plot.landscape import loss_contour as loss_contour
 from visjax.plot.landscape import loss_curve as loss_curve
@@ -14,6 +16,8 @@ __all__ = [
     "Section",
     "attribution_grid",
     "draw_overlay",
+    "eigenvalue_density",
+    "eigenvalues_over_training",
     "loss_contour",
     "loss_curve",
     "loss_surface_3d",

@@ -1,0 +1,237 @@
+"""Curvature (top eigenvalues, trace, density) against its HVP floor and PyHessian.
+
+Case: the digits CNN (10 epochs) over its 1,347 training images, cross-entropy (batch mean).
+The floor of an estimator is ``n_hvp x`` one Hessian-vector product over the whole dataset
+(``visjax.curvature.hvp``, the faster of one batch and chunks of 128, median of rounds after
+compilation): the HVPs an estimator cannot avoid. PyHessian 0.1 runs on the same weights and data
+(one batch, ``cuda=False``); its single-batch path keeps the gradient graph, so each of its HVPs
+is one double-backward without a new forward pass. All timings exclude compilation (one warm-up
+call first). PyHessian's ``density`` calls ``torch.eig`` (removed in torch 2): a shim backed by
+``torch.linalg.eigh`` is installed only for that call (``../shared/PEERS.md``).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from benchmarks.harness import measure
+from visjax.curvature import hvp, spectral_density, top_eigenvalues, trace
+from visjax.landscape import model_losses
+from visjax.zoo import load_digits
+from visjax.zoo.pretrained import trained_digits_cnn
+
+ROWS: list[tuple] = []
+BS = 128  # data chunk for the estimators (the faster HVP here; the floor takes the faster)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    model = trained_digits_cnn(epochs=10, cache=tmp_path_factory.mktemp("c")).model
+    train = load_digits().train
+    data = (jnp.asarray(train.x), jnp.asarray(train.y))
+    loss = model_losses(model)["cross_entropy"]
+    return model, data, loss
+
+
+def timed(fn, rounds=1):
+    """Warm ``fn`` up (compile), then time ``rounds`` calls: (median s, last result)."""
+    jax.block_until_ready(fn())
+    times, out = [], None
+    for _ in range(rounds):
+        t = time.perf_counter()
+        out = jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t)
+    return float(np.median(times)), out
+
+
+def pyhessian_object(model, data):
+    """PyHessian's ``hessian`` on a torch copy of the CNN; None (with a message) without torch."""
+    try:
+        from benchmarks.peers import bridge
+
+        torch = bridge.import_torch()
+        pyh = bridge.import_peer("pyhessian")
+    except ImportError as e:
+        print(f"\nPyHessian parts skipped: torch/PyHessian not importable ({e})")
+        return None, None
+    torch.manual_seed(0)
+    tm = bridge.torch_digits_cnn(model.params)
+    x = bridge.to_torch_input(np.asarray(data[0]))
+    y = torch.as_tensor(np.asarray(data[1]).astype("int64"))
+    with warnings.catch_warnings():
+        # torch warns that backward(create_graph=True) makes a reference cycle: PyHessian's design.
+        warnings.simplefilter("ignore", UserWarning)
+        h = pyh.hessian(tm, torch.nn.CrossEntropyLoss(), data=(x, y), cuda=False)
+    return torch, h
+
+
+def peer(fn):
+    """Run a PyHessian call with its create_graph warning silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return fn()
+
+
+def torch_eig_shim(torch):
+    """``torch.eig(T, eigenvectors=True)`` of torch 1 for a symmetric ``T``, via ``eigh``."""
+
+    def eig(a, eigenvectors=False):
+        w, v = torch.linalg.eigh(a)
+        values = torch.stack([w, torch.zeros_like(w)], dim=1)
+        return values, (v if eigenvectors else torch.empty(0))
+
+    return eig
+
+
+def row(case, ours, n_hvp, floor_hvp, peer_s):
+    floor = n_hvp * floor_hvp
+    ROWS.append((case, ours, n_hvp, floor, ours / floor, peer_s, peer_s / ours if peer_s else None))
+
+
+def print_table():
+    print(
+        f"\n{'case':<34} {'visjax s':>9} {'n_hvp':>6} {'floor s':>8} {'vj/floor':>8}"
+        f" {'PyHess s':>9} {'PyH/vj':>7}"
+    )
+    for case, ours, n, floor, ratio, peer_s, speed in ROWS:
+        p = f"{peer_s:9.3f}" if peer_s is not None else f"{'-':>9}"
+        s = f"{speed:7.2f}" if speed is not None else f"{'-':>7}"
+        print(f"{case:<34} {ours:9.3f} {n:6d} {floor:8.3f} {ratio:8.2f} {p} {s}")
+
+
+def test_curvature_vs_floor_and_pyhessian(benchmark, setup, monkeypatch):
+    model, data, loss = setup
+    params = model.params
+    key = jax.random.key(0)
+    v = jax.tree.map(lambda p: jax.random.normal(key, p.shape, p.dtype), params)
+    info = benchmark.extra_info
+
+    # ---- HVP floor
+    hv = {b: (lambda b=b: hvp(loss, params, v, data=data, batch_size=b)) for b in (None, 128)}
+    t = measure({f"hvp batch_size={b}": (f, ()) for b, f in hv.items()}, rounds=10, warmup=2)
+    floor_hvp = min(x.median_s for x in t.values())
+    torch, h = pyhessian_object(model, data)
+    torch_hvp_s = None
+    if h is not None:
+        pyh_utils = __import__("pyhessian.utils", fromlist=["hessian_vector_product"])
+        tv = [torch.randn(p.size()) for p in h.params]
+
+        def torch_hvp():
+            return pyh_utils.hessian_vector_product(h.gradsH, h.params, tv)
+
+        peer(torch_hvp)
+        runs = []
+        for _ in range(10):
+            t0 = time.perf_counter()
+            peer(torch_hvp)
+            runs.append(time.perf_counter() - t0)
+        torch_hvp_s = float(np.median(runs))
+    print("\nOne HVP over 1,347 images (median):")
+    for name, x in t.items():
+        print(f"  visjax {name:<24} {x.median_s * 1e3:8.2f} ms")
+    if torch_hvp_s is not None:
+        print(f"  PyHessian hessian_vector_product  {torch_hvp_s * 1e3:8.2f} ms (graph kept)")
+    info.update(
+        {f"{n}_s": x.median_s for n, x in t.items()}
+        | {"hvp_floor_s": floor_hvp, "torch_hvp_s": torch_hvp_s}
+    )
+
+    # ---- top eigenvalues
+    def eig(k, method, tol):
+        return top_eigenvalues(
+            loss, params, data=data, k=k, method=method, tol=tol, key=key, batch_size=BS
+        )
+
+    checks = {}
+    for k in (1, 3):
+        peer_s, peer_vals = None, None
+        if h is not None:
+            peer(lambda k=k: h.eigenvalues(maxIter=100, tol=1e-3, top_n=k))  # warm-up
+            torch.manual_seed(1)
+            t0 = time.perf_counter()
+            peer_vals = np.array(peer(lambda k=k: h.eigenvalues(maxIter=100, tol=1e-3, top_n=k))[0])
+            peer_s = time.perf_counter() - t0
+        for method, tol in (("lanczos", 1e-4), ("power", 1e-3)):
+            s, res = timed(lambda k=k, m=method, tl=tol: eig(k, m, tl))
+            case = f"top-{k} {method} tol={tol:g}"
+            row(case, s, res.n_hvp, floor_hvp, peer_s)
+            vals = np.asarray(res.eigenvalues)
+            info[f"{case}_s"], info[f"{case}_n_hvp"] = s, res.n_hvp
+            info[f"{case}_values"] = vals.tolist()
+            checks[(k, method)] = vals
+            if peer_vals is not None:
+                rel = np.abs(vals - peer_vals) / np.abs(peer_vals)
+                info[f"{case}_rel_vs_pyhessian"] = rel.tolist()
+                print(f"  {case}: {vals} vs PyHessian {peer_vals} (rel {rel.max():.1e})")
+        if peer_s is not None:
+            info[f"pyhessian top-{k}_s"], info[f"pyhessian top-{k}_values"] = (
+                peer_s,
+                peer_vals.tolist(),
+            )
+    lam = checks[(1, "lanczos")][0]
+    for (k, method), vals in checks.items():
+        # PyHessian's power iteration stops on a 1e-3 change of successive values.
+        assert abs(vals[0] - lam) <= 1e-3 * abs(lam), (k, method, vals, lam)
+
+    # ---- trace
+    n_peer, peer_s, peer_tr = 100, None, None
+    if h is not None:
+        peer(lambda: h.trace(maxIter=100, tol=1e-3))
+        torch.manual_seed(2)
+        t0 = time.perf_counter()
+        samples = peer(lambda: h.trace(maxIter=100, tol=1e-3))
+        peer_s = time.perf_counter() - t0
+        n_peer, peer_tr = len(samples), float(np.mean(samples))
+        info.update({"pyhessian_trace_s": peer_s, "pyhessian_trace_n": n_peer})
+        info["pyhessian_trace"] = peer_tr
+    for n in sorted({n_peer, 100}):
+        for pb in (1, 8):
+            s, res = timed(
+                lambda n=n, pb=pb: trace(
+                    loss,
+                    params,
+                    data=data,
+                    n_probes=n,
+                    probe_batch=pb,
+                    key=jax.random.key(3),
+                    batch_size=BS,
+                )
+            )
+            case = f"trace n={n} probe_batch={pb}"
+            row(case, s, n, floor_hvp, peer_s if n == n_peer else None)
+            info[f"{case}_s"], info[f"{case}_estimate"] = s, res.estimate
+            print(f"  {case}: {res.estimate:.3f} +- {res.stderr:.3f}")
+    if peer_tr is not None:
+        print(f"  PyHessian trace ({n_peer} probes): {peer_tr:.3f}")
+
+    # ---- density
+    peer_s = None
+    if h is not None:
+        monkeypatch.setattr(torch, "eig", torch_eig_shim(torch), raising=False)
+        peer(lambda: h.density(iter=100, n_v=1))
+        torch.manual_seed(4)
+        t0 = time.perf_counter()
+        nodes, _ = peer(lambda: h.density(iter=100, n_v=1))
+        peer_s = time.perf_counter() - t0
+        monkeypatch.undo()
+        info["pyhessian_density_s"] = peer_s
+        info["pyhessian_density_max_node"] = float(np.max(nodes))
+    s, res = timed(
+        lambda: spectral_density(
+            loss, params, data=data, n_probes=1, n_iter=100, key=key, batch_size=BS
+        )
+    )
+    n_dens = int(np.isfinite(res.nodes).sum())
+    row("density n_probes=1 n_iter=100", s, n_dens, floor_hvp, peer_s)
+    info["density_s"], info["density_max_node"] = s, float(np.nanmax(res.nodes))
+    print(f"  density: top node {np.nanmax(res.nodes):.4f} (top eigenvalue {lam:.4f})")
+
+    print_table()
+    info["table"] = [list(r) for r in ROWS]
+    benchmark.pedantic(lambda: jax.block_until_ready(hv[None]()), rounds=5, warmup_rounds=1)
