@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.batching import chunked_sum
+from visjax.curvature.hvp import _check_batch_size, _check_data, data_sum
 from visjax.landscape.losses import as_loss_table
 from visjax.model import _check_tree_like
 
@@ -38,15 +38,11 @@ STRATEGIES = ("auto", "map", "vmap", "loop")
 
 def dataset_mean(fns: tuple, params: Any, data: Any, batch_size: int | None) -> jax.Array:
     """``(M,)`` batch means of ``fns`` over ``data``, summed in chunks weighted by chunk size."""
-    leaves, treedef = jax.tree.flatten(data)
-    n = leaves[0].shape[0]
-
-    def chunk(*parts):
-        batch = jax.tree.unflatten(treedef, parts)
-        size = parts[0].shape[0]
-        return jnp.stack([jnp.asarray(f(params, batch), jnp.float32) for f in fns]) * size
-
-    return chunked_sum(chunk, *leaves, batch_size=batch_size) / n
+    return data_sum(
+        lambda batch: jnp.stack([jnp.asarray(f(params, batch), jnp.float32) for f in fns]),
+        data,
+        batch_size,
+    )
 
 
 def _shift(origin, directions, c):
@@ -79,18 +75,6 @@ class SweepConfig(NamedTuple):
     strategy: str
     block_size: int
     point_chunk: int
-
-
-def _check_data(data: Any) -> int:
-    leaves = jax.tree.leaves(data)
-    if not leaves:
-        raise ValueError("`data` must be a batch: a pytree of arrays with a leading example axis")
-    sizes = {np.shape(a)[0] if np.ndim(a) else None for a in leaves}
-    if len(sizes) != 1 or None in sizes or 0 in sizes:
-        raise ValueError(
-            f"`data` leaves must share one non-empty leading example axis, got sizes {sizes}"
-        )
-    return sizes.pop()
 
 
 def evaluate(
@@ -140,8 +124,7 @@ def evaluate(
     _check_data(data)
     if strategy not in STRATEGIES:
         raise ValueError(f"`strategy` must be one of {STRATEGIES}, got {strategy!r}")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"`batch_size` must be a positive int or None, got {batch_size!r}")
+    _check_batch_size(batch_size)
     strategy = _auto_strategy() if strategy == "auto" else strategy
     n_points = coords.shape[0]
     if strategy == "loop":
