@@ -20,13 +20,17 @@ from visjax.curvature.spectrum import SpectralDensity as SpectralDensity
 from visjax.curvature.spectrum import lanczos as lanczos
 from visjax.curvature.spectrum import spectral_density as spectral_density
 from visjax.curvature.spectrum import top_eigenvalues as top_eigenvalues
+from visjax.curvature.spread import Spread as Spread
+from visjax.curvature.spread import batch_spread as batch_spread
 
 __all__ = [
     "BlockCurvature",
     "Eigen",
     "Sharpness",
     "SpectralDensity",
+    "Spread",
     "Trace",
+    "batch_spread",
     "block_curvature",
     "ggn_vp",
     "hessian_diag",

@@ -97,13 +97,14 @@ def block_curvature(
     n_iter: int = 50,
     tol: float = 1e-4,
     batch_size: int | None = None,
+    devices: Any = None,
 ) -> dict[str, BlockCurvature]:
     """Trace and top eigenvalue of each diagonal block ``H_gg`` of the dataset-mean loss's Hessian.
 
     For a group with mask ``m`` (1 on its entries), ``H_gg v = m ⊙ H (m ⊙ v)``. The trace is
     Hutchinson's mean of ``zᵀ H_gg z`` over Rademacher probes ``z`` that are zero outside the
     group; the top (algebraically largest) eigenvalue is Lanczos with full reorthogonalisation
-    from a random start inside the group, stopped when it changes by less than ``tol``
+    from a random start inside the group, stopped when its error bound falls below ``tol``
     (relative) or after ``n_iter`` steps (at most the group's size). The blocks' traces sum to
     ``tr H`` when the groups partition the parameters.
 
@@ -121,6 +122,7 @@ def block_curvature(
       n_iter: Lanczos steps per group.
       tol: relative tolerance of the Lanczos top eigenvalue.
       batch_size: examples per data chunk (static).
+      devices: the data axis is sharded over these (as :func:`visjax.curvature.hvp`).
 
     Returns:
       Group name (in the order given) to :class:`BlockCurvature`; ``trace_stderr`` is
@@ -146,9 +148,9 @@ def block_curvature(
         raise ValueError(f"`n_probes` must be a positive int, got {n_probes!r}")
     if not isinstance(n_iter, int) or n_iter < 1:
         raise ValueError(f"`n_iter` must be a positive int, got {n_iter!r}")
-    check_problem(loss_fn, params, data, batch_size)
+    check_problem(loss_fn, params, data, batch_size, devices)
     masks = _masks(params, groups)
-    mv = Matvec(loss_fn, params, data, batch_size)
+    mv = Matvec(loss_fn, params, data, batch_size, devices)
     out = {}
     for i, (name, mask) in enumerate(masks.items()):
         k_trace, k_lanczos = jax.random.split(jax.random.fold_in(key, i))

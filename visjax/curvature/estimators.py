@@ -9,29 +9,40 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from visjax.curvature.hvp import LossFn
-from visjax.curvature.spectrum import Matvec, check_problem
+from visjax.curvature.spectrum import Matvec, check_problem, lanczos
 
 
 class Trace(NamedTuple):
-    """Hutchinson's trace estimate, its standard error, and the per-probe values ``zᵀHz``."""
+    """Hutchinson's trace estimate, its standard error, and the per-probe values ``zᵀHz``.
+
+    With deflation, ``exact`` is the trace of the Krylov block ``tr(QᵀHQ)`` (computed exactly)
+    and ``samples`` are the projected probes' values, so ``estimate = exact + mean(samples)``.
+    """
 
     estimate: float
     stderr: float
     samples: np.ndarray
+    exact: float = 0.0
+    n_hvp: int = 0
 
 
-def _probes(loss_fn, params, data, n_probes, key, batch_size, probe_batch):
-    """Yield ``(z, Hz)`` blocks of Rademacher probes, ``probe_batch`` HVPs per call (vmapped)."""
+def _check_probe_args(n_probes, probe_batch):
     if not isinstance(n_probes, int) or n_probes < 1:
         raise ValueError(f"`n_probes` must be a positive int, got {n_probes!r}")
     if not isinstance(probe_batch, int) or probe_batch < 1:
         raise ValueError(f"`probe_batch` must be a positive int, got {probe_batch!r}")
-    check_problem(loss_fn, params, data, batch_size)
-    flat, _ = ravel_pytree(params)
-    mv = Matvec(loss_fn, params, data, batch_size)
+
+
+def _probes(mv, dim, dtype, n_probes, key, probe_batch, basis=None):
+    """Yield ``(z, Hz)`` blocks of Rademacher probes, ``probe_batch`` HVPs per call (vmapped).
+
+    With an orthonormal ``basis`` ``(m, dim)`` the probes are projected off its span first.
+    """
     for start in range(0, n_probes, probe_batch):
         m = min(probe_batch, n_probes - start)
-        z = jax.random.rademacher(jax.random.fold_in(key, start), (m, flat.size), flat.dtype)
+        z = jax.random.rademacher(jax.random.fold_in(key, start), (m, dim), dtype)
+        if basis is not None:
+            z = z - (z @ basis.T) @ basis
         yield z, mv(z)
 
 
@@ -44,6 +55,8 @@ def trace(
     key: jax.Array,
     batch_size: int | None = None,
     probe_batch: int = 1,
+    deflate: int = 0,
+    devices: Any = None,
 ) -> Trace:
     """Hutchinson's estimate of ``tr H``: the mean of ``zᵀ H z`` over Rademacher probes ``z``.
 
@@ -55,22 +68,40 @@ def trace(
       key: PRNG key.
       batch_size: examples per data chunk.
       probe_batch: probes per (vmapped) HVP call.
+      deflate: Lanczos steps (HVPs) whose Krylov basis ``Q`` is traced exactly before the
+        probes: ``tr H = tr(QᵀHQ) + tr(PHP)`` with ``P = I − QQᵀ``, the second term by
+        Hutchinson with probes ``Pz`` (unbiased for any ``Q``; as Hutch++, Meyer et al. 2021).
+        A Hessian's few large outliers dominate Hutchinson's variance, so this pays off: on the
+        trained digits CNN, 20 steps cut the variance per probe 400-fold (README). 0: plain
+        Hutchinson, as PyHessian.
+      devices: the data axis is sharded over these (as :func:`visjax.curvature.hvp`).
 
     Returns:
-      A :class:`Trace` with the standard error ``std(samples) / sqrt(n_probes)``.
+      A :class:`Trace` with the standard error ``std(samples) / sqrt(n_probes)`` and the HVPs
+      used.
 
     References:
       Hutchinson, "A stochastic estimator of the trace of the influence matrix for Laplacian
-      smoothing splines", 1989; Avron and Toledo, JACM 2011.
+      smoothing splines", 1989; Avron and Toledo, JACM 2011; Meyer, Musco, Musco, Woodruff,
+      "Hutch++: Optimal Stochastic Trace Estimation", SOSA 2021.
     """
-    samples = np.concatenate(
-        [
-            np.asarray((z * hz).sum(-1), np.float64)
-            for z, hz in _probes(loss_fn, params, data, n_probes, key, batch_size, probe_batch)
-        ]
-    )
+    _check_probe_args(n_probes, probe_batch)
+    if not isinstance(deflate, int) or deflate < 0:
+        raise ValueError(f"`deflate` must be a non-negative int, got {deflate!r}")
+    check_problem(loss_fn, params, data, batch_size, devices)
+    flat, _ = ravel_pytree(params)
+    mv = Matvec(loss_fn, params, data, batch_size, devices)
+    basis, exact = None, 0.0
+    k_probe = key
+    if deflate:
+        k_probe, k_lanczos = jax.random.split(key)
+        v0 = jax.random.normal(k_lanczos, flat.shape, flat.dtype)
+        res = lanczos(mv, v0, min(deflate, flat.size))
+        basis, exact = res.basis, float(np.sum(res.alpha, dtype=np.float64))
+    blocks = _probes(mv, flat.size, flat.dtype, n_probes, k_probe, probe_batch, basis)
+    samples = np.concatenate([np.asarray((z * hz).sum(-1), np.float64) for z, hz in blocks])
     stderr = samples.std(ddof=1) / np.sqrt(samples.size) if samples.size > 1 else float("nan")
-    return Trace(float(samples.mean()), float(stderr), samples)
+    return Trace(float(exact + samples.mean()), float(stderr), samples, exact, mv.calls)
 
 
 def hessian_diag(
@@ -82,6 +113,7 @@ def hessian_diag(
     key: jax.Array,
     batch_size: int | None = None,
     probe_batch: int = 1,
+    devices: Any = None,
 ) -> Any:
     """Hutchinson's estimate of the Hessian's diagonal: the mean of ``z ⊙ H z`` (Bekas et al.).
 
@@ -93,9 +125,12 @@ def hessian_diag(
     References:
       Bekas, Kokiopoulou, Saad, "An estimator for the diagonal of a matrix", 2007.
     """
-    _, unravel = ravel_pytree(params)
+    _check_probe_args(n_probes, probe_batch)
+    check_problem(loss_fn, params, data, batch_size, devices)
+    flat, unravel = ravel_pytree(params)
+    mv = Matvec(loss_fn, params, data, batch_size, devices)
     total = None
-    for z, hz in _probes(loss_fn, params, data, n_probes, key, batch_size, probe_batch):
+    for z, hz in _probes(mv, flat.size, flat.dtype, n_probes, key, probe_batch):
         part = (z * hz).sum(0)
         total = part if total is None else total + part
     return unravel(total / n_probes)

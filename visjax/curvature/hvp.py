@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
 from visjax.batching import chunked_sum
 from visjax.model import _check_tree_like, as_model
@@ -43,16 +45,62 @@ def _check_batch_size(batch_size: Any) -> None:
         raise ValueError(f"`batch_size` must be a positive int or None, got {batch_size!r}")
 
 
-def data_sum(fn: Callable[[Any], Any], data: Any, batch_size: int | None) -> Any:
-    """``Σ_chunks size(chunk) · fn(chunk) / N``: the dataset mean of a batch-mean quantity."""
+def data_mesh(devices: Any = None) -> Mesh | None:
+    """The mesh the data axis is sharded over: ``None`` when the work runs on one device.
+
+    ``devices``: ``None`` (all of ``jax.devices()``), a sequence of devices, or a
+    :class:`jax.sharding.Mesh` (the data axis is split over all its axes).
+    """
+    if isinstance(devices, Mesh):
+        return devices if devices.size > 1 else None
+    found = jax.devices() if devices is None else list(devices)
+    if not found or not all(isinstance(d, jax.Device) for d in found):
+        raise ValueError(
+            "`devices` must be None, a non-empty sequence of jax devices or a jax.sharding.Mesh, "
+            f"got {devices!r}"
+        )
+    return Mesh(np.array(found), ("data",)) if len(found) > 1 else None
+
+
+def _weighted_sum(fn: Callable[[Any], Any], data: Any, batch_size: int | None) -> Any:
     leaves, treedef = jax.tree.flatten(data)
-    n = leaves[0].shape[0]
 
     def chunk(*parts):
         out = fn(jax.tree.unflatten(treedef, parts))
         return jax.tree.map(lambda a: a * parts[0].shape[0], out)
 
-    total = chunked_sum(chunk, *leaves, batch_size=batch_size)
+    return chunked_sum(chunk, *leaves, batch_size=batch_size)
+
+
+def data_sum(
+    fn: Callable[[Any], Any], data: Any, batch_size: int | None, mesh: Mesh | None = None
+) -> Any:
+    """``Σ_chunks size(chunk) · fn(chunk) / N``: the dataset mean of a batch-mean quantity.
+
+    With a ``mesh`` the examples are split evenly over its devices (``shard_map``), each device
+    sums its share in chunks of ``batch_size`` and the partial sums are added with ``psum``; the
+    ``N mod devices`` examples left over are summed outside the ``shard_map``.
+    """
+    n = jax.tree.leaves(data)[0].shape[0]
+    if mesh is None or n < mesh.size:
+        total = _weighted_sum(fn, data, batch_size)
+    else:
+        axes = tuple(mesh.axis_names)
+        even = n - n % mesh.size
+
+        def local(part):
+            return jax.lax.psum(_weighted_sum(fn, part, batch_size), axes)
+
+        head = jax.tree.map(lambda a: a[:even], data)
+        # check_vma=False: `fn` differentiates with respect to values closed over from outside
+        # (replicated); with the check on, JAX psums those cotangents itself and the explicit
+        # psum above would count every device's share `mesh.size` times.
+        total = jax.shard_map(local, mesh=mesh, in_specs=P(axes), out_specs=P(), check_vma=False)(
+            head
+        )
+        if even < n:
+            rest = _weighted_sum(fn, jax.tree.map(lambda a: a[even:], data), batch_size)
+            total = jax.tree.map(jnp.add, total, rest)
     return jax.tree.map(lambda a: a / n, total)
 
 
@@ -68,17 +116,25 @@ def _scalar_loss(loss_fn: LossFn) -> LossFn:
     return f
 
 
-@functools.partial(jax.jit, static_argnames=("loss_fn", "batch_size"))
-def _hvp(loss_fn, params, v, data, batch_size):
+@functools.partial(jax.jit, static_argnames=("loss_fn", "batch_size", "mesh"))
+def _hvp(loss_fn, params, v, data, batch_size, mesh=None):
     grad = jax.grad(_scalar_loss(loss_fn))
 
     def per_chunk(batch):
         return jax.jvp(lambda p: grad(p, batch), (params,), (v,))[1]
 
-    return data_sum(per_chunk, data, batch_size)
+    return data_sum(per_chunk, data, batch_size, mesh)
 
 
-def hvp(loss_fn: LossFn, params: Any, v: Any, *, data: Any, batch_size: int | None = None) -> Any:
+def hvp(
+    loss_fn: LossFn,
+    params: Any,
+    v: Any,
+    *,
+    data: Any,
+    batch_size: int | None = None,
+    devices: Any = None,
+) -> Any:
     """The Hessian-vector product ``H v`` of the dataset-mean loss at ``params``.
 
     ``H = ∇² L(params)`` with ``L`` the mean of ``loss_fn`` over ``data``; forward-over-reverse.
@@ -90,6 +146,8 @@ def hvp(loss_fn: LossFn, params: Any, v: Any, *, data: Any, batch_size: int | No
       v: a pytree shaped like ``params``.
       data: one batch, summed in chunks of ``batch_size`` examples weighted by size.
       batch_size: examples per chunk (static); ``None``: all at once.
+      devices: the data axis is sharded over these (``None``: all of ``jax.devices()``; a
+        sequence of devices or a ``jax.sharding.Mesh``), the partial sums added with ``psum``.
 
     Returns:
       ``H v``, shaped like ``params``.
@@ -106,7 +164,7 @@ def hvp(loss_fn: LossFn, params: Any, v: Any, *, data: Any, batch_size: int | No
     _check_data(data)
     _check_batch_size(batch_size)
     _check_tree_like(v, params, "v")
-    return _hvp(loss_fn, params, v, data, batch_size)
+    return _hvp(loss_fn, params, v, data, batch_size, data_mesh(devices))
 
 
 _OUTPUT_LOSSES = {
@@ -115,8 +173,8 @@ _OUTPUT_LOSSES = {
 }
 
 
-@functools.partial(jax.jit, static_argnames=("forward", "loss", "batch_size"))
-def _ggn_vp(forward, loss, params, v, data, batch_size):
+@functools.partial(jax.jit, static_argnames=("forward", "loss", "batch_size", "mesh"))
+def _ggn_vp(forward, loss, params, v, data, batch_size, mesh):
     out_loss = _OUTPUT_LOSSES[loss]
 
     def per_chunk(batch):
@@ -126,7 +184,7 @@ def _ggn_vp(forward, loss, params, v, data, batch_size):
         _, vjp = jax.vjp(lambda p: forward(p, x), params)
         return vjp(h_jv)[0]
 
-    return data_sum(per_chunk, data, batch_size)
+    return data_sum(per_chunk, data, batch_size, mesh)
 
 
 def ggn_vp(
@@ -137,6 +195,7 @@ def ggn_vp(
     data: Any,
     loss: str = "cross_entropy",
     batch_size: int | None = None,
+    devices: Any = None,
 ) -> Any:
     """The generalised Gauss–Newton product ``G v = Jᵀ H_ℓ J v`` over a dataset.
 
@@ -152,6 +211,7 @@ def ggn_vp(
       data: ``(x, y)``: inputs and integer labels (cross-entropy) or targets (mse).
       loss: ``"cross_entropy"`` or ``"mse"``.
       batch_size: examples per data chunk; ``None``: all at once.
+      devices: as :func:`hvp`.
 
     Returns:
       ``G v``, shaped like ``params``.
@@ -167,4 +227,4 @@ def ggn_vp(
     _check_data(data)
     _check_batch_size(batch_size)
     _check_tree_like(v, params, "v")
-    return _ggn_vp(model.apply_fn, loss, params, v, data, batch_size)
+    return _ggn_vp(model.apply_fn, loss, params, v, data, batch_size, data_mesh(devices))

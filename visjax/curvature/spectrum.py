@@ -16,29 +16,39 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from visjax.curvature.hvp import LossFn, _check_batch_size, _check_data, _hvp, data_sum
+from visjax.curvature.hvp import (
+    LossFn,
+    _check_batch_size,
+    _check_data,
+    _hvp,
+    data_mesh,
+    data_sum,
+)
 
 
-@functools.partial(jax.jit, static_argnames=("loss_fn", "batch_size"))
-def flat_hvps(loss_fn, params, data, xs, batch_size):
+@functools.partial(jax.jit, static_argnames=("loss_fn", "batch_size", "mesh"))
+def flat_hvps(loss_fn, params, data, xs, batch_size, mesh=None):
     """``H x`` for each row of ``xs`` ``(m, dim)`` in the flattened parameter space (vmapped)."""
     _, unravel = ravel_pytree(params)
 
     def one(x):
-        return ravel_pytree(_hvp(loss_fn, params, unravel(x), data, batch_size))[0]
+        return ravel_pytree(_hvp(loss_fn, params, unravel(x), data, batch_size, mesh))[0]
 
     return jax.vmap(one)(xs)
 
 
-@functools.partial(jax.jit, static_argnames=("loss_fn", "batch_size"))
-def _loss_value(loss_fn, params, data, batch_size):
-    return data_sum(lambda b: jnp.asarray(loss_fn(params, b), jnp.float32), data, batch_size)
+@functools.partial(jax.jit, static_argnames=("loss_fn", "batch_size", "mesh"))
+def _loss_value(loss_fn, params, data, batch_size, mesh=None):
+    return data_sum(lambda b: jnp.asarray(loss_fn(params, b), jnp.float32), data, batch_size, mesh)
 
 
-def check_problem(loss_fn: LossFn, params: Any, data: Any, batch_size: int | None) -> int:
+def check_problem(
+    loss_fn: LossFn, params: Any, data: Any, batch_size: int | None, devices: Any = None
+) -> int:
     """Check the inputs and that the loss is a finite scalar at ``params``; the parameter count."""
     _check_data(data)
     _check_batch_size(batch_size)
+    data_mesh(devices)
     leaves = jax.tree.leaves(params)
     if not leaves or not all(jnp.issubdtype(jnp.result_type(a), jnp.floating) for a in leaves):
         raise TypeError("`params` must be a non-empty pytree of floating-point arrays")
@@ -53,14 +63,15 @@ def check_problem(loss_fn: LossFn, params: Any, data: Any, batch_size: int | Non
 class Matvec:
     """The Hessian (or another symmetric operator) as a function of flat vectors, counting calls."""
 
-    def __init__(self, loss_fn, params, data, batch_size):
+    def __init__(self, loss_fn, params, data, batch_size, devices=None):
         self.loss_fn, self.params, self.data, self.batch_size = loss_fn, params, data, batch_size
+        self.mesh = data_mesh(devices)
         self.calls = 0
 
     def __call__(self, xs: jax.Array) -> jax.Array:
         """``H x`` for each row of ``xs`` ``(m, dim)``."""
         self.calls += xs.shape[0]
-        return flat_hvps(self.loss_fn, self.params, self.data, xs, self.batch_size)
+        return flat_hvps(self.loss_fn, self.params, self.data, xs, self.batch_size, self.mesh)
 
 
 class LanczosResult(NamedTuple):
@@ -87,15 +98,18 @@ def _set_row(basis: jax.Array, j: jax.Array, q: jax.Array) -> jax.Array:
 def lanczos(matvec, v0: jax.Array, n_iter: int, *, tol: float = 0.0, k: int = 0) -> LanczosResult:
     """Lanczos with full reorthogonalisation from ``v0``, at most ``n_iter`` steps.
 
-    Stops early on an invariant subspace (``beta`` ~ 0), or, when ``tol > 0``, once the top ``k``
-    Ritz values change by less than ``tol`` (relative) from one step to the next. The basis is a
-    preallocated ``(n_iter, dim)`` array, so every step runs the same compiled programs.
+    Stops early on an invariant subspace (``beta`` ~ 0), or, when ``tol > 0``, once the error
+    bound of each of the top ``k`` Ritz values is below ``tol`` (relative). For a Ritz pair
+    ``(θ, s)`` of ``T_m`` the residual is ``r = β_m |s_m|`` (no extra product needed) and the
+    nearest eigenvalue lies within ``min(r, r² / gap)`` of ``θ``, ``gap`` the distance to the
+    other Ritz values (Parlett, "The Symmetric Eigenvalue Problem", ch. 11; the gap is
+    estimated from the Ritz values, as ARPACK-style codes do). The basis is a preallocated
+    ``(n_iter, dim)`` array, so every step runs the same compiled programs.
     """
     q = v0 / jnp.linalg.norm(v0)
     basis = _set_row(jnp.zeros((n_iter, q.size), q.dtype), 0, q)
     alpha, beta = [], []
     q_prev = None
-    previous = None
     for j in range(n_iter):
         w = matvec(q[None])[0]
         a = float(jnp.vdot(q, w))
@@ -103,13 +117,8 @@ def lanczos(matvec, v0: jax.Array, n_iter: int, *, tol: float = 0.0, k: int = 0)
         w = w - a * q - (beta[-1] * q_prev if j > 0 else 0.0)
         w = _reorthogonalize(basis, w)
         b = float(jnp.linalg.norm(w))
-        if tol > 0 and j + 1 >= k:
-            ritz = np.sort(tridiagonal_eigh(np.array(alpha), np.array(beta))[0])[::-1][:k]
-            if previous is not None and np.all(
-                np.abs(ritz - previous) <= tol * np.maximum(np.abs(ritz), 1e-12)
-            ):
-                break
-            previous = ritz
+        if tol > 0 and j + 1 > k and _converged(alpha, beta, b, k, tol):
+            break
         if j == n_iter - 1 or b <= 1e-10 * max(abs(a), 1.0):
             break
         beta.append(b)
@@ -117,6 +126,18 @@ def lanczos(matvec, v0: jax.Array, n_iter: int, *, tol: float = 0.0, k: int = 0)
         basis = _set_row(basis, j + 1, q)
     m = len(alpha)
     return LanczosResult(np.array(alpha), np.array(beta[: m - 1]), basis[:m])
+
+
+def _converged(alpha: list, beta: list, b: float, k: int, tol: float) -> bool:
+    """Whether the error bounds of the top ``k`` Ritz values are all below ``tol`` (relative)."""
+    theta, s = tridiagonal_eigh(np.array(alpha), np.array(beta))
+    order = np.argsort(-theta)
+    for i in order[:k]:
+        r = b * abs(s[-1, i])
+        gap = np.min(np.abs(np.delete(theta, i) - theta[i]))
+        if min(r, r * r / max(gap, 1e-300)) > tol * max(abs(theta[i]), 1e-12):
+            return False
+    return True
 
 
 def tridiagonal_eigh(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -148,11 +169,13 @@ def top_eigenvalues(
     tol: float = 1e-6,
     key: jax.Array,
     batch_size: int | None = None,
+    devices: Any = None,
 ) -> Eigen:
     """The ``k`` largest eigenvalues of the dataset-mean loss's Hessian and their eigenvectors.
 
     ``"lanczos"``: Lanczos with full reorthogonalisation from a random start, stopped when the
-    top ``k`` Ritz values change by less than ``tol`` (relative) or after ``n_iter`` steps.
+    error bounds of the top ``k`` Ritz values fall below ``tol`` (relative; see :func:`lanczos`)
+    or after ``n_iter`` steps.
     ``"power"``: power iteration with deflation, PyHessian's method (each eigenvector in turn,
     orthogonalised against the ones found, stopped at relative change ``tol``, at most ``n_iter``
     HVPs each). ``which="largest"`` is algebraic order; ``"magnitude"`` orders by ``|λ|`` (power
@@ -169,6 +192,7 @@ def top_eigenvalues(
       tol: relative convergence tolerance.
       key: PRNG key for the start vectors.
       batch_size: examples per data chunk.
+      devices: the data axis is sharded over these (as :func:`visjax.curvature.hvp`).
 
     Returns:
       An :class:`Eigen`: ``eigenvalues`` in decreasing order, ``eigenvectors`` with unit norm.
@@ -182,13 +206,13 @@ def top_eigenvalues(
         raise ValueError(f"`method` must be 'lanczos' or 'power', got {method!r}")
     if which not in ("largest", "magnitude"):
         raise ValueError(f"`which` must be 'largest' or 'magnitude', got {which!r}")
-    dim = check_problem(loss_fn, params, data, batch_size)
+    dim = check_problem(loss_fn, params, data, batch_size, devices)
     if not isinstance(k, int) or not 1 <= k <= dim:
         raise ValueError(f"`k` must be an int in [1, {dim}] (the number of parameters), got {k!r}")
     if not isinstance(n_iter, int) or n_iter < k:
         raise ValueError(f"`n_iter` must be an int >= k = {k}, got {n_iter!r}")
     flat, unravel = ravel_pytree(params)
-    mv = Matvec(loss_fn, params, data, batch_size)
+    mv = Matvec(loss_fn, params, data, batch_size, devices)
     if method == "power":
         values, vectors, converged = _power(mv, flat, k, n_iter, tol, key)
     else:
@@ -247,6 +271,7 @@ def spectral_density(
     grid: Any = None,
     sigma: float = 1e-5,
     batch_size: int | None = None,
+    devices: Any = None,
 ) -> SpectralDensity:
     """Stochastic Lanczos quadrature of the Hessian's eigenvalue density (Ghorbani et al. 2019).
 
@@ -266,17 +291,18 @@ def spectral_density(
       grid: points to evaluate the density at.
       sigma: PyHessian's ``sigma_squared``.
       batch_size: examples per data chunk.
+      devices: the data axis is sharded over these (as :func:`visjax.curvature.hvp`).
 
     Returns:
       A :class:`SpectralDensity`; ``nodes``/``weights`` have shape ``(n_probes, m)``.
     """
-    dim = check_problem(loss_fn, params, data, batch_size)
+    dim = check_problem(loss_fn, params, data, batch_size, devices)
     if not isinstance(n_probes, int) or n_probes < 1:
         raise ValueError(f"`n_probes` must be a positive int, got {n_probes!r}")
     if not isinstance(n_iter, int) or n_iter < 1:
         raise ValueError(f"`n_iter` must be a positive int, got {n_iter!r}")
     flat, _ = ravel_pytree(params)
-    mv = Matvec(loss_fn, params, data, batch_size)
+    mv = Matvec(loss_fn, params, data, batch_size, devices)
     m = min(n_iter, dim)
     nodes = np.full((n_probes, m), np.nan)
     weights = np.zeros((n_probes, m))
