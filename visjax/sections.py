@@ -33,6 +33,7 @@ from visjax.zoo.cache import Trained
 _SECTION_MODULES = (
     "visjax.sections",
     "visjax.attribution.section",
+    "visjax.featviz.section",
     "visjax.landscape.section",
 )
 

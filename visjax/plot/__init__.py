@@ -6,6 +6,10 @@ from visjax.plot.attribution import overlay as overlay
 from visjax.plot.curvature import eigenvalue_density as eigenvalue_density
 from visjax.plot.curvature import eigenvalues_over_training as eigenvalues_over_training
 from visjax.plot.curves import training_curves as training_curves
+from visjax.plot.featviz import feature_map_grid as feature_map_grid
+from visjax.plot.featviz import filter_grid as filter_grid
+from visjax.plot.featviz import image_grid as image_grid
+from visjax.plot.featviz import objective_curves as objective_curves
 from visjax.plot.landscape import loss_contour as loss_contour
 from visjax.plot.landscape import loss_curve as loss_curve
 from visjax.plot.landscape import loss_surface_3d as loss_surface_3d
@@ -18,9 +22,13 @@ __all__ = [
     "draw_overlay",
     "eigenvalue_density",
     "eigenvalues_over_training",
+    "feature_map_grid",
+    "filter_grid",
+    "image_grid",
     "loss_contour",
     "loss_curve",
     "loss_surface_3d",
+    "objective_curves",
     "overlay",
     "training_curves",
     "write_report",

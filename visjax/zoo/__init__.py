@@ -9,6 +9,11 @@ from visjax.zoo.images import SAMPLE_IMAGES as SAMPLE_IMAGES
 from visjax.zoo.images import sample_image as sample_image
 from visjax.zoo.images import sample_images as sample_images
 from visjax.zoo.resnet import digits_resnet as digits_resnet
+from visjax.zoo.shapes import SHAPE_CLASSES as SHAPE_CLASSES
+from visjax.zoo.shapes import Shapes as Shapes
+from visjax.zoo.shapes import load_shapes as load_shapes
+from visjax.zoo.shapes import shapes_cnn as shapes_cnn
+from visjax.zoo.shapes import trained_shapes_cnn as trained_shapes_cnn
 from visjax.zoo.train import History as History
 from visjax.zoo.train import evaluate as evaluate
 from visjax.zoo.train import train as train
@@ -16,8 +21,10 @@ from visjax.zoo.vit import digits_vit as digits_vit
 
 __all__ = [
     "SAMPLE_IMAGES",
+    "SHAPE_CLASSES",
     "Digits",
     "History",
+    "Shapes",
     "Split",
     "digits_cnn",
     "digits_resnet",
@@ -25,7 +32,10 @@ __all__ = [
     "evaluate",
     "init_digits_cnn_params",
     "load_digits",
+    "load_shapes",
     "sample_image",
     "sample_images",
+    "shapes_cnn",
     "train",
+    "trained_shapes_cnn",
 ]

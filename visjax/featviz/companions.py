@@ -1,0 +1,324 @@
+"""The companions of feature visualisation: filter weights, feature maps, top-activating examples.
+
+Activation maximisation shows what a unit responds to in the abstract; these show the same unit
+from the other sides, as in Olah, Mordvintsev, Schubert, "Feature Visualization" (Distill, 2017):
+the layer's kernels themselves (:func:`layer_filters`), its activations for an input
+(:func:`feature_maps`), and the dataset examples that excite each channel most
+(:func:`top_activating`, Zeiler & Fergus 2014).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from visjax.model import Model, as_model
+
+Scale = Literal["minmax", "symmetric"]
+Reduce = Literal["mean", "max"]
+_MAX_UNROLL = 64
+
+
+class TopActivating(NamedTuple):
+    """The ``k`` examples with the largest activation per channel, largest first.
+
+    Attributes:
+      values: ``(n_channels, k)`` the (reduced) activations.
+      indices: ``(n_channels, k)`` int32 row indices into the dataset.
+    """
+
+    values: jax.Array
+    indices: jax.Array
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _is_concrete(x: Any) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int, got {value!r}")
+    return int(value)
+
+
+def _check_data(model: Model, x: Any, name: str) -> jax.Array:
+    try:
+        x = model._check_x(x)
+    except (TypeError, ValueError) as e:
+        raise type(e)(str(e).replace("`x`", f"`{name}`", 1)) from None
+    if _is_concrete(x) and not bool(jnp.isfinite(x).all()):
+        raise ValueError(f"`{name}` holds NaN or Inf values")
+    return x
+
+
+def _layer_shape(model: Model, x: jax.Array, layer: Any) -> tuple[int, ...]:
+    if not isinstance(layer, str):
+        raise TypeError(f"`layer` must be a layer path string, got {type(layer).__name__}")
+    shapes = model.layer_shapes(x)
+    if layer not in shapes:
+        raise ValueError(f"`layer` {layer!r} is not a layer of the model; known: {list(shapes)}")
+    return tuple(shapes[layer].shape)
+
+
+def _find_kernel(params: Any, layer: str) -> Any:
+    node = params
+    for part in layer.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        if part in node:
+            node = node[part]
+        elif part.isdigit() and int(part) in node:
+            node = node[int(part)]
+        else:
+            return None
+    return node.get("kernel") if isinstance(node, Mapping) else None
+
+
+def _kernel_layers(params: Any, prefix: str = "") -> list[str]:
+    out = []
+    if isinstance(params, Mapping):
+        for k, v in params.items():
+            path = f"{prefix}.{k}" if prefix else str(k)
+            if k == "kernel" and not isinstance(v, Mapping):
+                out.append(prefix)
+            else:
+                out.extend(_kernel_layers(v, path))
+    return out
+
+
+# --------------------------------------------------------------------------- filters and maps
+
+
+def layer_filters(model: Any, layer: str, *, scale: Scale = "minmax") -> jax.Array:
+    """The convolution kernels of ``layer``, one filter per output channel, scaled for display.
+
+    The kernel is read from ``model.params`` by following the dotted ``layer`` path to a dict
+    with a ``"kernel"`` entry in Flax's layout ``(kh, kw, C_in, C_out)``, and transposed so that
+    filters come first. Each filter is scaled on its own:
+
+    * ``"minmax"``: ``(w − min w) / (max w − min w)``, so every filter spans [0, 1] (a constant
+      filter becomes 0.5);
+    * ``"symmetric"``: ``0.5 + w / (2 max |w|)``, so zero weights are 0.5 (mid grey) and the sign
+      of a weight is kept (an all-zero filter becomes 0.5).
+
+    Args:
+      model: anything :func:`visjax.as_model` accepts.
+      layer: the layer path, e.g. ``"conv1"`` or ``"blocks.0.conv"``.
+      scale: ``"minmax"`` (default) or ``"symmetric"``.
+
+    Returns:
+      ``(C_out, kh, kw, C_in)`` float array in [0, 1].
+
+    Raises:
+      ValueError: an unknown layer (the message lists the layers with kernels), a layer whose
+        kernel is not 4-D (a dense layer), or an unknown ``scale``.
+
+    Example:
+      >>> from visjax.zoo import digits_cnn
+      >>> f = layer_filters(digits_cnn("function"), "conv1")
+      >>> f.shape, float(f.min()), float(f.max())
+      ((16, 3, 3, 1), 0.0, 1.0)
+
+    References:
+      Krizhevsky, Sutskever, Hinton, "ImageNet Classification with Deep Convolutional Neural
+      Networks", NeurIPS 2012 (Figure 3, first-layer kernels shown as images).
+    """
+    if scale not in ("minmax", "symmetric"):
+        raise ValueError(f"`scale` must be 'minmax' or 'symmetric', got {scale!r}")
+    model = as_model(model)
+    if not isinstance(layer, str):
+        raise TypeError(f"`layer` must be a layer path string, got {type(layer).__name__}")
+    kernel = _find_kernel(model.params, layer)
+    if kernel is None:
+        raise ValueError(
+            f"`layer` {layer!r} has no kernel in the model's parameters; layers with kernels: "
+            f"{_kernel_layers(model.params)}"
+        )
+    if jnp.ndim(kernel) != 4:
+        raise ValueError(
+            f"`layer` {layer!r} has a {jnp.ndim(kernel)}-D kernel of shape {jnp.shape(kernel)}; "
+            "filters need a 2-D convolution's 4-D kernel (kh, kw, C_in, C_out)"
+        )
+    w = jnp.transpose(jnp.asarray(kernel, jnp.float32), (3, 0, 1, 2))
+    axes = (1, 2, 3)
+    if scale == "minmax":
+        lo = w.min(axes, keepdims=True)
+        span = w.max(axes, keepdims=True) - lo
+        return jnp.where(span > 0, (w - lo) / jnp.where(span > 0, span, 1.0), 0.5)
+    top = jnp.abs(w).max(axes, keepdims=True)
+    return jnp.where(top > 0, 0.5 + w / (2.0 * jnp.where(top > 0, top, 1.0)), 0.5)
+
+
+@functools.partial(jax.jit, static_argnames=("layer",))
+def _feature_maps(model: Model, x: jax.Array, layer: str) -> jax.Array:
+    return model.activations(x, layer)[1][layer]
+
+
+def feature_maps(model: Any, x: Any, layer: str) -> jax.Array:
+    """The activations of ``layer`` for the batch ``x`` (one compiled forward per shape).
+
+    For a convolution layer these are the feature maps ``(N, H', W', C)``; for other layers the
+    layer's activation as it is (``(N, C)`` for a dense layer). They are the values the model
+    interface names (for the zoo models, before the ReLU).
+
+    Args:
+      model: anything :func:`visjax.as_model` accepts.
+      x: a batch ``(N, *input_shape)`` of finite values.
+      layer: the layer path (static).
+
+    Returns:
+      ``model.activations(x, layer)[1][layer]``.
+
+    Raises:
+      ValueError: an unknown layer (the message lists the known ones), ``x`` of the wrong shape
+        or with NaN/Inf values; TypeError: a non-floating ``x``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from visjax.zoo import digits_cnn
+      >>> feature_maps(digits_cnn("function"), jnp.ones((2, 8, 8, 1)), "conv2").shape
+      (2, 8, 8, 32)
+    """
+    model = as_model(model)
+    x = _check_data(model, x, "x")
+    _layer_shape(model, x, layer)
+    return _feature_maps(model, x, layer)
+
+
+# --------------------------------------------------------------------------- top activating
+
+
+def _merge(run, vals, idx, k):
+    """Keep the ``k`` largest of the running set and a new block (ties: lower index first).
+
+    ``lax.top_k`` puts the lower position first among equal values; the running set comes first
+    and holds only earlier rows, so ties resolve to the lower dataset index throughout.
+    """
+    if run is not None:
+        vals = jnp.concatenate([run[0], vals], axis=1)
+        idx = jnp.concatenate([run[1], idx], axis=1)
+    if vals.shape[1] < k:
+        return vals, idx
+    top, pos = jax.lax.top_k(vals, k)
+    return top, jnp.take_along_axis(idx, pos, axis=1)
+
+
+@functools.partial(jax.jit, static_argnames=("layer", "channels", "k", "batch_size", "reduce"))
+def _top_activating(model, data, layer, channels, k, batch_size, reduce):
+    n = data.shape[0]
+    ch = jnp.asarray(channels, jnp.int32)
+
+    def score(xc, start):
+        a = model.activations(xc, layer)[1][layer]
+        if a.ndim > 2:
+            spatial = tuple(range(1, a.ndim - 1))
+            a = a.mean(spatial) if reduce == "mean" else a.max(spatial)
+        idx = start + jnp.arange(xc.shape[0], dtype=jnp.int32)
+        vals = a[:, ch].T
+        return vals, jnp.broadcast_to(idx, vals.shape)
+
+    bounds = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
+    run, i = None, 0
+    # Unrolled until the running set holds k entries (its shape is fixed from then on).
+    while run is None or run[0].shape[1] < k:
+        s, e = bounds[i]
+        run = _merge(run, *score(data[s:e], s), k)
+        i += 1
+    rest = bounds[i:]
+    if len(rest) > _MAX_UNROLL:
+        # Forward-only work: a scan over the full chunks keeps the program small.
+        n_full = sum(1 for s, e in rest if e - s == batch_size)
+        s0 = rest[0][0]
+        body = data[s0 : s0 + n_full * batch_size]
+        body = body.reshape(n_full, batch_size, *data.shape[1:])
+        starts = s0 + batch_size * jnp.arange(n_full, dtype=jnp.int32)
+
+        def step(carry, chunk):
+            return _merge(carry, *score(*chunk), k), None
+
+        run, _ = jax.lax.scan(step, run, (body, starts))
+        rest = rest[n_full:]
+    for s, e in rest:
+        run = _merge(run, *score(data[s:e], s), k)
+    return TopActivating(*run)
+
+
+def top_activating(
+    model: Any,
+    data: Any,
+    layer: str,
+    channels: int | Sequence[int],
+    *,
+    k: int,
+    batch_size: int | None = None,
+    reduce: Reduce = "mean",
+) -> TopActivating:
+    """The ``k`` dataset examples that activate each channel of ``layer`` most.
+
+    Each example's activation of channel ``c`` is reduced to one number, the spatial mean
+    (``reduce="mean"``, Lucid's ``channel`` objective) or maximum (``"max"``, as Zeiler & Fergus
+    pick the strongest position) of its map; a 2-D ``(N, C)`` activation is used as it is. The
+    dataset is run in chunks of ``batch_size`` rows inside one ``jit``, each chunk's scores merged
+    into a running top-``k`` with ``jax.lax.top_k``, so memory holds one chunk's activations and
+    ``k`` entries per channel. Ties go to the lower dataset index, so the result equals a stable
+    descending sort of the scores, whatever the chunking.
+
+    Args:
+      model: anything :func:`visjax.as_model` accepts.
+      data: the dataset, a batch ``(N, *input_shape)`` of finite values.
+      layer: the layer path (static).
+      channels: one channel index or a sequence of them, each in ``[0, C)`` (static).
+      k: examples per channel, in ``[1, N]`` (static).
+      batch_size: rows per chunk (static); ``None`` runs the dataset as one chunk.
+      reduce: ``"mean"`` (default) or ``"max"`` over the spatial positions (static).
+
+    Returns:
+      :class:`TopActivating` ``(values, indices)``, each ``(n_channels, k)``, largest first; a
+      single int ``channels`` still gives one row.
+
+    Raises:
+      ValueError: an unknown layer, a channel out of range, ``k`` outside ``[1, N]``, a bad
+        ``batch_size`` or ``reduce``, or ``data`` of the wrong shape or with NaN/Inf values.
+
+    Example:
+      >>> from visjax.zoo import digits_cnn, load_digits
+      >>> x = load_digits().test.x
+      >>> top = top_activating(digits_cnn("function"), x, "conv2", [0, 5], k=3, batch_size=128)
+      >>> top.values.shape, top.indices.shape
+      ((2, 3), (2, 3))
+
+    References:
+      Zeiler, Fergus, "Visualizing and Understanding Convolutional Networks", ECCV 2014.
+      https://arxiv.org/abs/1311.2901
+    """
+    if reduce not in ("mean", "max"):
+        raise ValueError(f"`reduce` must be 'mean' or 'max', got {reduce!r}")
+    model = as_model(model)
+    data = _check_data(model, data, "data")
+    n = data.shape[0]
+    shape = _layer_shape(model, data, layer)
+    if len(shape) < 2:
+        raise ValueError(f"`layer` {layer!r} has no channel axis (activation shape {shape})")
+    n_ch = shape[-1]
+    single = isinstance(channels, int | np.integer) and not isinstance(channels, bool)
+    chans = (channels,) if single else tuple(np.asarray(channels).reshape(-1).tolist())
+    if not chans:
+        raise ValueError("`channels` must name at least one channel")
+    for c in chans:
+        if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c < n_ch:
+            raise ValueError(
+                f"`channels` must be ints in [0, {n_ch}) (layer {layer!r} has {n_ch} channels), "
+                f"got {channels!r}"
+            )
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= n:
+        raise ValueError(f"`k` must be an int in [1, {n}] (the number of examples), got {k!r}")
+    size = n if batch_size is None else min(_positive_int(batch_size, "batch_size"), n)
+    return _top_activating(model, data, layer, chans, int(k), size, reduce)
