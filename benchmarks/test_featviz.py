@@ -53,7 +53,16 @@ def lucent_setup():
 def setup():
     peer = lucent_setup()
     params = params_from_torch(peer[1].state_dict()) if peer else random_params(0)
-    return resnet18_model(params), peer
+    model = resnet18_model(params)
+    if peer:  # the same network: logits agree with torchvision's
+        from benchmarks.peers import bridge
+
+        x = np.random.default_rng(0).uniform(size=(2, SIZE, SIZE, 3)).astype(np.float32)
+        with peer[0].no_grad():
+            want = bridge.from_torch(peer[1](bridge.to_torch_input(x)))
+        got = np.asarray(model(jnp.asarray(x)))
+        assert np.abs(got - want).max() <= 1e-4 * np.abs(want).max(), np.abs(got - want).max()
+    return model, peer
 
 
 def timed(fn, rounds=1):
