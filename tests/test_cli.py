@@ -10,6 +10,7 @@ def test_demo_quick_writes_report_and_reuses_cached_weights(tmp_path, capsys):
     report = (out / "report.html").read_text()
     assert "training_curves.png" in report and "conv2" in report
     assert "featviz_classes.png" in report and "Feature visualisation" in report
+    assert "gradstats_vanishing.png" in report and (out / "gradstats_cnn.csv").exists()
     assert (out / "training_curves.png").stat().st_size > 1000
     assert "5,130" in (out / "summary.txt").read_text()
     assert "trained for 15 epochs" in capsys.readouterr().out

@@ -34,6 +34,7 @@ _SECTION_MODULES = (
     "visjax.sections",
     "visjax.attribution.section",
     "visjax.featviz.section",
+    "visjax.gradstats.section",
     "visjax.landscape.section",
 )
 

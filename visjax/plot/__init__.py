@@ -10,6 +10,11 @@ from visjax.plot.featviz import feature_map_grid as feature_map_grid
 from visjax.plot.featviz import filter_grid as filter_grid
 from visjax.plot.featviz import image_grid as image_grid
 from visjax.plot.featviz import objective_curves as objective_curves
+from visjax.plot.gradstats import gradient_norms as gradient_norms
+from visjax.plot.gradstats import histograms_over_time as histograms_over_time
+from visjax.plot.gradstats import loss_accuracy as loss_accuracy
+from visjax.plot.gradstats import noise_scale as noise_scale
+from visjax.plot.gradstats import update_ratios as update_ratios
 from visjax.plot.landscape import loss_contour as loss_contour
 from visjax.plot.landscape import loss_curve as loss_curve
 from visjax.plot.landscape import loss_surface_3d as loss_surface_3d
@@ -24,12 +29,17 @@ __all__ = [
     "eigenvalues_over_training",
     "feature_map_grid",
     "filter_grid",
+    "gradient_norms",
+    "histograms_over_time",
     "image_grid",
+    "loss_accuracy",
     "loss_contour",
     "loss_curve",
     "loss_surface_3d",
+    "noise_scale",
     "objective_curves",
     "overlay",
     "training_curves",
+    "update_ratios",
     "write_report",
 ]
