@@ -18,17 +18,26 @@ from visjax.landscape.slices import plane as plane
 from visjax.landscape.slices import plane_through as plane_through
 from visjax.landscape.surface import dataset_mean as dataset_mean
 from visjax.landscape.surface import evaluate as evaluate
+from visjax.landscape.trajectory import PCADirections as PCADirections
+from visjax.landscape.trajectory import TrajectoryWriter as TrajectoryWriter
+from visjax.landscape.trajectory import load_trajectory as load_trajectory
+from visjax.landscape.trajectory import pca_directions as pca_directions
+from visjax.landscape.trajectory import trajectory_steps as trajectory_steps
 
 __all__ = [
+    "PCADirections",
     "PlaneThrough",
+    "TrajectoryWriter",
     "dataset_mean",
     "evaluate",
     "interpolate",
     "load_npz",
+    "load_trajectory",
     "model_losses",
     "normalize_direction",
     "orthogonalize",
     "param_paths",
+    "pca_directions",
     "plane",
     "plane_through",
     "random_direction",
@@ -36,6 +45,7 @@ __all__ = [
     "save_npz",
     "save_vtk",
     "select",
+    "trajectory_steps",
     "tree_dot",
     "tree_norm",
 ]

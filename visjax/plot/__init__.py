@@ -18,6 +18,7 @@ from visjax.plot.gradstats import update_ratios as update_ratios
 from visjax.plot.landscape import loss_contour as loss_contour
 from visjax.plot.landscape import loss_curve as loss_curve
 from visjax.plot.landscape import loss_surface_3d as loss_surface_3d
+from visjax.plot.landscape import trajectory_contour as trajectory_contour
 from visjax.plot.report import Section as Section
 from visjax.plot.report import write_report as write_report
 
@@ -40,6 +41,7 @@ __all__ = [
     "objective_curves",
     "overlay",
     "training_curves",
+    "trajectory_contour",
     "update_ratios",
     "write_report",
 ]

@@ -326,3 +326,99 @@ def loss_surface_3d(
     if title:
         ax.set_title(title)
     return fig
+
+
+def _ordinal(k: int) -> str:
+    return {1: "1st", 2: "2nd", 3: "3rd"}.get(k, f"{k}th")
+
+
+def trajectory_contour(
+    xs: Any,
+    ys: Any,
+    surface: Any,
+    path: Any,
+    *,
+    explained_variance_ratio: Any = None,
+    ax=None,
+    levels: int | Sequence[float] = 20,
+    filled: bool = False,
+    labels: bool = True,
+    log: bool = False,
+    vmax: float | None = None,
+    cmap: str = "viridis",
+    color: str = "red",
+    markersize: float = 3.0,
+    title: str | None = None,
+    figsize: tuple[float, float] = (4.6, 3.8),
+):
+    """A loss contour in a trajectory's PCA plane with the optimisation path drawn over it.
+
+    As Li et al.'s ``plot_2D.plot_trajectory``: the contour of :func:`loss_contour` (same ``xs``,
+    ``ys``, ``surface`` convention), the path as a line with a dot at every checkpoint, and the
+    final point (the last row of ``path``) as a star; with the explained variance ratios the axis
+    labels read ``"1st PC: 83.20 %"`` and ``"2nd PC: 10.51 %"``.
+
+    Args:
+      xs, ys, surface: the loss over the plane, as in :func:`loss_contour` (e.g. from
+        ``plane(loss_fn, final, r.d1, r.d2, xs, ys, ...)`` with ``r = pca_directions(...)``).
+      path: ``(T, 2)`` checkpoint coordinates in order (``r.coords``), T >= 1. Rows with NaN/Inf
+        are left out of the line and markers.
+      explained_variance_ratio: ``(2,)`` fractions (``r.explained_variance_ratio``) for the axis
+        labels; None labels the axes "1st PC" and "2nd PC".
+      ax, levels, filled, labels, log, vmax, cmap, title, figsize: as in :func:`loss_contour`.
+      color: the colour of the path and its markers.
+      markersize: the size of the checkpoint dots (the final star is three times larger).
+
+    Returns:
+      The matplotlib ``Figure`` (the one of ``ax`` when given).
+    """
+    pts = np.asarray(path, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 1:
+        raise ValueError(f"`path` must have shape (T, 2) with T >= 1, got {pts.shape}")
+    names = [f"{_ordinal(k)} PC" for k in (1, 2)]
+    if explained_variance_ratio is not None:
+        ratio = np.asarray(explained_variance_ratio, dtype=np.float64)
+        if ratio.shape != (2,):
+            raise ValueError(f"`explained_variance_ratio` must have shape (2,), got {ratio.shape}")
+        names = [f"{n}: {100 * r:.2f} %" for n, r in zip(names, ratio, strict=True)]
+    fig = loss_contour(
+        xs,
+        ys,
+        surface,
+        ax=ax,
+        levels=levels,
+        filled=filled,
+        labels=labels,
+        log=log,
+        vmax=vmax,
+        cmap=cmap,
+        xlabel=names[0],
+        ylabel=names[1],
+        title=title,
+        figsize=figsize,
+    )
+    ax = ax if ax is not None else fig.axes[0]
+    ok = np.isfinite(pts).all(axis=1)
+    shown = pts[ok]
+    ax.plot(
+        shown[:, 0],
+        shown[:, 1],
+        color=color,
+        marker="o",
+        markersize=markersize,
+        linewidth=1.0,
+        zorder=5,
+        label="path",
+    )
+    if ok[-1]:
+        ax.plot(
+            [pts[-1, 0]],
+            [pts[-1, 1]],
+            color=color,
+            marker="*",
+            markersize=3 * markersize,
+            linestyle="none",
+            zorder=6,
+            label="final",
+        )
+    return fig

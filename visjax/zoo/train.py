@@ -6,8 +6,9 @@ jitted steps (../shared/DESIGN.md), so ``train`` drives a jitted step from Pytho
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +17,9 @@ import optax
 
 from visjax.model import Model, as_model
 from visjax.zoo.data import Split
+
+if TYPE_CHECKING:
+    from visjax.landscape.trajectory import TrajectoryWriter
 
 
 class History(NamedTuple):
@@ -59,6 +63,7 @@ def train(
     seed: int = 0,
     test_data: Split | None = None,
     callback: Callable[[int, History], None] | None = None,
+    trajectory: str | os.PathLike | TrajectoryWriter | None = None,
 ) -> tuple[Model, History]:
     """Train ``model`` (anything :func:`visjax.as_model` accepts) by minibatch cross-entropy.
 
@@ -75,6 +80,10 @@ def train(
       seed: seed for the shuffling.
       test_data: evaluated after each epoch when given (otherwise the test entries stay empty).
       callback: called as ``callback(epoch, history)`` after each epoch (progress reporting).
+      trajectory: a folder or a :class:`visjax.landscape.trajectory.TrajectoryWriter`; when given,
+        the parameters are saved with orbax-checkpoint as step 0 before training and as step
+        ``epoch + 1`` after each epoch: ``epochs + 1`` checkpoints, read back with
+        :func:`visjax.landscape.trajectory.load_trajectory`.
 
     Returns:
       ``(trained model, History)``.
@@ -98,6 +107,13 @@ def train(
     params, opt_state = model.params, opt.init(model.params)
     x_all, y_all = np.asarray(train_data.x), np.asarray(train_data.y)
     history = History([], [], [], [])
+    writer = trajectory
+    if trajectory is not None and not hasattr(trajectory, "save"):
+        from visjax.landscape.trajectory import TrajectoryWriter
+
+        writer = TrajectoryWriter(trajectory)
+    if writer is not None:
+        writer.save(0, params)
     for epoch in range(epochs):
         order = rng.permutation(n)
         losses, accs = [], []
@@ -114,6 +130,8 @@ def train(
             test_loss, test_acc = evaluate(model.replace(params=params), test_data)
             history.test_loss.append(test_loss)
             history.test_accuracy.append(test_acc)
+        if writer is not None:
+            writer.save(epoch + 1, params)
         if callback is not None:
             callback(epoch, history)
     return model.replace(params=params), history
