@@ -89,7 +89,9 @@ def _parser() -> argparse.ArgumentParser:
         help="sweep the loss landscape of a trained zoo model",
         description="Train (once; cached) a zoo model on the digits, then sweep its training "
         "loss along the line from initial to trained weights and on a random plane around the "
-        "trained weights. Writes landscape.npz, ParaView .vtp files and PNG plots into --out.",
+        "trained weights, sharded over all devices. Writes landscape.npz, ParaView .vtp files "
+        "and PNG plots into --out; finished blocks go to OUT/sweep, and an interrupted run "
+        "resumes from them.",
     )
     q.add_argument("--model", default="digits_cnn", choices=ZOO_MODELS, help="zoo model")
     q.add_argument("--out", default="out/landscape", help="output folder (default: out/landscape)")
@@ -115,6 +117,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     q.add_argument("--cache", default=None, help="weight cache folder")
+    q.add_argument(
+        "--no-resume",
+        dest="resume",
+        action="store_false",
+        help="delete the finished blocks in OUT/sweep and start over (default: resume from them)",
+    )
     return parser
 
 
@@ -143,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 normalization=None if args.normalization == "none" else args.normalization,
                 batch_size=args.batch_size,
                 strategy=args.strategy,
+                resume=args.resume,
                 log=_log,
             )
         except (ValueError, OSError) as e:

@@ -16,6 +16,7 @@ def test_cli_landscape_writes_arrays_and_plots(tmp_path, capsys):
         "landscape_cross_entropy.vtp",
         "line.png",
         "surface3d.png",
+        "sweep",
     ]
     saved = load_npz(out / "landscape.npz")
     assert saved["surface_cross_entropy"].shape == (3, 3)
@@ -26,6 +27,16 @@ def test_cli_landscape_writes_arrays_and_plots(tmp_path, capsys):
         saved["surface_cross_entropy"][1, 1], saved["line_cross_entropy"][i], rtol=1e-5
     )
     assert "swept" in capsys.readouterr().out
+    # a re-run resumes from the finished blocks; other settings in the folder are refused
+    assert main([*argv, "--cache", str(tmp_path / "cache")]) == 0
+    assert "resuming" in capsys.readouterr().out
+    again = load_npz(out / "landscape.npz")
+    np.testing.assert_array_equal(again["surface_cross_entropy"], saved["surface_cross_entropy"])
+    other = [*argv, "--cache", str(tmp_path / "cache"), "--span", "0.5"]
+    assert main(other) == 2
+    assert "another configuration" in capsys.readouterr().err
+    assert main([*other, "--no-resume"]) == 0
+    assert "resuming" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

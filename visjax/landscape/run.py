@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -97,13 +98,19 @@ def sweep_trained(
     strategy: str = "auto",
     seed: int = 0,
     progress: bool = True,
+    resume: bool = True,
+    devices: Any = None,
     log=print,
 ) -> LandscapeRun:
     """Sweep a trained digits model: the line from its initial to its trained weights and a
     (filter-normalised) random plane around the trained weights, over the digits training set.
 
     Writes ``landscape.npz`` (surfaces, grids, configuration), ``landscape_<metric>.vtp``
-    (ParaView), ``line.png``, ``contour.png`` and ``surface3d.png`` into ``out``.
+    (ParaView), ``line.png``, ``contour.png`` and ``surface3d.png`` into ``out``, and the
+    finished blocks of both sweeps into ``out/sweep/{line,plane}``: an interrupted run resumes
+    from there (``resume=True``); ``resume=False`` deletes them and starts over. A run with other
+    settings in the same folder raises a ``ValueError`` (resume it with the old settings, or pass
+    ``resume=False``). ``devices``: the points are sharded over them (default: all devices).
     """
     from visjax.io import save_figure
     from visjax.landscape import interpolate, model_losses, plane, random_plane, save_npz, save_vtk
@@ -113,6 +120,11 @@ def sweep_trained(
     _check_settings(resolution=resolution, span=span, metrics=metrics)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    sweeps = out / "sweep"
+    if not resume and sweeps.exists():
+        shutil.rmtree(sweeps)
+    elif resume and (sweeps / "plane").exists():
+        log(f"resuming from {sweeps}")
     losses = model_losses(m, *metrics)  # checks the names before any work
     train = load_digits().train
     data = (train.x, train.y)
@@ -127,6 +139,8 @@ def sweep_trained(
         data=data,
         batch_size=batch_size,
         strategy=strategy,
+        devices=devices,
+        run_dir=sweeps / "line",
     )
     d1, d2 = random_plane(m.params, jax.random.key(seed), normalization=normalization)
     xs = np.linspace(-span, span, resolution, dtype=np.float32)
@@ -142,6 +156,8 @@ def sweep_trained(
         batch_size=batch_size,
         strategy=strategy,
         progress=progress,
+        devices=devices,
+        run_dir=sweeps / "plane",
     )
     seconds = time.perf_counter() - t0
     config = dict(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any, NamedTuple
 
 import jax
@@ -56,6 +57,9 @@ def interpolate(
     batch_size: int | None = None,
     strategy: Strategy = "auto",
     progress: bool = False,
+    block_size: int | None = None,
+    devices: Any = None,
+    run_dir: str | os.PathLike | None = None,
 ):
     """The loss along the line ``(1 − α) a + α b`` (Goodfellow et al. 2015).
 
@@ -68,6 +72,10 @@ def interpolate(
       batch_size: examples per data chunk; ``None``: all at once.
       strategy: how points run (see :mod:`visjax.landscape.surface`).
       progress: show a progress bar.
+      block_size: points per compiled block (the unit of progress and of resume).
+      devices: ``None`` (all devices), a device list or a :class:`jax.sharding.Mesh`: the points
+        are sharded over them (see :mod:`visjax.landscape.surface`).
+      run_dir: a folder that makes the sweep resumable (see :mod:`visjax.landscape.resume`).
 
     Returns:
       ``(len(alphas),)`` NumPy array, or a dict of them when ``loss_fn`` names several metrics.
@@ -89,6 +97,9 @@ def interpolate(
         batch_size=batch_size,
         strategy=strategy,
         progress=progress,
+        block_size=block_size,
+        devices=devices,
+        run_dir=run_dir,
     )
     return _result(values, single, a.shape)
 
@@ -105,6 +116,9 @@ def plane(
     batch_size: int | None = None,
     strategy: Strategy = "auto",
     progress: bool = False,
+    block_size: int | None = None,
+    devices: Any = None,
+    run_dir: str | os.PathLike | None = None,
 ):
     """The loss on the plane ``params + x d1 + y d2`` over the grid ``xs × ys``.
 
@@ -113,7 +127,8 @@ def plane(
       params: the centre.
       d1, d2: directions shaped like ``params`` (e.g. from :func:`random_plane`).
       xs, ys: strictly increasing grids.
-      data, batch_size, strategy, progress: as in :func:`interpolate`.
+      data, batch_size, strategy, progress, block_size, devices, run_dir: as in
+        :func:`interpolate`.
 
     Returns:
       ``surface`` of shape ``(len(xs), len(ys))`` with ``surface[i, j]`` at
@@ -137,6 +152,9 @@ def plane(
         batch_size=batch_size,
         strategy=strategy,
         progress=progress,
+        block_size=block_size,
+        devices=devices,
+        run_dir=run_dir,
     )
     return _result(values, single, (gx.size, gy.size))
 
@@ -168,12 +186,16 @@ def plane_through(
     batch_size: int | None = None,
     strategy: Strategy = "auto",
     progress: bool = False,
+    block_size: int | None = None,
+    devices: Any = None,
+    run_dir: str | os.PathLike | None = None,
 ) -> PlaneThrough:
     """The loss on the plane through three parameter vectors (as in mode-connectivity work).
 
     ``u = (p2 − p1)/|p2 − p1|``, ``v`` the normalised part of ``p3 − p1`` orthogonal to ``u``
     (Garipov et al. 2018); the grid covers the three models with a ``margin`` (a fraction of the
-    extent) on every side, ``resolution`` points per axis.
+    extent) on every side, ``resolution`` points per axis. ``batch_size``, ``strategy``,
+    ``progress``, ``block_size``, ``devices`` and ``run_dir`` are as in :func:`interpolate`.
 
     Returns:
       A :class:`PlaneThrough`.
@@ -215,6 +237,9 @@ def plane_through(
         batch_size=batch_size,
         strategy=strategy,
         progress=progress,
+        block_size=block_size,
+        devices=devices,
+        run_dir=run_dir,
     )
     return PlaneThrough(surface, xs, ys, points, u, v)
 

@@ -1,0 +1,115 @@
+"""Resumable sweeps: a sweep killed mid-way and re-run in its folder equals an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from visjax.landscape import surface
+from visjax.landscape.slices import interpolate, plane
+
+SETUP = textwrap.dedent(
+    """
+    import numpy as np
+    rng = np.random.default_rng(0)
+    Y = rng.normal(size=(37, 3)).astype(np.float32)
+    P0 = {"w": np.array([0.5, -1.0, 2.0], np.float32), "b": np.array(0.3, np.float32)}
+    D1 = {"w": np.array([1.0, 0.0, 0.5], np.float32), "b": np.array(0.0, np.float32)}
+    D2 = {"w": np.array([0.0, 2.0, 0.0], np.float32), "b": np.array(1.0, np.float32)}
+    XS, YS = np.linspace(-1, 1, 9), np.linspace(-2, 1, 8)
+
+    def quadratic(params, batch):
+        return (0.5 * ((params["w"] - batch) ** 2).sum(-1)).mean() + params["b"] ** 2
+    """
+)
+_NS: dict = {}
+exec(SETUP, _NS)  # the same arrays and loss here and in the child process
+Y, P0, D1, D2, XS, YS, quadratic = (
+    _NS[k] for k in ("Y", "P0", "D1", "D2", "XS", "YS", "quadratic")
+)
+
+SWEEPER = SETUP + textwrap.dedent(
+    """
+    import sys, time
+    from visjax.landscape.slices import plane
+
+    def slow(done, total):
+        print(done, flush=True)
+        time.sleep(0.05)
+
+    plane(quadratic, P0, D1, D2, XS, YS, data=Y, batch_size=8, block_size=2,
+          run_dir=sys.argv[1], progress=slow)
+    print("finished", flush=True)
+    """
+)
+
+
+def _sweep(run_dir=None, **kw):
+    kw = {"batch_size": 8, "block_size": 2, **kw}
+    return plane(quadratic, P0, D1, D2, XS, YS, data=Y, run_dir=run_dir, **kw)
+
+
+def _count_blocks(monkeypatch):
+    calls = []
+    inner = surface._block
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return inner(*args, **kwargs)
+
+    monkeypatch.setattr(surface, "_block", counting)
+    return calls
+
+
+def test_killed_sweep_resumes_to_the_uninterrupted_surface(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    args = [sys.executable, "-c", SWEEPER, str(run)]
+    with subprocess.Popen(args, stdout=subprocess.PIPE, text=True) as proc:
+        try:
+            for _ in range(6):  # 6 of 36 blocks finished
+                line = proc.stdout.readline().strip()
+                assert line.isdigit(), line
+        finally:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    done = sorted(run.glob("block_*.npy"))
+    assert 6 <= len(done) < 36
+    assert not list(run.glob(".*tmp"))  # nothing half-written under a block's name
+    calls = _count_blocks(monkeypatch)
+    resumed = _sweep(run)
+    assert len(calls) == 36 - len(done)  # only the missing blocks ran
+    monkeypatch.undo()
+    np.testing.assert_array_equal(resumed, _sweep())
+    assert len(list(run.glob("block_*.npy"))) == 36
+    calls = _count_blocks(monkeypatch)
+    np.testing.assert_array_equal(_sweep(run), resumed)  # all finished: nothing runs
+    assert not calls
+
+
+def test_another_configuration_in_the_folder_is_refused(tmp_path):
+    run = tmp_path / "run"
+    _sweep(run)
+    config = json.loads((run / "sweep.json").read_text())
+    assert config["block"] == 2 and config["batch_size"] == 8
+    d1 = {"w": D1["w"] * 2, "b": D1["b"]}
+    with pytest.raises(ValueError, match=r"another configuration \(differs in \['directions'\]\)"):
+        plane(quadratic, P0, d1, D2, XS, YS, data=Y, batch_size=8, block_size=2, run_dir=run)
+    with pytest.raises(ValueError, match=r"differs in \['data'\]"):
+        plane(quadratic, P0, D1, D2, XS, YS, data=Y + 1, batch_size=8, block_size=2, run_dir=run)
+    with pytest.raises(ValueError, match=r"differs in \['batch_size'\]"):
+        _sweep(run, batch_size=4)
+    with pytest.raises(ValueError, match=r"differs in .*'grid'"):
+        plane(quadratic, P0, D1, D2, XS[:5], YS, data=Y, batch_size=8, block_size=2, run_dir=run)
+    with pytest.raises(ValueError, match="another configuration"):
+        interpolate(quadratic, P0, D1, [0.0, 1.0], data=Y, run_dir=run)
+    (tmp_path / "stray").mkdir()
+    np.save(tmp_path / "stray" / "block_000000.npy", np.zeros((2, 1), np.float32))
+    with pytest.raises(ValueError, match=r"no sweep\.json"):
+        _sweep(tmp_path / "stray")
