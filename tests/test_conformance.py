@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from visjax import attribution as va
+from visjax.attribution import deconvnet, guided_backprop
 from visjax.zoo import digits_cnn
 
 
@@ -60,6 +61,8 @@ CASES = [
     Case("Model.perturbed (layer gradient)", _layer_grad, lambda s: (*s[:3], 32)),
     Case("saliency", lambda m, x, t: va.saliency(m, x, t), SAME),
     Case("gradient_x_input", lambda m, x, t: va.gradient_x_input(m, x, t), SAME),
+    Case("guided_backprop", lambda m, x, t: guided_backprop(m, x, t), SAME),
+    Case("deconvnet", lambda m, x, t: deconvnet(m, x, t), SAME),
     Case(
         "integrated_gradients",
         lambda m, x, t: va.integrated_gradients(m, x, t, n_steps=8, batch_size=12),

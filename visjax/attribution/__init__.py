@@ -14,16 +14,20 @@ from visjax.attribution.integrated import integrated_gradients as integrated_gra
 from visjax.attribution.integrated import make_baseline as make_baseline
 from visjax.attribution.integrated import rule_nodes as rule_nodes
 from visjax.attribution.layer import at_layer as at_layer
+from visjax.attribution.modified import deconvnet as deconvnet
+from visjax.attribution.modified import guided_backprop as guided_backprop
 from visjax.attribution.noise import noise_tunnel as noise_tunnel
 
 __all__ = [
     "at_layer",
     "blur_integrated_gradients",
     "completeness_error",
+    "deconvnet",
     "expected_gradients",
     "gaussian_blur",
     "gradient_shap",
     "gradient_x_input",
+    "guided_backprop",
     "integrated_gradients",
     "make_baseline",
     "noise_tunnel",
