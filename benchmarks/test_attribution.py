@@ -133,3 +133,57 @@ def test_smoothgrad_and_expected_gradients_vs_floor(benchmark, setup, digits):
     )
     benchmark.extra_info.update(ratios)
     run_benchmark(benchmark, eg, model, x, t, key, rounds=5)
+
+
+def captum_method(setup, name, **kwargs):
+    """Captum's ``name`` attribution on the same weights as a thunk, or None without the peers."""
+    import warnings
+
+    try:
+        from benchmarks.peers import bridge
+
+        bridge.import_torch()
+    except ImportError:
+        return None
+    import torch
+
+    model, x, t = setup
+    tm = bridge.torch_digits_cnn(model.params)
+    method = getattr(bridge.import_peer("captum.attr"), name)(tm)
+    xt = bridge.to_torch_input(x)
+    tt = torch.as_tensor(t.__array__().astype("int64"))
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Captum warns about setting hooks on ReLUs
+            return method.attribute(xt, target=tt, **kwargs)
+
+    return run
+
+
+@pytest.mark.parametrize(
+    "method, captum_name",
+    [
+        ("guided_backprop", "GuidedBackprop"),
+        ("deconvnet", "Deconvolution"),
+        ("deeplift", "DeepLift"),
+    ],
+)
+def test_modified_backward_vs_gradient_and_captum(benchmark, setup, method, captum_name):
+    """Modified-backward methods against the plain input gradient (their floor) and Captum."""
+    if not hasattr(va, method):
+        pytest.skip(f"visjax.attribution.{method} not available")
+    model, x, t = setup
+    fn = jax.jit(getattr(va, method))
+    floor = jax.jit(functools.partial(floor_fn, chunk=None))
+    cases = {
+        f"visjax {method}": (fn, (model, x, t)),
+        "floor (plain gradient)": (floor, (model, x, t)),
+    }
+    peer = captum_method(setup, captum_name)
+    if peer is not None:
+        cases[f"Captum {captum_name}"] = (peer, ())
+    timings = measure(cases, rounds=20, warmup=2)
+    ratios = report(f"{method}, {N} digits", timings, baseline="floor (plain gradient)")
+    benchmark.extra_info.update(ratios)
+    run_benchmark(benchmark, fn, model, x, t, rounds=5)

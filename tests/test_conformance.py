@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from visjax import attribution as va
-from visjax.attribution import deconvnet, guided_backprop
+from visjax.attribution import deconvnet, deeplift, deeplift_shap, guided_backprop
 from visjax.zoo import digits_cnn
 
 
@@ -93,6 +93,12 @@ CASES = [
         ),
         SAME,
         random=True,
+    ),
+    Case("deeplift", lambda m, x, t: deeplift(m, x, t, baseline=0.2), SAME),
+    Case(
+        "deeplift_shap",
+        lambda m, x, t: deeplift_shap(m, x, t, baselines=jnp.zeros((2, 8, 8, 1)) + 0.5),
+        SAME,
     ),
     Case(
         "noise_tunnel(saliency)",

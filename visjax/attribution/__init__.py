@@ -5,6 +5,8 @@ Every method takes ``(model, x, target, *, ...)`` and returns attributions shape
 
 from visjax.attribution.blur import blur_integrated_gradients as blur_integrated_gradients
 from visjax.attribution.blur import gaussian_blur as gaussian_blur
+from visjax.attribution.deeplift import deeplift as deeplift
+from visjax.attribution.deeplift import deeplift_shap as deeplift_shap
 from visjax.attribution.gradients import gradient_x_input as gradient_x_input
 from visjax.attribution.gradients import saliency as saliency
 from visjax.attribution.integrated import completeness_error as completeness_error
@@ -23,6 +25,8 @@ __all__ = [
     "blur_integrated_gradients",
     "completeness_error",
     "deconvnet",
+    "deeplift",
+    "deeplift_shap",
     "expected_gradients",
     "gaussian_blur",
     "gradient_shap",
