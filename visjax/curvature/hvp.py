@@ -29,19 +29,22 @@ from visjax.model import _check_tree_like, as_model
 LossFn = Callable[[Any, Any], jax.Array]
 
 
-def _check_data(data: Any) -> int:
+def _check_data(data: Any, name: str = "data") -> int:
+    """The example count of ``data``, a pytree of arrays sharing a non-empty leading axis."""
     leaves = jax.tree.leaves(data)
     sizes = {np.shape(a)[0] if np.ndim(a) else None for a in leaves}
     if not leaves or len(sizes) != 1 or None in sizes or 0 in sizes:
         raise ValueError(
-            "`data` must be one batch: a pytree of arrays sharing a non-empty leading example "
+            f"`{name}` must be one batch: a pytree of arrays sharing a non-empty leading example "
             f"axis, got leading sizes {sizes}"
         )
     return sizes.pop()
 
 
 def _check_batch_size(batch_size: Any) -> None:
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
         raise ValueError(f"`batch_size` must be a positive int or None, got {batch_size!r}")
 
 

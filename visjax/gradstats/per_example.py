@@ -21,11 +21,10 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from visjax.batching import MAX_UNROLL, chunked_sum
 from visjax.curvature.blocks import layer_groups
-from visjax.curvature.hvp import data_sum
+from visjax.curvature.hvp import _check_batch_size, _check_data, data_sum
 from visjax.landscape.directions import param_paths, select
 
 LossFn = Callable[[Any, Any], jax.Array]
@@ -77,24 +76,6 @@ class PerExampleStats(NamedTuple):
 
 
 # --------------------------------------------------------------------------- checks
-
-
-def _check_batch(batch: Any) -> int:
-    leaves = jax.tree.leaves(batch)
-    sizes = {np.shape(a)[0] if np.ndim(a) else None for a in leaves}
-    if not leaves or len(sizes) != 1 or None in sizes or 0 in sizes:
-        raise ValueError(
-            "`batch` must be a pytree of arrays sharing a non-empty leading example axis, got "
-            f"leading sizes {sizes}"
-        )
-    return sizes.pop()
-
-
-def _check_batch_size(batch_size: Any) -> None:
-    if batch_size is not None and (
-        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
-    ):
-        raise ValueError(f"`batch_size` must be a positive int or None, got {batch_size!r}")
 
 
 def _scalar(loss_fn: LossFn) -> LossFn:
@@ -211,7 +192,7 @@ def per_example_grads(
       Goodfellow, "Efficient Per-Example Gradient Computations", arXiv:1510.01799, 2015;
       the ``vmap(grad)`` recipe of JAX's documentation ("Per-example gradients").
     """
-    _check_batch(batch)
+    _check_data(batch, "batch")
     _check_batch_size(batch_size)
     _check_decoupled(loss_fn, params, batch)
     return _per_example_grads(loss_fn, params, batch, batch_size)
@@ -397,7 +378,7 @@ def per_example_stats(
       Schneider, Dangel, Hennig, "Cockpit: A Practical Debugging Tool for the Training of Deep
       Neural Networks", NeurIPS 2021 (``cockpit/quantities/{norm_test,inner_test,mean_gsnr}``).
     """
-    n = _check_batch(batch)
+    n = _check_data(batch, "batch")
     if n < 2:
         raise ValueError(f"`batch` must hold at least 2 examples for variances, got {n}")
     _check_batch_size(batch_size)
