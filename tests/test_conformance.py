@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from visjax import attribution as va
-from visjax.attribution import deconvnet, deeplift, deeplift_shap, guided_backprop
+from visjax.attribution import cam, deconvnet, deeplift, deeplift_shap, guided_backprop
 from visjax.zoo import digits_cnn
 
 
@@ -37,6 +37,10 @@ KEY = jax.random.key(11)
 
 def SAME(s):
     return s
+
+
+def MAP(s):  # a class activation map on conv2's 8 x 8 grid
+    return s[:3]
 
 
 def _layer_grad(model, x, target):
@@ -105,6 +109,19 @@ CASES = [
         lambda m, x, t: va.noise_tunnel(va.saliency, n_samples=3, stdev=0.1)(m, x, t, key=KEY),
         SAME,
         random=True,
+    ),
+    Case("grad_cam", lambda m, x, t: cam.grad_cam(m, x, t, layer="conv2"), MAP),
+    Case("grad_cam_plus_plus", lambda m, x, t: cam.grad_cam_plus_plus(m, x, t, layer="conv2"), MAP),
+    Case("xgrad_cam", lambda m, x, t: cam.xgrad_cam(m, x, t, layer="conv2"), MAP),
+    Case("hires_cam", lambda m, x, t: cam.hires_cam(m, x, t, layer="conv2"), MAP),
+    Case("layer_cam", lambda m, x, t: cam.layer_cam(m, x, t, layer="conv2"), MAP),
+    Case("guided_grad_cam", lambda m, x, t: cam.guided_grad_cam(m, x, t, layer="conv2"), SAME),
+    Case("eigen_cam", lambda m, x, t: cam.eigen_cam(m, x, t, layer="conv2"), MAP),
+    Case("eigen_grad_cam", lambda m, x, t: cam.eigen_grad_cam(m, x, t, layer="conv2"), MAP),
+    Case(
+        "multi_layer(grad_cam)",
+        lambda m, x, t: cam.multi_layer(cam.grad_cam, ["conv1", "conv2"])(m, x, t),
+        MAP,
     ),
 ]
 

@@ -1,0 +1,49 @@
+"""The CAM family: class activation maps at any layer path, batched.
+
+Every method is ``method(model, x, target, *, layer=None, ...)`` and returns the raw map
+``(N, H', W')`` on the layer's grid, before any ReLU or scaling (pytorch-grad-cam's
+``get_cam_image``); :func:`postprocess` applies ReLU, min-max scaling and upsampling to the input
+size, :func:`multi_layer` averages processed maps over several layers.
+"""
+
+from visjax.attribution.cam.eigen import eigen_cam as eigen_cam
+from visjax.attribution.cam.eigen import eigen_grad_cam as eigen_grad_cam
+from visjax.attribution.cam.eigen import principal_projection as principal_projection
+from visjax.attribution.cam.gradient import grad_cam as grad_cam
+from visjax.attribution.cam.gradient import grad_cam_map as grad_cam_map
+from visjax.attribution.cam.gradient import grad_cam_plus_plus as grad_cam_plus_plus
+from visjax.attribution.cam.gradient import grad_cam_plus_plus_map as grad_cam_plus_plus_map
+from visjax.attribution.cam.gradient import guided_grad_cam as guided_grad_cam
+from visjax.attribution.cam.gradient import hires_cam as hires_cam
+from visjax.attribution.cam.gradient import hires_cam_map as hires_cam_map
+from visjax.attribution.cam.gradient import layer_cam as layer_cam
+from visjax.attribution.cam.gradient import layer_cam_map as layer_cam_map
+from visjax.attribution.cam.gradient import xgrad_cam as xgrad_cam
+from visjax.attribution.cam.gradient import xgrad_cam_map as xgrad_cam_map
+from visjax.attribution.cam.process import multi_layer as multi_layer
+from visjax.attribution.cam.process import normalize as normalize
+from visjax.attribution.cam.process import positive as positive
+from visjax.attribution.cam.process import postprocess as postprocess
+from visjax.attribution.cam.process import upsample as upsample
+
+__all__ = [
+    "eigen_cam",
+    "eigen_grad_cam",
+    "grad_cam",
+    "grad_cam_map",
+    "grad_cam_plus_plus",
+    "grad_cam_plus_plus_map",
+    "guided_grad_cam",
+    "hires_cam",
+    "hires_cam_map",
+    "layer_cam",
+    "layer_cam_map",
+    "multi_layer",
+    "normalize",
+    "positive",
+    "postprocess",
+    "principal_projection",
+    "upsample",
+    "xgrad_cam",
+    "xgrad_cam_map",
+]
