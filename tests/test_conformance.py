@@ -110,6 +110,32 @@ CASES = [
         SAME,
         random=True,
     ),
+    Case(
+        "occlusion",
+        lambda m, x, t: va.occlusion(m, x, t, window=(3, 3, 1), batch_size=50),
+        SAME,
+        rtol=1e-4,
+    ),
+    Case(
+        "occlusion (stride 2, baseline)",
+        lambda m, x, t: va.occlusion(m, x, t, window=(2, 2), strides=2, baseline=0.3),
+        SAME,
+        rtol=1e-4,
+    ),
+    Case(
+        "feature_ablation",
+        lambda m, x, t: va.feature_ablation(
+            m, x, t, mask=va.square_patches((8, 8, 1), 2), batch_size=24
+        ),
+        SAME,
+        rtol=1e-4,
+    ),
+    Case(
+        "feature_ablation (per element)",
+        lambda m, x, t: va.feature_ablation(m, x, t, baseline=0.5),
+        SAME,
+        rtol=1e-4,
+    ),
     Case("grad_cam", lambda m, x, t: cam.grad_cam(m, x, t, layer="conv2"), MAP),
     Case("grad_cam_plus_plus", lambda m, x, t: cam.grad_cam_plus_plus(m, x, t, layer="conv2"), MAP),
     Case("xgrad_cam", lambda m, x, t: cam.xgrad_cam(m, x, t, layer="conv2"), MAP),

@@ -1,0 +1,125 @@
+"""Perturbation methods (occlusion, feature ablation) against their floor and Captum.
+
+The floor is the fastest plain-JAX program doing the forward passes the method cannot avoid: one
+jitted forward over exactly the perturbed inputs (all windows or features of all examples,
+prepared beforehand and passed in), in the same chunks, summing the target logits. Both methods
+(and Captum) also evaluate the unperturbed ``f(x)`` once, ``N`` more forwards: "floor + f(x)"
+counts them too (25% more work with 4 features, 3% with 36 windows). Captum runs in the same
+process on the same weights when the peers are installed.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from benchmarks.harness import measure, report, run_benchmark
+from visjax.attribution.ablation import feature_ablation, occlusion
+from visjax.attribution.masks import square_patches
+from visjax.batching import chunked_sum
+from visjax.zoo.pretrained import trained_digits_cnn
+
+N, CHUNK = 256, 1024
+
+
+@pytest.fixture(scope="module")
+def setup(digits, tmp_path_factory):
+    model = trained_digits_cnn(epochs=10, cache=tmp_path_factory.mktemp("cache")).model
+    x = jnp.asarray(digits.test.x[:N])
+    t = jnp.asarray(digits.test.y[:N])
+    return model, x, t
+
+
+def floor_fn(model, points, t, chunk):
+    """Sum of the target logits over the given inputs (rows), in chunks: the unavoidable work."""
+
+    def part(p, tt):
+        return jnp.take_along_axis(model(p), tt[:, None], 1).sum()
+
+    return chunked_sum(part, points, t, batch_size=chunk)
+
+
+def perturbed(x, masks, baseline=0.0):
+    """Every example with every mask ``(P, H, W, C)`` set to the baseline, example-major."""
+    m = np.asarray(masks, bool)[None]
+    xs = np.asarray(x)[:, None]
+    return jnp.asarray(np.where(m, baseline, xs).reshape(-1, *x.shape[1:]))
+
+
+def captum_thunk(setup, name, **kwargs):
+    """Captum's ``name`` attribution on the same weights as a thunk, or None without the peers."""
+    try:
+        from benchmarks.peers import bridge
+
+        bridge.import_torch()
+    except ImportError:
+        return None
+    import torch
+
+    model, x, t = setup
+    tm = bridge.torch_digits_cnn(model.params)
+    method = getattr(bridge.import_peer("captum.attr"), name)(tm)
+    xt = bridge.to_torch_input(x)
+    tt = torch.as_tensor(np.asarray(t).astype("int64"))
+
+    def run():
+        with torch.no_grad():
+            return method.attribute(xt, target=tt, **kwargs)
+
+    return run
+
+
+def compare(benchmark, setup, title, fn, masks, peer):
+    model, x, t = setup
+    points = perturbed(x, masks)
+    tt = jnp.repeat(t, len(masks))
+    floor = jax.jit(functools.partial(floor_fn, chunk=CHUNK))
+    with_x = jnp.concatenate([x, points]), jnp.concatenate([t, tt])
+    cases = {
+        "visjax": (fn, (model, x, t)),
+        f"floor (chunks of {CHUNK})": (floor, (model, points, tt)),
+        "floor + f(x)": (floor, (model, *with_x)),
+    }
+    if peer is not None:
+        cases["Captum"] = (peer, ())
+    timings = measure(cases, rounds=20, warmup=2)
+    ratios = report(title, timings, baseline=f"floor (chunks of {CHUNK})")
+    benchmark.extra_info.update(ratios)
+    run_benchmark(benchmark, fn, model, x, t, rounds=5)
+
+
+def test_occlusion_vs_floor_and_captum(benchmark, setup):
+    fn = jax.jit(functools.partial(occlusion, window=(3, 3, 1), strides=1, batch_size=CHUNK))
+    masks = []
+    for i in range(6):
+        for j in range(6):
+            m = np.zeros((8, 8, 1), bool)
+            m[i : i + 3, j : j + 3] = True
+            masks.append(m)
+    peer = captum_thunk(
+        setup,
+        "Occlusion",
+        sliding_window_shapes=(1, 3, 3),
+        strides=1,
+        perturbations_per_eval=CHUNK // N,
+    )
+    compare(benchmark, setup, f"occlusion 3x3 stride 1 (36 windows), {N} digits", fn, masks, peer)
+
+
+def test_feature_ablation_vs_floor_and_captum(benchmark, setup):
+    mask = square_patches((8, 8, 1), 4)
+    fn = jax.jit(functools.partial(feature_ablation, mask=mask, batch_size=CHUNK))
+    masks = [mask == k for k in range(int(mask.max()) + 1)]
+    peer = None
+    try:
+        from benchmarks.peers import bridge
+
+        fm = bridge.to_torch_input(mask[None]).long()
+        peer = captum_thunk(setup, "FeatureAblation", feature_mask=fm, perturbations_per_eval=4)
+    except ImportError:
+        pass
+    compare(
+        benchmark, setup, f"feature ablation 4x4 patches (4 features), {N} digits", fn, masks, peer
+    )
