@@ -142,6 +142,19 @@ CASES = [
     Case("hires_cam", lambda m, x, t: cam.hires_cam(m, x, t, layer="conv2"), MAP),
     Case("layer_cam", lambda m, x, t: cam.layer_cam(m, x, t, layer="conv2"), MAP),
     Case("guided_grad_cam", lambda m, x, t: cam.guided_grad_cam(m, x, t, layer="conv2"), SAME),
+    Case(
+        "score_cam",
+        lambda m, x, t: cam.score_cam(m, x, t, layer="conv2", batch_size=40),
+        MAP,
+        rtol=1e-4,
+    ),
+    Case(
+        "ablation_cam",
+        lambda m, x, t: cam.ablation_cam(m, x, t, layer="conv2", batch_size=40),
+        MAP,
+        rtol=1e-4,
+    ),
+    Case("full_grad", lambda m, x, t: cam.full_grad(m, x, t), MAP, rtol=1e-4),
     Case("eigen_cam", lambda m, x, t: cam.eigen_cam(m, x, t, layer="conv2"), MAP),
     Case("eigen_grad_cam", lambda m, x, t: cam.eigen_grad_cam(m, x, t, layer="conv2"), MAP),
     Case(

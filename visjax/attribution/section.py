@@ -10,12 +10,8 @@ from visjax.plot.report import Section
 from visjax.sections import DemoContext, register_section
 
 
-@register_section("attribution", title="Attribution", order=30)
-def attribution_section(ctx: DemoContext) -> Section:
-    """Saliency, gradient x input, IG, SmoothGrad, expected gradients and blur IG side by side."""
-    from visjax import attribution as va
-    from visjax.io import save_figure
-    from visjax.plot import attribution_grid
+def _examples(ctx: DemoContext):
+    """The digits CNN and 3 right + 3 wrong test digits, with their predicted classes."""
     from visjax.zoo import load_digits
 
     model = ctx.digits_cnn.model
@@ -25,8 +21,20 @@ def attribution_section(ctx: DemoContext) -> Section:
     right = np.flatnonzero(pred == test.y)[:3]
     wrong = np.flatnonzero(pred != test.y)[:3]
     idx = np.concatenate([right, wrong])
-    x = x_all[idx]
-    t = jnp.asarray(pred[idx])  # explain the predicted class
+    labels = [f"true {test.y[i]} / pred {pred[i]}" for i in idx]
+    n_wrong = int((pred != test.y).sum())
+    return model, x_all[idx], jnp.asarray(pred[idx]), labels, n_wrong, len(pred)
+
+
+@register_section("attribution", title="Attribution", order=30)
+def attribution_section(ctx: DemoContext) -> Section:
+    """Saliency, gradient x input, IG, SmoothGrad, expected gradients and blur IG side by side."""
+    from visjax import attribution as va
+    from visjax.io import save_figure
+    from visjax.plot import attribution_grid
+    from visjax.zoo import load_digits
+
+    model, x, t, labels, n_wrong, n_test = _examples(ctx)
     key = jax.random.key(ctx.seed)
     k1, k2 = jax.random.split(key)
     refs = jnp.asarray(load_digits().train.x[:200])
@@ -38,16 +46,54 @@ def attribution_section(ctx: DemoContext) -> Section:
         "expected grad": va.expected_gradients(model, x, t, references=refs, n_samples=64, key=k2),
         "blur IG": va.blur_integrated_gradients(model, x, t, max_sigma=4.0, n_steps=64),
     }
-    labels = [f"true {test.y[i]} / pred {pred[i]}" for i in idx]
     fig = save_figure(attribution_grid(x, maps, row_labels=labels), ctx.out / "attribution.png")
     ig = maps["IG (64, GL)"]
     err = va.completeness_error(model, x, t, ig)
-    n_wrong = int((pred != test.y).sum())
     return Section(
         "Attribution",
-        f"Attributions for the predicted class on {len(right)} correctly and {len(wrong)} wrongly "
-        f"classified test digits (the model gets {n_wrong} of {len(pred)} wrong). Red: evidence "
+        f"Attributions for the predicted class on 3 correctly and 3 wrongly "
+        f"classified test digits (the model gets {n_wrong} of {n_test} wrong). Red: evidence "
         "for the class, blue: against; each map scaled to its 99th percentile of |a|. IG "
         f"completeness error (64 Gauss-Legendre steps): median {float(jnp.median(err)):.1e}.",
+        figures=[fig],
+    )
+
+
+@register_section("cam", title="Class activation maps", order=31)
+def cam_section(ctx: DemoContext) -> Section:
+    """The CAM family at the digits CNN's last convolution, processed as pytorch-grad-cam does."""
+    from visjax.attribution import cam
+    from visjax.io import save_figure
+    from visjax.plot import cam_grid
+
+    model, x, t, labels, _, _ = _examples(ctx)
+    layer = "conv2"
+    size = x.shape[1:3]
+    raw = {
+        "Grad-CAM": cam.grad_cam(model, x, t, layer=layer),
+        "Grad-CAM++": cam.grad_cam_plus_plus(model, x, t, layer=layer),
+        "XGrad-CAM": cam.xgrad_cam(model, x, t, layer=layer),
+        "LayerCAM": cam.layer_cam(model, x, t, layer=layer),
+        "Score-CAM": cam.score_cam(model, x, t, layer=layer, batch_size=256),
+        "Ablation-CAM": cam.ablation_cam(model, x, t, layer=layer, batch_size=256),
+        "Eigen-CAM": cam.eigen_cam(model, x, layer=layer),
+    }
+    maps = {name: cam.postprocess(m, size) for name, m in raw.items()}
+    maps["FullGrad"] = cam.full_grad(model, x, t)
+    fig = save_figure(cam_grid(x, maps, row_labels=labels), ctx.out / "cam.png")
+    # How much of each processed map lies on the digit's strokes (pixels above half intensity).
+    strokes = np.asarray(x[..., 0] > 0.5)
+    on_strokes = {
+        name: float((np.asarray(m) * strokes).sum() / np.asarray(m).sum())
+        for name, m in maps.items()
+    }
+    share = ", ".join(f"{name} {v:.0%}" for name, v in on_strokes.items())
+    return Section(
+        "Class activation maps",
+        f"CAM methods for the predicted class at layer `{layer}` (its value before the ReLU, as "
+        "pytorch-grad-cam's target layer `conv2`), on the same six test digits; each raw "
+        "(8 x 8) map is post-processed as pytorch-grad-cam does (ReLU, min-max scaling, "
+        "bilinear upsampling). FullGrad combines input and bias gradients of every layer. "
+        f"Share of each map's mass on the strokes ({strokes.mean():.0%} of the pixels): {share}.",
         figures=[fig],
     )

@@ -9,6 +9,7 @@ size, :func:`multi_layer` averages processed maps over several layers.
 from visjax.attribution.cam.eigen import eigen_cam as eigen_cam
 from visjax.attribution.cam.eigen import eigen_grad_cam as eigen_grad_cam
 from visjax.attribution.cam.eigen import principal_projection as principal_projection
+from visjax.attribution.cam.fullgrad import full_grad as full_grad
 from visjax.attribution.cam.gradient import grad_cam as grad_cam
 from visjax.attribution.cam.gradient import grad_cam_map as grad_cam_map
 from visjax.attribution.cam.gradient import grad_cam_plus_plus as grad_cam_plus_plus
@@ -25,10 +26,14 @@ from visjax.attribution.cam.process import normalize as normalize
 from visjax.attribution.cam.process import positive as positive
 from visjax.attribution.cam.process import postprocess as postprocess
 from visjax.attribution.cam.process import upsample as upsample
+from visjax.attribution.cam.score import ablation_cam as ablation_cam
+from visjax.attribution.cam.score import score_cam as score_cam
 
 __all__ = [
+    "ablation_cam",
     "eigen_cam",
     "eigen_grad_cam",
+    "full_grad",
     "grad_cam",
     "grad_cam_map",
     "grad_cam_plus_plus",
@@ -43,6 +48,7 @@ __all__ = [
     "positive",
     "postprocess",
     "principal_projection",
+    "score_cam",
     "upsample",
     "xgrad_cam",
     "xgrad_cam_map",
