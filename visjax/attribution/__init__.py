@@ -1,12 +1,25 @@
 """Attribution: which parts of the input (or of a layer) a prediction depends on.
 
-Every method takes ``(model, x, target, *, ...)`` and returns attributions shaped like ``x``.
+Every method takes ``(model, x, target, *, ...)`` and returns attributions shaped like ``x``,
+except the CAM family (:mod:`visjax.attribution.cam`, whose methods are re-exported here), which
+returns maps ``(N, H', W')`` on a layer's grid.
 """
 
 from visjax.attribution.ablation import feature_ablation as feature_ablation
 from visjax.attribution.ablation import occlusion as occlusion
 from visjax.attribution.blur import blur_integrated_gradients as blur_integrated_gradients
 from visjax.attribution.blur import gaussian_blur as gaussian_blur
+from visjax.attribution.cam import ablation_cam as ablation_cam
+from visjax.attribution.cam import eigen_cam as eigen_cam
+from visjax.attribution.cam import eigen_grad_cam as eigen_grad_cam
+from visjax.attribution.cam import full_grad as full_grad
+from visjax.attribution.cam import grad_cam as grad_cam
+from visjax.attribution.cam import grad_cam_plus_plus as grad_cam_plus_plus
+from visjax.attribution.cam import guided_grad_cam as guided_grad_cam
+from visjax.attribution.cam import hires_cam as hires_cam
+from visjax.attribution.cam import layer_cam as layer_cam
+from visjax.attribution.cam import score_cam as score_cam
+from visjax.attribution.cam import xgrad_cam as xgrad_cam
 from visjax.attribution.deeplift import deeplift as deeplift
 from visjax.attribution.deeplift import deeplift_shap as deeplift_shap
 from visjax.attribution.gradients import gradient_x_input as gradient_x_input
@@ -27,26 +40,37 @@ from visjax.attribution.modified import guided_backprop as guided_backprop
 from visjax.attribution.noise import noise_tunnel as noise_tunnel
 
 __all__ = [
+    "ablation_cam",
     "at_layer",
     "blur_integrated_gradients",
     "completeness_error",
     "deconvnet",
     "deeplift",
     "deeplift_shap",
+    "eigen_cam",
+    "eigen_grad_cam",
     "expected_gradients",
     "feature_ablation",
     "feature_mask",
+    "full_grad",
     "gaussian_blur",
+    "grad_cam",
+    "grad_cam_plus_plus",
     "gradient_shap",
     "gradient_x_input",
     "grid_superpixels",
     "guided_backprop",
+    "guided_grad_cam",
+    "hires_cam",
     "integrated_gradients",
+    "layer_cam",
     "make_baseline",
     "noise_tunnel",
     "occlusion",
     "rule_nodes",
     "saliency",
+    "score_cam",
     "slic_superpixels",
     "square_patches",
+    "xgrad_cam",
 ]
