@@ -164,6 +164,10 @@ def _trace_cached(forward, key):
     return closed, jax.tree.structure(out_shape), tuple(interpret.names_in(closed))
 
 
+_LAYER_SHAPES: dict = {}  # (forward, aval keys) -> {layer: ShapeDtypeStruct}, oldest first
+_LAYER_SHAPES_SIZE = 128
+
+
 def _trace(forward, params, state, x):
     """The forward's jaxpr, output tree and layer names for these argument shapes (no compile)."""
     key = (_aval_key(params), _aval_key(state), (tuple(x.shape), jnp.result_type(x)))
@@ -314,9 +318,23 @@ class Model:
     def layer_shapes(self, x: Any) -> dict[str, jax.ShapeDtypeStruct]:
         """Shape and dtype of every layer's activation for the batch ``x`` (nothing compiles)."""
         x = self._check_x(x)
-        names = _trace(self.forward, self.params, self.state, x)[2]
-        spec = jax.ShapeDtypeStruct(x.shape, jnp.result_type(x))
-        return jax.eval_shape(lambda m, x: m.run(x, capture=names)[1], self, spec)
+        # Cached like the trace: attribution methods ask on every call, and an abstract
+        # evaluation costs about a millisecond of Python.
+        key = (
+            self.forward,
+            _aval_key(self.params),
+            _aval_key(self.state),
+            (tuple(x.shape), jnp.result_type(x)),
+        )
+        shapes = _LAYER_SHAPES.get(key)
+        if shapes is None:
+            names = _trace(self.forward, self.params, self.state, x)[2]
+            spec = jax.ShapeDtypeStruct(x.shape, jnp.result_type(x))
+            shapes = jax.eval_shape(lambda m, x: m.run(x, capture=names)[1], self, spec)
+            if len(_LAYER_SHAPES) >= _LAYER_SHAPES_SIZE:
+                _LAYER_SHAPES.pop(next(iter(_LAYER_SHAPES)))
+            _LAYER_SHAPES[key] = shapes
+        return dict(shapes)
 
     def run(
         self,

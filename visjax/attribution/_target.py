@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.model import Model, as_model
+from visjax.model import Model, _trace, as_model
 
 Target = int | jax.Array | np.ndarray | Callable[[jax.Array], jax.Array]
 ExampleFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -78,6 +78,13 @@ def attributed_space(model: Model, x, baseline, t, target_fn, layer):
     return layer_example_fn(model, target_fn, layer), z, zb, (t, x)
 
 
+def output_shape(model: Model, x: jax.Array) -> Any:
+    """The model's output for ``x`` as ShapeDtypeStructs, from the cached trace (no evaluation)."""
+    closed, out_tree, _ = _trace(model.forward, model.params, model.state, x)
+    avals = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in closed.out_avals]
+    return jax.tree.unflatten(out_tree, avals)
+
+
 def resolve(model: Model, x: jax.Array, target: Target) -> tuple[Callable | None, jax.Array]:
     """Check ``target`` and return ``(target_fn or None, per-example class indices (N,))``.
 
@@ -86,7 +93,7 @@ def resolve(model: Model, x: jax.Array, target: Target) -> tuple[Callable | None
     n = x.shape[0]
     if callable(target):
         return target, jnp.zeros((n,), jnp.int32)
-    out = jax.eval_shape(model, jax.ShapeDtypeStruct(x.shape, x.dtype))
+    out = output_shape(model, x)
     if not isinstance(out, jax.ShapeDtypeStruct) or out.ndim != 2:
         raise ValueError(
             "an integer `target` needs a model output of shape (N, classes); got "
