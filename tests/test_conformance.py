@@ -33,6 +33,7 @@ class Case(NamedTuple):
 
 
 KEY = jax.random.key(11)
+GRID8 = np.arange(8).reshape(2, 4).repeat(4, 0).repeat(2, 1)[..., None]  # 8 features on 8x8x1
 
 
 def SAME(s):
@@ -135,6 +136,35 @@ CASES = [
         lambda m, x, t: va.feature_ablation(m, x, t, baseline=0.5),
         SAME,
         rtol=1e-4,
+    ),
+    Case(
+        "shapley_value_sampling",
+        lambda m, x, t: va.shapley_value_sampling(
+            m, x, t, mask=GRID8, n_samples=4, key=KEY, batch_size=40
+        ),
+        SAME,
+        rtol=1e-4,
+        random=True,
+    ),
+    Case(
+        "exact_shapley",
+        lambda m, x, t: va.exact_shapley(m, x, t, mask=GRID8, batch_size=128),
+        SAME,
+        rtol=1e-4,
+    ),
+    Case(
+        "kernel_shap",
+        lambda m, x, t: va.kernel_shap(m, x, t, mask=GRID8, n_samples=64, key=KEY, batch_size=40),
+        SAME,
+        rtol=1e-4,
+        random=True,
+    ),
+    Case(
+        "lime",
+        lambda m, x, t: va.lime(m, x, t, mask=GRID8, n_samples=64, key=KEY, batch_size=40),
+        SAME,
+        rtol=1e-4,
+        random=True,
     ),
     Case("grad_cam", lambda m, x, t: cam.grad_cam(m, x, t, layer="conv2"), MAP),
     Case("grad_cam_plus_plus", lambda m, x, t: cam.grad_cam_plus_plus(m, x, t, layer="conv2"), MAP),

@@ -38,6 +38,10 @@ from visjax.attribution.masks import square_patches as square_patches
 from visjax.attribution.modified import deconvnet as deconvnet
 from visjax.attribution.modified import guided_backprop as guided_backprop
 from visjax.attribution.noise import noise_tunnel as noise_tunnel
+from visjax.attribution.shapley import exact_shapley as exact_shapley
+from visjax.attribution.shapley import shapley_value_sampling as shapley_value_sampling
+from visjax.attribution.surrogate import kernel_shap as kernel_shap
+from visjax.attribution.surrogate import lime as lime
 
 __all__ = [
     "ablation_cam",
@@ -49,6 +53,7 @@ __all__ = [
     "deeplift_shap",
     "eigen_cam",
     "eigen_grad_cam",
+    "exact_shapley",
     "expected_gradients",
     "feature_ablation",
     "feature_mask",
@@ -63,13 +68,16 @@ __all__ = [
     "guided_grad_cam",
     "hires_cam",
     "integrated_gradients",
+    "kernel_shap",
     "layer_cam",
+    "lime",
     "make_baseline",
     "noise_tunnel",
     "occlusion",
     "rule_nodes",
     "saliency",
     "score_cam",
+    "shapley_value_sampling",
     "slic_superpixels",
     "square_patches",
     "xgrad_cam",

@@ -1,0 +1,122 @@
+"""Shapley value sampling, Kernel SHAP and LIME against their floor (and Captum, when installed).
+
+The floor of a perturbation method is one jitted forward pass over exactly the perturbed inputs it
+must evaluate (built beforehand, so the floor does not pay for building them), in the same chunks,
+or as one batch when that is faster. Case: 64 test digits of the trained digits CNN, 16 features
+(2x2-pixel patches), baseline 0.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from benchmarks.harness import measure, report, run_benchmark
+from visjax.attribution.shapley import shapley_value_sampling
+from visjax.attribution.surrogate import kernel_shap, lime
+from visjax.batching import chunked_sum
+from visjax.zoo.pretrained import trained_digits_cnn
+
+N, CHUNK = 64, 1024
+MASK = (np.arange(16).reshape(4, 4).repeat(2, 0).repeat(2, 1))[..., None]
+K = 16
+KEY = jax.random.key(0)
+
+# method: (visjax function, n_samples, forward passes per example, Captum class, Captum kwargs)
+CASES = {
+    "shapley_value_sampling": (
+        shapley_value_sampling,
+        25,
+        25 * K + 1,
+        "ShapleyValueSampling",
+        {"n_samples": 25, "perturbations_per_eval": 16},
+    ),
+    "kernel_shap": (
+        kernel_shap,
+        256,
+        256 + 2,
+        "KernelShap",
+        {"n_samples": 256, "perturbations_per_eval": 64},
+    ),
+    "lime": (lime, 256, 256, "Lime", {"n_samples": 256, "perturbations_per_eval": 64}),
+}
+
+
+@pytest.fixture(scope="module")
+def setup(digits, tmp_path_factory):
+    model = trained_digits_cnn(epochs=10, cache=tmp_path_factory.mktemp("cache")).model
+    x = jnp.asarray(digits.test.x[:N])
+    t = jnp.asarray(digits.test.y[:N])
+    return model, x, t
+
+
+def floor_fn(model, points, t, chunk):
+    """Sum of the target logits at the given inputs (rows), in chunks: the unavoidable work."""
+    return chunked_sum(
+        lambda p, tt: model(p)[jnp.arange(p.shape[0]), tt].sum(), points, t, batch_size=chunk
+    )
+
+
+def captum_thunk(setup, name, kwargs):
+    """Captum's ``name`` on the same weights as a thunk, or None without the peers."""
+    import warnings
+
+    try:
+        from benchmarks.peers import bridge
+
+        bridge.import_torch()
+    except ImportError:
+        return None
+    import torch
+
+    model, x, t = setup
+    tm = bridge.torch_digits_cnn(model.params)
+    method = getattr(bridge.import_peer("captum.attr"), name)(tm)
+    xt = bridge.to_torch_input(x)
+    tt = torch.as_tensor(np.asarray(t).astype("int64"))
+    mask = torch.as_tensor(MASK.transpose(2, 0, 1)[None].astype("int64"))
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Lime/KernelShap warn about batches
+            with torch.no_grad():
+                return method.attribute(xt, target=tt, feature_mask=mask, **kwargs)
+
+    return run
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_surrogate_vs_floor_and_captum(benchmark, setup, name):
+    model, x, t = setup
+    fn, n_samples, per_example, captum_name, captum_kwargs = CASES[name]
+    method = jax.jit(
+        lambda m, x, t, k: fn(m, x, t, mask=MASK, n_samples=n_samples, key=k, batch_size=CHUNK)
+    )
+    rows = N * per_example
+    points = jnp.tile(x, (per_example, 1, 1, 1)) * jax.random.bernoulli(KEY, 0.5, (rows, 1, 1, 1))
+    tt = jnp.tile(t, per_example)
+    floor = jax.jit(functools.partial(floor_fn, chunk=CHUNK))
+    floor_batched = jax.jit(functools.partial(floor_fn, chunk=None))
+    cases = {
+        f"visjax {name}": (method, (model, x, t, KEY)),
+        f"floor (chunks of {CHUNK})": (floor, (model, points, tt)),
+        "floor (one batch)": (floor_batched, (model, points, tt)),
+    }
+    timings = measure(cases, rounds=5, warmup=1)
+    peer = captum_thunk(setup, captum_name, captum_kwargs)
+    if peer is not None:
+        # Captum's Lime / KernelShap fit one surrogate per example in Python: seconds per call,
+        # so fewer rounds, measured right after the JAX cases in the same process.
+        timings.update(measure({f"Captum {captum_name}": (peer, ())}, rounds=2, warmup=0))
+    best = min(
+        (f"floor (chunks of {CHUNK})", "floor (one batch)"), key=lambda k: timings[k].median_s
+    )
+    ratios = report(
+        f"{name}, n_samples={n_samples}, {N} digits, {K} features ({rows} forward passes)",
+        timings,
+        baseline=best,
+    )
+    benchmark.extra_info.update(ratios)
+    run_benchmark(benchmark, method, model, x, t, KEY, rounds=3)
