@@ -94,6 +94,14 @@ def _path_str(path: Sequence[Any]) -> str:
 class _NNXForward:
     graphdef: Any
     params_treedef: Any
+    # Hashing a graphdef walks the whole module graph; every cached trace lookup hashes this.
+    _hash: int = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "_hash", hash((self.graphdef, self.params_treedef)))
+
+    def __hash__(self):
+        return self._hash
 
     def __call__(self, params, state, x):
         from flax import nnx

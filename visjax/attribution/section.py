@@ -97,3 +97,52 @@ def cam_section(ctx: DemoContext) -> Section:
         f"Share of each map's mass on the strokes ({strokes.mean():.0%} of the pixels): {share}.",
         figures=[fig],
     )
+
+
+@register_section("perturbation", title="Perturbation and surrogate attribution", order=32)
+def perturbation_section(ctx: DemoContext) -> Section:
+    """Occlusion, feature ablation, Shapley sampling, Kernel SHAP and LIME on 2x2 patches."""
+    from visjax import attribution as va
+    from visjax.attribution.cam._core import target_scores
+    from visjax.io import save_figure
+    from visjax.plot import feature_values_grid
+
+    model, x, t, labels, _, _ = _examples(ctx)
+    mask = va.square_patches(x.shape[1:], 2)  # 16 features of 2 x 2 pixels
+    k1, k2, k3 = jax.random.split(jax.random.key(ctx.seed), 3)
+    chunk = 2048
+    n = 64 if ctx.quick else 512
+    maps = {
+        "occlusion 3x3": va.occlusion(model, x, t, window=(3, 3, 1), batch_size=chunk),
+        "ablation": va.feature_ablation(model, x, t, mask=mask, batch_size=chunk),
+        f"Shapley ({n // 8} perm.)": va.shapley_value_sampling(
+            model, x, t, mask=mask, n_samples=n // 8, key=k1, batch_size=chunk
+        ),
+        f"Kernel SHAP ({n})": va.kernel_shap(
+            model, x, t, mask=mask, n_samples=n, key=k2, batch_size=chunk
+        ),
+        f"LIME ({n})": va.lime(model, x, t, mask=mask, n_samples=n, key=k3, batch_size=chunk),
+    }
+    text = (
+        "Perturbation methods for the predicted class on the same six test digits, with 16 "
+        "features of 2 x 2 pixels (baseline 0, the background); each feature coloured by its "
+        "value (red: removing it lowers the class score), each cell on its own symmetric scale. "
+        "Occlusion slides a 3 x 3 window with stride 1 (Captum's averaging), shown as each "
+        "patch's mean. "
+    )
+    ks = maps[f"Kernel SHAP ({n})"]
+    gap = ks.sum(axis=(1, 2, 3)) - (
+        target_scores(model, x, t, None) - target_scores(model, jnp.zeros_like(x), t, None)
+    )
+    text += f"Kernel SHAP's sum minus f(x) - f(0): at most {float(jnp.abs(gap).max()):.1e}. "
+    if not ctx.quick:  # exact values: 2^16 coalitions per example
+        exact = va.exact_shapley(model, x, t, mask=mask, batch_size=chunk)
+        maps["exact Shapley"] = exact
+        scale = float(jnp.abs(exact).max())
+        for name in (f"Shapley ({n // 8} perm.)", f"Kernel SHAP ({n})"):
+            err = float(jnp.abs(maps[name] - exact).max()) / scale
+            text += f"{name}: max error {err:.2f} of the largest exact value. "
+    fig = save_figure(
+        feature_values_grid(x, mask, maps, row_labels=labels), ctx.out / "perturbation.png"
+    )
+    return Section("Perturbation and surrogate attribution", text, figures=[fig])

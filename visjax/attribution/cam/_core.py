@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from visjax.attribution._target import _select
-from visjax.model import Model
+from visjax.model import Model, _trace
 
 Reshape = Callable[[jax.Array], jax.Array] | None
 
@@ -62,6 +62,12 @@ def to_grid(a: jax.Array, reshape: Reshape = None) -> jax.Array:
     return a[:, drop:].reshape(n, side, side, d)
 
 
+def _forward_order(model: Model, x: jax.Array, shapes: dict) -> list[str]:
+    """Layer paths in the order the forward first reaches them (the shapes dict is sorted)."""
+    names = _trace(model.forward, model.params, model.state, x)[2]
+    return [name for name in names if name in shapes] or list(shapes)
+
+
 def resolve_layer(model: Model, x: jax.Array, layer: str | None, reshape: Reshape = None) -> str:
     """Check ``layer`` (or pick one when None) and return its path.
 
@@ -73,7 +79,8 @@ def resolve_layer(model: Model, x: jax.Array, layer: str | None, reshape: Reshap
         shape), or no spatial layer at all.
     """
     shapes = model.layer_shapes(x)
-    order = [name for name in model.layers if name in shapes] or list(shapes)
+    if layer is None or layer not in shapes:
+        order = _forward_order(model, x, shapes)
     if layer is None:
         spatial = [n for n in order if grid_shape(shapes[n].shape, reshape) is not None]
         if not spatial:
