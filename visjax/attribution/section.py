@@ -131,7 +131,8 @@ def perturbation_section(ctx: DemoContext) -> Section:
         "patch's mean. "
     )
     ks = maps[f"Kernel SHAP ({n})"]
-    gap = ks.sum(axis=(1, 2, 3)) - (
+    per_feature = ks[:, ::2, ::2, 0]  # each element carries its feature's value
+    gap = per_feature.sum(axis=(1, 2)) - (
         target_scores(model, x, t, None) - target_scores(model, jnp.zeros_like(x), t, None)
     )
     text += f"Kernel SHAP's sum minus f(x) - f(0): at most {float(jnp.abs(gap).max()):.1e}. "
