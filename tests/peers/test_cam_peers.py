@@ -17,7 +17,7 @@ from benchmarks.peers import bridge
 from tests.peers import rel_err
 from visjax.attribution.cam import eigen, gradient
 from visjax.attribution.cam.process import postprocess
-from visjax.zoo import digits_cnn, load_digits, train
+from visjax.zoo import digits_cnn
 
 pytestmark = pytest.mark.peers
 RTOL = 1e-4  # max |visjax - pytorch-grad-cam| / max |pytorch-grad-cam|, float32 on both sides
@@ -34,11 +34,8 @@ PEERS = {
 
 
 @pytest.fixture(scope="module")
-def setup():
-    data = load_digits()
-    model, _ = train(digits_cnn("function", seed=5), data.train, epochs=5, seed=5)
-    torch_model = bridge.torch_digits_cnn(model.params)
-    return model, torch_model, data.test.x[:16], data.test.y[:16]
+def setup(peer_cnn):
+    return peer_cnn[:4]
 
 
 def peer(name, tm, x, t):

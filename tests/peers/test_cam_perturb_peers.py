@@ -13,20 +13,15 @@ pytest.importorskip(
 from benchmarks.peers import bridge
 from tests.peers import rel_err
 from visjax.attribution.cam import fullgrad, score
-from visjax.zoo import digits_cnn, digits_resnet, load_digits, train
+from visjax.zoo import digits_resnet, load_digits
 
 pytestmark = pytest.mark.peers
 RTOL = 1e-4  # max |visjax - pytorch-grad-cam| / max |pytorch-grad-cam|, float32 on both sides
 
 
 @pytest.fixture(scope="module")
-def setup():
-    data = load_digits()
-    model, _ = train(digits_cnn("function", seed=5), data.train, epochs=5, seed=5)
-    torch_model = bridge.torch_digits_cnn(model.params)
-    x = data.test.x[:16]
-    t = data.test.y[:16]
-    return model, torch_model, x, t
+def setup(peer_cnn):
+    return peer_cnn[:4]
 
 
 def raw_cam(name, torch_model, layer, x, t, **attrs):

@@ -13,18 +13,15 @@ pytest.importorskip(
 from benchmarks.peers import bridge
 from tests.peers import rel_err
 from visjax.attribution.modified import deconvnet, guided_backprop
-from visjax.zoo import digits_cnn, load_digits, train
+from visjax.zoo import digits_cnn
 
 pytestmark = pytest.mark.peers
 RTOL = 1e-4  # max |visjax - captum| / max |captum|, float32 on both sides
 
 
 @pytest.fixture(scope="module")
-def setup():
-    data = load_digits()
-    model, _ = train(digits_cnn("function", seed=5), data.train, epochs=5, seed=5)
-    torch_model = bridge.torch_digits_cnn(model.params)
-    return model, torch_model, data.test.x[:16], data.test.y[:16]
+def setup(peer_cnn):
+    return peer_cnn[:4]
 
 
 def captum(name, torch_model, x, t):

@@ -12,20 +12,15 @@ from benchmarks.peers import bridge
 from tests.peers import rel_err
 from visjax.attribution.ablation import feature_ablation, occlusion
 from visjax.attribution.masks import square_patches
-from visjax.zoo import digits_cnn, load_digits, train
+from visjax.zoo import load_digits
 
 pytestmark = pytest.mark.peers
 RTOL = 1e-4  # max |visjax - captum| / max |captum|, float32 on both sides
 
 
 @pytest.fixture(scope="module")
-def setup():
-    data = load_digits()
-    model, _ = train(digits_cnn("function", seed=5), data.train, epochs=5, seed=5)
-    torch_model = bridge.torch_digits_cnn(model.params)
-    x = data.test.x[:16]
-    t = data.test.y[:16]
-    return model, torch_model, x, t
+def setup(peer_cnn):
+    return peer_cnn[:4]
 
 
 def captum(name, torch_model, x, t, **kwargs):
