@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -113,6 +113,45 @@ def overlay(
     return fig
 
 
+def example_grid(
+    images: Any,
+    columns: Mapping[str, Any],
+    draw: Callable[[Any, int, str, np.ndarray], Any],
+    *,
+    row_labels: Sequence[str] | None,
+    cell: float,
+    arg: str,
+):
+    """One row per example ``i``: the input, then ``draw(ax, i, name, columns[name][i])``.
+
+    The grid the method-comparison figures share; ``arg`` names ``columns`` in errors.
+    """
+    from matplotlib.figure import Figure
+
+    images = np.asarray(images)
+    n = images.shape[0]
+    for name, a in columns.items():
+        if np.shape(a)[0] != n:
+            raise ValueError(f"`{arg}[{name!r}]` has {np.shape(a)[0]} rows, expected {n}")
+    if row_labels is not None and len(row_labels) != n:
+        raise ValueError(f"`row_labels` must have {n} entries, got {len(row_labels)}")
+    cols = 1 + len(columns)
+    fig = Figure(figsize=(cell * cols, cell * n + 0.3))
+    axes = np.asarray(fig.subplots(n, cols, squeeze=False))
+    for i in range(n):
+        img = _to_image(images[i])
+        axes[i, 0].imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
+        axes[i, 0].set_xticks([])
+        axes[i, 0].set_yticks([])
+        if row_labels is not None:
+            axes[i, 0].set_ylabel(row_labels[i], fontsize=8)
+        for j, (name, a) in enumerate(columns.items(), start=1):
+            draw(axes[i, j], i, name, np.asarray(a)[i])
+    axes[0, 0].set_title("input", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 def attribution_grid(
     images: Any,
     attributions: Mapping[str, Any],
@@ -135,33 +174,14 @@ def attribution_grid(
     Returns:
       A matplotlib ``Figure``.
     """
-    from matplotlib.figure import Figure
-
     images = np.asarray(images)
-    n = images.shape[0]
-    for name, a in attributions.items():
-        if np.shape(a)[0] != n:
-            raise ValueError(f"`attributions[{name!r}]` has {np.shape(a)[0]} rows, expected {n}")
-    if row_labels is not None and len(row_labels) != n:
-        raise ValueError(f"`row_labels` must have {n} entries, got {len(row_labels)}")
-    cols = 1 + len(attributions)
-    fig = Figure(figsize=(cell * cols, cell * n + 0.3))
-    axes = np.asarray(fig.subplots(n, cols, squeeze=False))
-    for i in range(n):
-        img = _to_image(images[i])
-        axes[i, 0].imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
-        axes[i, 0].set_xticks([])
-        axes[i, 0].set_yticks([])
-        if row_labels is not None:
-            axes[i, 0].set_ylabel(row_labels[i], fontsize=8)
-        for j, (name, a) in enumerate(attributions.items(), start=1):
-            draw_overlay(
-                axes[i, j],
-                images[i],
-                np.asarray(a)[i],
-                percentile=percentile,
-                title=name if i == 0 else None,
-            )
-    axes[0, 0].set_title("input", fontsize=9)
-    fig.tight_layout()
-    return fig
+    return example_grid(
+        images,
+        attributions,
+        lambda ax, i, name, a: draw_overlay(
+            ax, images[i], a, percentile=percentile, title=name if i == 0 else None
+        ),
+        row_labels=row_labels,
+        cell=cell,
+        arg="attributions",
+    )

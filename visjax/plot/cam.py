@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from visjax.plot.attribution import _to_image
+from visjax.plot.attribution import _to_image, example_grid
 
 
 def _axis_weights(n_in: int, n_out: int) -> np.ndarray:
@@ -152,7 +152,6 @@ def cam_grid(
     Returns:
       A matplotlib ``Figure``.
     """
-    from matplotlib.figure import Figure
 
     images = np.asarray(images)
     if images.ndim not in (3, 4):
@@ -168,28 +167,19 @@ def cam_grid(
         if c.shape[0] != n:
             raise ValueError(f"`cams[{name!r}]` has {c.shape[0]} rows, expected {n}")
         arrays[name] = c
-    if row_labels is not None and len(row_labels) != n:
-        raise ValueError(f"`row_labels` must have {n} entries, got {len(row_labels)}")
-    cols = 1 + len(arrays)
-    fig = Figure(figsize=(cell * cols, cell * n + 0.3))
-    axes = np.asarray(fig.subplots(n, cols, squeeze=False))
-    for i in range(n):
-        img = _to_image(images[i])
-        axes[i, 0].imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
-        axes[i, 0].set_xticks([])
-        axes[i, 0].set_yticks([])
-        if row_labels is not None:
-            axes[i, 0].set_ylabel(row_labels[i], fontsize=8)
-        for j, (name, c) in enumerate(arrays.items(), start=1):
-            draw_cam(
-                axes[i, j],
-                images[i],
-                c[i],
-                alpha=alpha,
-                cmap=cmap,
-                title=name if i == 0 else None,
-                name=f"cams[{name!r}]",
-            )
-    axes[0, 0].set_title("input", fontsize=9)
-    fig.tight_layout()
-    return fig
+    return example_grid(
+        images,
+        arrays,
+        lambda ax, i, name, c: draw_cam(
+            ax,
+            images[i],
+            c,
+            alpha=alpha,
+            cmap=cmap,
+            title=name if i == 0 else None,
+            name=f"cams[{name!r}]",
+        ),
+        row_labels=row_labels,
+        cell=cell,
+        arg="cams",
+    )

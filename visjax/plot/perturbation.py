@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from visjax.plot.attribution import _to_image
+from visjax.plot.attribution import _to_image, example_grid
 
 _ANNOTATE_MAX = 64
 
@@ -225,7 +225,6 @@ def feature_values_grid(
     Returns:
       A matplotlib ``Figure``.
     """
-    from matplotlib.figure import Figure
 
     images = np.asarray(images)
     if images.ndim not in (3, 4):
@@ -244,36 +243,22 @@ def feature_values_grid(
     if not (np.issubdtype(m.dtype, np.integer) or m.dtype == bool):
         raise ValueError(f"`masks` must hold integer feature labels, got dtype {m.dtype}")
     k = int(m.max()) + 1
-    for name, v in values_by_method.items():
-        if np.shape(v)[0] != n:
-            raise ValueError(
-                f"`values_by_method[{name!r}]` has {np.shape(v)[0]} rows, expected {n}"
-            )
-    if row_labels is not None and len(row_labels) != n:
-        raise ValueError(f"`row_labels` must have {n} entries, got {len(row_labels)}")
-    cols = 1 + len(values_by_method)
-    fig = Figure(figsize=(cell * cols, cell * n + 0.3))
-    axes = np.asarray(fig.subplots(n, cols, squeeze=False))
-    for i in range(n):
-        img = _to_image(images[i])
-        axes[i, 0].imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
-        axes[i, 0].set_xticks([])
-        axes[i, 0].set_yticks([])
-        if row_labels is not None:
-            axes[i, 0].set_ylabel(row_labels[i], fontsize=8)
-        for j, (name, v) in enumerate(values_by_method.items(), start=1):
-            draw_feature_values(
-                axes[i, j],
-                images[i],
-                m[i],
-                np.asarray(v)[i],
-                n_features=k,
-                cmap=cmap,
-                outline_color=outline_color,
-                annotate=annotate,
-                title=name if i == 0 else None,
-                names=("masks", f"values_by_method[{name!r}]"),
-            )
-    axes[0, 0].set_title("input", fontsize=9)
-    fig.tight_layout()
-    return fig
+    return example_grid(
+        images,
+        values_by_method,
+        lambda ax, i, name, v: draw_feature_values(
+            ax,
+            images[i],
+            m[i],
+            v,
+            n_features=k,
+            cmap=cmap,
+            outline_color=outline_color,
+            annotate=annotate,
+            title=name if i == 0 else None,
+            names=("masks", f"values_by_method[{name!r}]"),
+        ),
+        row_labels=row_labels,
+        cell=cell,
+        arg="values_by_method",
+    )
