@@ -21,7 +21,7 @@ import pytest
 from benchmarks.harness import measure, report, run_benchmark
 from visjax.attribution.cam import _core, score
 from visjax.attribution.cam.gradient import grad_cam
-from visjax.batching import chunked_sum
+from visjax.batching import FORWARD_UNROLL, chunked_sum
 from visjax.zoo import digits_resnet
 from visjax.zoo.pretrained import trained_digits_cnn
 
@@ -84,12 +84,12 @@ def masked_inputs(model, x, layer):
 
 
 def forward_floor(model, xm, e, t, chunk):
-    """Target scores of every masked input, in unrolled chunks: the unavoidable forwards."""
+    """Target scores of every masked input in chunks (forward driver): the unavoidable work."""
 
     def part(xx, ee):
         return model(xx)[jnp.arange(xx.shape[0]), t[ee]].sum()
 
-    return chunked_sum(part, xm, e, batch_size=chunk)
+    return chunked_sum(part, xm, e, batch_size=chunk, max_unroll=FORWARD_UNROLL)
 
 
 def cnn_head_floor(model, x, t, chunk):
@@ -105,7 +105,7 @@ def cnn_head_floor(model, x, t, chunk):
         logits = jax.nn.relu(ab).mean((1, 2)) @ w + b
         return logits[jnp.arange(r.shape[0]), t[e]].sum()
 
-    return chunked_sum(part, rows, batch_size=chunk)
+    return chunked_sum(part, rows, batch_size=chunk, max_unroll=FORWARD_UNROLL)
 
 
 def timings_for(net, digits, method):

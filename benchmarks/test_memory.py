@@ -88,3 +88,51 @@ MEASURE_ANY = textwrap.dedent(
     print(json.dumps({"peak_mb": peak, **json.loads(out.stdout)}))
     """
 )
+
+
+PERTURB_SCRIPT = textwrap.dedent(
+    """
+    import sys, json, time
+    import jax.numpy as jnp
+    from visjax import attribution as va
+    from visjax.zoo import digits_cnn, load_digits
+    method, size = sys.argv[1], int(sys.argv[2])
+    batch_size = None if sys.argv[3] == "None" else int(sys.argv[3])
+    x = jnp.asarray(load_digits().test.x[:256])
+    m = digits_cnn("function")
+    t0 = time.perf_counter()
+    if method == "occlusion":  # size x size windows with stride size: (8 / size)^2 per digit
+        out = va.occlusion(m, x, 3, window=(size, size, 1), strides=size, batch_size=batch_size)
+    else:  # Score-CAM at conv1 (16 channels) or conv2 (32): one masked forward per channel
+        out = va.score_cam(m, x, 3, layer={16: "conv1", 32: "conv2"}[size], batch_size=batch_size)
+    out.block_until_ready()
+    print(json.dumps({"seconds": time.perf_counter() - t0}))
+    """
+)
+
+
+def test_perturbation_peak_memory_is_bounded_by_batch_size(benchmark):
+    configs = {
+        "occlusion, 4 windows, batch_size=512": ("occlusion", 4, 512),
+        "occlusion, 64 windows, batch_size=512": ("occlusion", 1, 512),
+        "occlusion, 64 windows, unchunked": ("occlusion", 1, None),
+        "Score-CAM, 16 channels, batch_size=512": ("score_cam", 16, 512),
+        "Score-CAM, 32 channels, batch_size=512": ("score_cam", 32, 512),
+        "Score-CAM, 32 channels, unchunked": ("score_cam", 32, None),
+    }
+    results = {}
+    for name, (method, size, bs) in configs.items():
+        cmd = [sys.executable, "-c", MEASURE_ANY, PERTURB_SCRIPT, method, str(size), str(bs)]
+        results[name] = json.loads(
+            subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+        )
+    print("\nperturbation methods on 256 digits, peak RSS of a fresh process:")
+    for name, r in results.items():
+        print(f"  {name:<40} {r['peak_mb']:>8.0f} MB {r['seconds']:>7.2f} s")
+    benchmark.extra_info.update(results)
+    for few, many in (
+        ("occlusion, 4 windows, batch_size=512", "occlusion, 64 windows, batch_size=512"),
+        ("Score-CAM, 16 channels, batch_size=512", "Score-CAM, 32 channels, batch_size=512"),
+    ):
+        assert results[many]["peak_mb"] <= results[few]["peak_mb"] * 1.15 + 30
+    benchmark.pedantic(lambda: None, rounds=1)

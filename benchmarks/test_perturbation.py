@@ -18,7 +18,7 @@ import pytest
 from benchmarks.harness import measure, report, run_benchmark
 from visjax.attribution.ablation import feature_ablation, occlusion
 from visjax.attribution.masks import square_patches
-from visjax.batching import chunked_sum
+from visjax.batching import FORWARD_UNROLL, chunked_sum
 from visjax.zoo.pretrained import trained_digits_cnn
 
 N, CHUNK = 256, 1024
@@ -38,7 +38,7 @@ def floor_fn(model, points, t, chunk):
     def part(p, tt):
         return jnp.take_along_axis(model(p), tt[:, None], 1).sum()
 
-    return chunked_sum(part, points, t, batch_size=chunk)
+    return chunked_sum(part, points, t, batch_size=chunk, max_unroll=FORWARD_UNROLL)
 
 
 def perturbed(x, masks, baseline=0.0):

@@ -16,7 +16,7 @@ import pytest
 from benchmarks.harness import measure, report, run_benchmark
 from visjax.attribution.shapley import shapley_value_sampling
 from visjax.attribution.surrogate import kernel_shap, lime
-from visjax.batching import chunked_sum
+from visjax.batching import FORWARD_UNROLL, chunked_sum
 from visjax.zoo.pretrained import trained_digits_cnn
 
 N, CHUNK = 64, 1024
@@ -55,7 +55,11 @@ def setup(digits, tmp_path_factory):
 def floor_fn(model, points, t, chunk):
     """Sum of the target logits at the given inputs (rows), in chunks: the unavoidable work."""
     return chunked_sum(
-        lambda p, tt: model(p)[jnp.arange(p.shape[0]), tt].sum(), points, t, batch_size=chunk
+        lambda p, tt: model(p)[jnp.arange(p.shape[0]), tt].sum(),
+        points,
+        t,
+        batch_size=chunk,
+        max_unroll=FORWARD_UNROLL,
     )
 
 

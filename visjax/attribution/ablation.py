@@ -30,7 +30,7 @@ from visjax.attribution._target import (
     resolve,
 )
 from visjax.attribution.masks import feature_mask
-from visjax.batching import chunked_sum
+from visjax.batching import FORWARD_UNROLL, chunked_sum
 
 
 def _baseline(x: jax.Array, baseline: Any) -> jax.Array:
@@ -140,7 +140,9 @@ def _occlusion(model, x, baseline, t, target_fn, window, strides, counts, batch_
         diff = f0[e] - f(xp, t[e])
         return jnp.zeros(n * n_windows, diff.dtype).at[r].set(diff)
 
-    diffs = chunked_sum(chunk, jnp.arange(n * n_windows), batch_size=batch_size)
+    diffs = chunked_sum(
+        chunk, jnp.arange(n * n_windows), batch_size=batch_size, max_unroll=FORWARD_UNROLL
+    )
     diffs = diffs.reshape(n, *counts)
     # Σ over windows covering each element, and their number: separable over the axes.
     # Each step contracts the first window axis and appends that axis's element axis.
@@ -224,7 +226,9 @@ def _ablation(model, x, baseline, t, labels, target_fn, n_features, batch_size):
         diff = f0[e] - f(xp, t[e])
         return jnp.zeros(n * n_features, diff.dtype).at[r].set(diff)
 
-    diffs = chunked_sum(chunk, jnp.arange(n * n_features), batch_size=batch_size)
+    diffs = chunked_sum(
+        chunk, jnp.arange(n * n_features), batch_size=batch_size, max_unroll=FORWARD_UNROLL
+    )
     diffs = diffs.reshape(n, n_features)
     flat = labels.reshape(n, -1)
     return jnp.take_along_axis(diffs, flat, axis=1).reshape(x.shape).astype(x.dtype)

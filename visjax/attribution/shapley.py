@@ -37,7 +37,7 @@ from visjax.attribution._target import (
 )
 from visjax.attribution.integrated import make_baseline
 from visjax.attribution.masks import FeatureMask, feature_mask
-from visjax.batching import chunked_sum
+from visjax.batching import FORWARD_UNROLL, chunked_sum
 
 MAX_EXACT_FEATURES = 16
 
@@ -65,7 +65,7 @@ def evaluate_rows(fn: Callable, n_rows: int, batch_size: int | None) -> Any:
     def chunk(idx):
         return jax.tree.map(lambda v: jnp.zeros(n_rows, v.dtype).at[idx].set(v), fn(idx))
 
-    return chunked_sum(chunk, jnp.arange(n_rows), batch_size=batch_size)
+    return chunked_sum(chunk, jnp.arange(n_rows), batch_size=batch_size, max_unroll=FORWARD_UNROLL)
 
 
 def spread(phi: jax.Array, labels: jax.Array) -> jax.Array:

@@ -19,7 +19,7 @@ import numpy as np
 
 from visjax.attribution._target import Target, _select, check_batch_size, prepare, resolve
 from visjax.attribution.cam._core import Reshape, resolve_layer, scores_from_layer, to_grid
-from visjax.batching import chunked_sum
+from visjax.batching import FORWARD_UNROLL, chunked_sum
 from visjax.model import Model
 
 # pytorch-grad-cam's constants: Score-CAM's min-max normalisation, Ablation-CAM's offset below
@@ -60,7 +60,9 @@ def _row_scores(score_fn, n: int, c: int, batch_size: int | None) -> jax.Array:
     def chunk(e, ch):
         return jnp.zeros((n * c,), jnp.float32).at[e * c + ch].set(score_fn(e, ch))
 
-    return chunked_sum(chunk, *_rows(n, c), batch_size=batch_size).reshape(n, c)
+    return chunked_sum(
+        chunk, *_rows(n, c), batch_size=batch_size, max_unroll=FORWARD_UNROLL
+    ).reshape(n, c)
 
 
 @functools.partial(jax.jit, static_argnames=("target_fn", "layer", "reshape", "batch_size"))
