@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import pytest
 
 from benchmarks.harness import measure, report, run_benchmark
+from benchmarks.peers import bridge
 from visjax import attribution as va
 from visjax.batching import chunked_sum
 from visjax.zoo.pretrained import trained_digits_cnn
@@ -135,32 +136,6 @@ def test_smoothgrad_and_expected_gradients_vs_floor(benchmark, setup, digits):
     run_benchmark(benchmark, eg, model, x, t, key, rounds=5)
 
 
-def captum_method(setup, name, **kwargs):
-    """Captum's ``name`` attribution on the same weights as a thunk, or None without the peers."""
-    import warnings
-
-    try:
-        from benchmarks.peers import bridge
-
-        bridge.import_torch()
-    except ImportError:
-        return None
-    import torch
-
-    model, x, t = setup
-    tm = bridge.torch_digits_cnn(model.params)
-    method = getattr(bridge.import_peer("captum.attr"), name)(tm)
-    xt = bridge.to_torch_input(x)
-    tt = torch.as_tensor(t.__array__().astype("int64"))
-
-    def run():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Captum warns about setting hooks on ReLUs
-            return method.attribute(xt, target=tt, **kwargs)
-
-    return run
-
-
 @pytest.mark.parametrize(
     "method, captum_name",
     [
@@ -180,7 +155,7 @@ def test_modified_backward_vs_gradient_and_captum(benchmark, setup, method, capt
         f"visjax {method}": (fn, (model, x, t)),
         "floor (plain gradient)": (floor, (model, x, t)),
     }
-    peer = captum_method(setup, captum_name)
+    peer = bridge.captum_thunk(setup, captum_name)
     if peer is not None:
         cases[f"Captum {captum_name}"] = (peer, ())
     timings = measure(cases, rounds=20, warmup=2)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from benchmarks.harness import measure, report, run_benchmark
+from benchmarks.peers import bridge
 from visjax.attribution.ablation import feature_ablation, occlusion
 from visjax.attribution.masks import square_patches
 from visjax.batching import FORWARD_UNROLL, chunked_sum
@@ -48,29 +49,6 @@ def perturbed(x, masks, baseline=0.0):
     return jnp.asarray(np.where(m, baseline, xs).reshape(-1, *x.shape[1:]))
 
 
-def captum_thunk(setup, name, **kwargs):
-    """Captum's ``name`` attribution on the same weights as a thunk, or None without the peers."""
-    try:
-        from benchmarks.peers import bridge
-
-        bridge.import_torch()
-    except ImportError:
-        return None
-    import torch
-
-    model, x, t = setup
-    tm = bridge.torch_digits_cnn(model.params)
-    method = getattr(bridge.import_peer("captum.attr"), name)(tm)
-    xt = bridge.to_torch_input(x)
-    tt = torch.as_tensor(np.asarray(t).astype("int64"))
-
-    def run():
-        with torch.no_grad():
-            return method.attribute(xt, target=tt, **kwargs)
-
-    return run
-
-
 def compare(benchmark, setup, title, fn, masks, peer):
     model, x, t = setup
     points = perturbed(x, masks)
@@ -98,10 +76,11 @@ def test_occlusion_vs_floor_and_captum(benchmark, setup):
             m = np.zeros((8, 8, 1), bool)
             m[i : i + 3, j : j + 3] = True
             masks.append(m)
-    peer = captum_thunk(
+    peer = bridge.captum_thunk(
         setup,
         "Occlusion",
         sliding_window_shapes=(1, 3, 3),
+        no_grad=True,
         strides=1,
         perturbations_per_eval=CHUNK // N,
     )
@@ -114,10 +93,10 @@ def test_feature_ablation_vs_floor_and_captum(benchmark, setup):
     masks = [mask == k for k in range(int(mask.max()) + 1)]
     peer = None
     try:
-        from benchmarks.peers import bridge
-
         fm = bridge.to_torch_input(mask[None]).long()
-        peer = captum_thunk(setup, "FeatureAblation", feature_mask=fm, perturbations_per_eval=4)
+        peer = bridge.captum_thunk(
+            setup, "FeatureAblation", no_grad=True, feature_mask=fm, perturbations_per_eval=4
+        )
     except ImportError:
         pass
     compare(

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from benchmarks.harness import measure, report, run_benchmark
+from benchmarks.peers import bridge
 from visjax.attribution.shapley import shapley_value_sampling
 from visjax.attribution.surrogate import kernel_shap, lime
 from visjax.batching import FORWARD_UNROLL, chunked_sum
@@ -63,34 +64,6 @@ def floor_fn(model, points, t, chunk):
     )
 
 
-def captum_thunk(setup, name, kwargs):
-    """Captum's ``name`` on the same weights as a thunk, or None without the peers."""
-    import warnings
-
-    try:
-        from benchmarks.peers import bridge
-
-        bridge.import_torch()
-    except ImportError:
-        return None
-    import torch
-
-    model, x, t = setup
-    tm = bridge.torch_digits_cnn(model.params)
-    method = getattr(bridge.import_peer("captum.attr"), name)(tm)
-    xt = bridge.to_torch_input(x)
-    tt = torch.as_tensor(np.asarray(t).astype("int64"))
-    mask = torch.as_tensor(MASK.transpose(2, 0, 1)[None].astype("int64"))
-
-    def run():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # Lime/KernelShap warn about batches
-            with torch.no_grad():
-                return method.attribute(xt, target=tt, feature_mask=mask, **kwargs)
-
-    return run
-
-
 @pytest.mark.parametrize("name", list(CASES))
 def test_surrogate_vs_floor_and_captum(benchmark, setup, name):
     model, x, t = setup
@@ -109,7 +82,13 @@ def test_surrogate_vs_floor_and_captum(benchmark, setup, name):
         "floor (one batch)": (floor_batched, (model, points, tt)),
     }
     timings = measure(cases, rounds=5, warmup=1)
-    peer = captum_thunk(setup, captum_name, captum_kwargs)
+    try:
+        mask = bridge.to_torch_input(MASK[None]).long()
+        peer = bridge.captum_thunk(
+            setup, captum_name, no_grad=True, feature_mask=mask, **captum_kwargs
+        )
+    except ImportError:
+        peer = None
     if peer is not None:
         # Captum's Lime / KernelShap fit one surrogate per example in Python: seconds per call,
         # so fewer rounds, measured right after the JAX cases in the same process.

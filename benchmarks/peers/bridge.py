@@ -100,6 +100,35 @@ def import_peer(name: str) -> ModuleType:
         return importlib.import_module(name)
 
 
+def captum_thunk(setup: Any, name: str, *, no_grad: bool = False, **kwargs: Any):
+    """Captum's ``name`` on the digits CNN weights of ``setup = (model, x, t)`` as a thunk.
+
+    The thunk calls ``attribute(x, target=t, **kwargs)`` on the torch twin (under
+    ``torch.no_grad()`` for perturbation methods, ``no_grad=True``), silencing Captum's warnings
+    (hooks on ReLUs, batch sizes). None when the peers are not installed.
+    """
+    try:
+        import_torch()
+    except ImportError:
+        return None
+    import torch
+
+    model, x, t = setup
+    method = getattr(import_peer("captum.attr"), name)(torch_digits_cnn(model.params))
+    xt = to_torch_input(x)
+    tt = torch.as_tensor(np.asarray(t).astype("int64"))
+
+    def run():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if no_grad:
+                with torch.no_grad():
+                    return method.attribute(xt, target=tt, **kwargs)
+            return method.attribute(xt, target=tt, **kwargs)
+
+    return run
+
+
 # ----------------------------------------------------------------------------- layouts
 
 
