@@ -17,8 +17,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.attribution._target import Target, _select, check_batch_size, prepare, resolve
-from visjax.attribution.cam._core import Reshape, resolve_layer, scores_from_layer, to_grid
+from visjax.attribution._target import Target, _select, check_batch_size
+from visjax.attribution.cam._core import (
+    Reshape,
+    prepare_cam,
+    scores_from_layer,
+    to_grid,
+)
 from visjax.batching import FORWARD_UNROLL, chunked_sum
 from visjax.model import Model
 
@@ -83,13 +88,10 @@ def _score_cam(model: Model, x, t, target_fn, layer, reshape, batch_size):
 
 
 def _checked(model, x, target, layer, reshape, batch_size, *, image: bool):
-    model, x = prepare(model, x)
+    model, x, t, target_fn, layer = prepare_cam(model, x, target, layer, reshape)
     if image and x.ndim != 4:
         raise ValueError(f"`x` must be images (N, H, W, C) for Score-CAM, got shape {x.shape}")
-    layer = resolve_layer(model, x, layer, reshape)
-    batch_size = check_batch_size(batch_size)
-    target_fn, t = resolve(model, x, target)
-    return model, x, t, target_fn, layer, batch_size
+    return model, x, t, target_fn, layer, check_batch_size(batch_size)
 
 
 def score_cam(
