@@ -14,7 +14,7 @@ import pytest
 from benchmarks.harness import measure, report, run_benchmark
 from benchmarks.peers import bridge
 from visjax import attribution as va
-from visjax.batching import chunked_sum
+from visjax.base.batching import chunked_sum
 from visjax.zoo.pretrained import trained_digits_cnn
 
 N, STEPS, CHUNK = 256, 64, 256

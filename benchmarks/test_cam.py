@@ -21,7 +21,7 @@ import pytest
 from benchmarks.harness import measure, report, run_benchmark
 from visjax.attribution.cam import _core, score
 from visjax.attribution.cam.gradient import grad_cam
-from visjax.batching import FORWARD_UNROLL, chunked_sum
+from visjax.base.batching import FORWARD_UNROLL, chunked_sum
 from visjax.zoo import digits_resnet
 from visjax.zoo.pretrained import trained_digits_cnn
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from benchmarks.harness import measure, run_benchmark
-from visjax.batching import chunked_sum
+from visjax.base.batching import chunked_sum
 from visjax.landscape import model_losses, plane, random_plane
 from visjax.zoo import load_digits
 from visjax.zoo.pretrained import trained_digits_cnn

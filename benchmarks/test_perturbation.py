@@ -19,7 +19,7 @@ from benchmarks.harness import measure, report, run_benchmark
 from benchmarks.peers import bridge
 from visjax.attribution.ablation import feature_ablation, occlusion
 from visjax.attribution.masks import square_patches
-from visjax.batching import FORWARD_UNROLL, chunked_sum
+from visjax.base.batching import FORWARD_UNROLL, chunked_sum
 from visjax.zoo.pretrained import trained_digits_cnn
 
 N, CHUNK = 256, 1024

@@ -17,7 +17,7 @@ from benchmarks.harness import measure, report, run_benchmark
 from benchmarks.peers import bridge
 from visjax.attribution.shapley import shapley_value_sampling
 from visjax.attribution.surrogate import kernel_shap, lime
-from visjax.batching import FORWARD_UNROLL, chunked_sum
+from visjax.base.batching import FORWARD_UNROLL, chunked_sum
 from visjax.zoo.pretrained import trained_digits_cnn
 
 N, CHUNK = 64, 1024

@@ -25,7 +25,7 @@ def demo(
 
     The built-in sections train the digits CNN (once; the weights are cached) and write a model
     summary and training curves; each capability adds its own section
-    (:mod:`visjax.sections`).
+    (:mod:`visjax.report.sections`).
 
     Args:
       out: the output folder (created if missing).
@@ -42,8 +42,8 @@ def demo(
     """
     from tqdm.auto import tqdm
 
-    from visjax.plot import write_report
-    from visjax.sections import DemoContext, select_sections
+    from visjax.report import write_report
+    from visjax.report.sections import DemoContext, select_sections
 
     chosen = select_sections(sections)
     out = Path(out)
@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cache", default=None, help="weight cache folder (default: $VISJAX_CACHE or ~/.cache)"
     )
-    from visjax.landscape.run import ZOO_MODELS
+    from visjax.report.sweep import ZOO_MODELS
 
     q = sub.add_parser(
         "landscape",
@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"visjax demo: error: {e}", file=sys.stderr)
             return 2
     if args.command == "landscape":
-        from visjax.landscape.run import run_landscape
+        from visjax.report.sweep import run_landscape
 
         try:
             run_landscape(

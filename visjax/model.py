@@ -4,8 +4,8 @@
 parameters (and any non-trainable state such as batch statistics), holding a pure forward function
 whose layers are values named with ``jax.ad_checkpoint.checkpoint_name``. Every layer method of
 visjax (activations, layer gradients, and later CAMs, LRP, feature visualisation) goes through
-:meth:`Model.run`, which evaluates that program with :mod:`visjax.interpret`, so they work the same
-on all three forms.
+:meth:`Model.run`, which evaluates that program with :mod:`visjax.base.interpret`, so they work
+the same on all three forms.
 
 How layers get their names:
 
@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.ad_checkpoint import checkpoint_name
 
-from visjax import interpret
+from visjax.base import interpret
 
 # The path of the NNX/Linen submodule being traced, so that `tag` inside a module names values
 # relative to it. Set only while the adapters trace a forward.

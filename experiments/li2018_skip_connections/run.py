@@ -193,7 +193,7 @@ def _cell_extent(h: np.ndarray) -> list[float]:
 def _figures(results: list[dict], out: Path) -> list[Path]:
     from matplotlib.figure import Figure
 
-    from visjax.io import save_figure
+    from visjax.base.io import save_figure
     from visjax.plot import landscape as lp
 
     n = len(results)
@@ -264,7 +264,7 @@ def _fmt(v) -> str:
 
 
 def _write_tables(results: list[dict], cfg: Config, out: Path, seconds: float) -> None:
-    from visjax.io import atomic_write_bytes
+    from visjax.base.io import atomic_write_bytes
 
     rows = [{k: r[k] for k in TABLE} for r in results]
     buf = [",".join(TABLE)]

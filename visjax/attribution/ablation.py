@@ -4,7 +4,7 @@ Both replace part of the input by a baseline and attribute the drop of the targe
 ``f(x) − f(x with the part set to the baseline)``, to the elements of that part.
 
 All ``N × P`` perturbed inputs (examples × windows or features) are evaluated in chunks of
-``batch_size`` rows inside one jitted program (:mod:`visjax.batching`): each chunk's inputs are
+``batch_size`` rows inside one jitted program (:mod:`visjax.base.batching`): each chunk's inputs are
 built from ``x`` with a vmapped ``where`` over the part's index (windows are generated from their
 offsets, never stored), ``f(x)`` is evaluated once per example, and only the ``(N, P)`` output
 differences leave a chunk. Spreading them back over the elements is a small contraction at the
@@ -30,7 +30,7 @@ from visjax.attribution._target import (
     resolve,
 )
 from visjax.attribution.masks import feature_mask
-from visjax.batching import FORWARD_UNROLL, chunked_sum
+from visjax.base.batching import FORWARD_UNROLL, chunked_sum
 
 
 def _baseline(x: jax.Array, baseline: Any) -> jax.Array:

@@ -17,7 +17,7 @@ from visjax.attribution._target import (
     prepare,
     resolve,
 )
-from visjax.batching import chunked_sum
+from visjax.base.batching import chunked_sum
 from visjax.model import Model
 
 Mode = Literal["reflect", "constant"]

@@ -50,9 +50,9 @@ import jax
 import jax.extend.core as jcore
 import jax.numpy as jnp
 
-from visjax import interpret
 from visjax.attribution._target import Target, _select, check_finite, prepare, resolve
 from visjax.attribution.integrated import make_baseline
+from visjax.base import interpret
 from visjax.model import Model, _trace
 
 EPS = 1e-10  # Captum's: below this |x − x_ref| a unit passes its ordinary gradient

@@ -15,7 +15,7 @@ Riemann rules need ``n_steps >= 2`` (as Captum), Gauss–Legendre ``n_steps >= 1
 All ``N × n_steps`` input gradients are evaluated in chunks of ``batch_size`` rows (examples ×
 steps, as Captum's ``internal_batch_size``), each chunk's weighted gradients summed into the
 ``(N, ...)`` result at once, so peak memory is bounded by ``batch_size`` whatever ``n_steps`` is.
-The chunks run as an unrolled loop inside one jitted program (:mod:`visjax.batching` explains
+The chunks run as an unrolled loop inside one jitted program (:mod:`visjax.base.batching` explains
 why, with the measured numbers).
 """
 
@@ -40,7 +40,7 @@ from visjax.attribution._target import (
     resolve,
 )
 from visjax.attribution.blur import gaussian_blur
-from visjax.batching import chunked_sum
+from visjax.base.batching import chunked_sum
 from visjax.model import Model
 
 Rule = Literal[

@@ -8,7 +8,7 @@ every ReLU replaced (``g`` the gradient arriving at the ReLU's output, ``x`` its
 * deconvnet: ``max(g, 0)`` (the positive part of the incoming gradient, whatever ``x`` is).
 
 The forward pass is unchanged. The model's forward is traced to a jaxpr (abstractly, cached) and
-re-evaluated by :func:`visjax.interpret.eval_jaxpr` with a rule table (:func:`relu_rules`) that
+re-evaluated by :func:`visjax.base.interpret.eval_jaxpr` with a rule table (:func:`relu_rules`) that
 replaces every ReLU-like equation by a ``jax.custom_vjp`` function carrying the modified backward;
 ``jax.grad`` of the target through that forward gives the attribution.
 
@@ -39,8 +39,8 @@ import jax.extend.core as jcore
 import jax.numpy as jnp
 import numpy as np
 
-from visjax import interpret
 from visjax.attribution._target import Target, prepare, resolve
+from visjax.base import interpret
 from visjax.model import Model, _trace
 
 Backward = Literal["guided", "deconvnet"]
@@ -137,7 +137,7 @@ def relu_rules(backward: Backward) -> dict[str, interpret.Rule]:
       backward: ``"guided"`` or ``"deconvnet"``.
 
     Returns:
-      ``{primitive: rule(eqn, invals) -> outvals}`` for :func:`visjax.interpret.eval_jaxpr`.
+      ``{primitive: rule(eqn, invals) -> outvals}`` for :func:`visjax.base.interpret.eval_jaxpr`.
     """
     if backward not in BACKWARDS:
         raise ValueError(f"`backward` must be one of {BACKWARDS}, got {backward!r}")

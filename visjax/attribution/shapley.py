@@ -9,7 +9,7 @@ The Shapley value of feature ``k`` among ``K`` is
 
 and every element of a feature gets the feature's value (as Captum). Every perturbed input is
 built with ``vmap`` and evaluated inside one jitted program in chunks of ``batch_size`` perturbed
-inputs (an unrolled loop, :mod:`visjax.batching`), batched over the examples.
+inputs (an unrolled loop, :mod:`visjax.base.batching`), batched over the examples.
 
 Features absent from an example (per-example masks, ``present`` False) are null players: they
 get exactly 0 and the other features' values are those of the game without them.
@@ -37,7 +37,7 @@ from visjax.attribution._target import (
 )
 from visjax.attribution.integrated import make_baseline
 from visjax.attribution.masks import FeatureMask, feature_mask
-from visjax.batching import FORWARD_UNROLL, chunked_sum
+from visjax.base.batching import FORWARD_UNROLL, chunked_sum
 
 MAX_EXACT_FEATURES = 16
 

@@ -7,7 +7,7 @@ JAX (``jnp.linalg.lstsq``, the minimum-norm solution when the samples do not det
 vmapped over examples. Every element of a feature gets the feature's coefficient (as Captum).
 
 The perturbed inputs are built with ``vmap`` and evaluated inside one jitted program in chunks of
-``batch_size`` (:mod:`visjax.batching`). The coalitions come from ``key`` and are shared by the
+``batch_size`` (:mod:`visjax.base.batching`). The coalitions come from ``key`` and are shared by the
 examples of a batch, so a batch gives the same values as its examples one at a time with the same
 key. Features absent from an example (per-example masks) are left out of its regression and get 0.
 """

@@ -23,7 +23,7 @@ import optax
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from visjax.batching import chunked_sum
+from visjax.base.batching import chunked_sum
 from visjax.model import _check_tree_like, as_model
 
 LossFn = Callable[[Any, Any], jax.Array]

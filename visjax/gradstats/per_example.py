@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from visjax.batching import MAX_UNROLL, chunked_sum
+from visjax.base.batching import MAX_UNROLL, chunked_sum
 from visjax.curvature.blocks import layer_groups
 from visjax.curvature.hvp import _check_batch_size, _check_data, data_sum
 from visjax.landscape.directions import param_paths, select

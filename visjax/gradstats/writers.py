@@ -23,11 +23,11 @@ File layouts:
   one header line ``{"edges": [...]}`` (it has no ``"step"`` key). Non-finite values are written as
   Python's :mod:`json` writes them (``NaN``, ``Infinity``), which ``json.loads`` reads back.
 
-Without ``append`` a file is replaced atomically (:mod:`visjax.io`): a failed write leaves the old
-file as it was. With ``append=True`` only the steps newer than the last step already in the file
-are added, so calling a writer every k steps with the whole history (or the latest records) writes
-each step once. Appending writes the new lines in one ``write`` and ``fsync``; a crash in between
-can leave a partial last line, which the next append drops before writing.
+Without ``append`` a file is replaced atomically (:mod:`visjax.base.io`): a failed write leaves
+the old file as it was. With ``append=True`` only the steps newer than the last step already in the
+file are added, so calling a writer every k steps with the whole history (or the latest records)
+writes each step once. Appending writes the new lines in one ``write`` and ``fsync``; a crash in
+between can leave a partial last line, which the next append drops before writing.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from visjax.io import atomic_write_text
+from visjax.base.io import atomic_write_text
 
 __all__ = [
     "TensorBoardWriter",

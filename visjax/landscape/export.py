@@ -1,6 +1,6 @@
 """Saving loss landscapes: NumPy ``.npz`` archives and ParaView surfaces (VTK XML PolyData).
 
-Both are written atomically (:mod:`visjax.io`): a reader never sees a half-written file.
+Both are written atomically (:mod:`visjax.base.io`): a reader never sees a half-written file.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
-from visjax.io import atomic_write_bytes, atomic_write_text
+from visjax.base.io import atomic_write_bytes, atomic_write_text
 from visjax.landscape.slices import check_surface
 
 _JSON_KEY = "__json__"  # names of the entries that hold a JSON-encoded mapping

@@ -25,7 +25,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from visjax.io import atomic_write_bytes, atomic_write_text
+from visjax.base.io import atomic_write_bytes, atomic_write_text
 
 CONFIG = "sweep.json"
 VERSION = 1

@@ -1,4 +1,4 @@
-"""Plotting: one function per picture, arrays in, a matplotlib Figure out; and the HTML report."""
+"""Plotting: one function per picture, arrays in, a matplotlib Figure out."""
 
 from visjax.plot.attribution import attribution_grid as attribution_grid
 from visjax.plot.attribution import draw_overlay as draw_overlay
@@ -25,11 +25,8 @@ from visjax.plot.landscape import trajectory_contour as trajectory_contour
 from visjax.plot.perturbation import draw_feature_values as draw_feature_values
 from visjax.plot.perturbation import feature_values as feature_values
 from visjax.plot.perturbation import feature_values_grid as feature_values_grid
-from visjax.plot.report import Section as Section
-from visjax.plot.report import write_report as write_report
 
 __all__ = [
-    "Section",
     "attribution_grid",
     "cam_grid",
     "cam_overlay",
@@ -55,5 +52,4 @@ __all__ = [
     "training_curves",
     "trajectory_contour",
     "update_ratios",
-    "write_report",
 ]

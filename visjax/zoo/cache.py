@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 
 import jax
 
-from visjax.io import atomic_write_text
+from visjax.base.io import atomic_write_text
 from visjax.model import Model
 from visjax.zoo.train import History
 

@@ -5,7 +5,7 @@ Both weight the channels ``A_c`` of a layer's activation and return the raw map
 scaling, no resize). Each needs one forward per (example, channel) row: Score-CAM over the input
 masked by the channel, Ablation-CAM from the layer on with the channel ablated. The ``N × C``
 rows run in chunks of ``batch_size`` rows, an unrolled loop inside one jitted program
-(:mod:`visjax.batching` explains why), so peak memory is bounded by ``batch_size``.
+(:mod:`visjax.base.batching` explains why), so peak memory is bounded by ``batch_size``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from visjax.attribution.cam._core import (
     scores_from_layer,
     to_grid,
 )
-from visjax.batching import FORWARD_UNROLL, chunked_sum
+from visjax.base.batching import FORWARD_UNROLL, chunked_sum
 from visjax.model import Model
 
 # pytorch-grad-cam's constants: Score-CAM's min-max normalisation, Ablation-CAM's offset below

@@ -1,6 +1,6 @@
 import pytest
 
-from visjax.io import atomic_write_bytes, atomic_write_text
+from visjax.base.io import atomic_write_bytes, atomic_write_text
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):

@@ -6,8 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.plot.report import Section
-from visjax.sections import DemoContext, register_section
+from visjax.report.html import Section
+from visjax.report.sections import DemoContext, register_section
 
 
 def _examples(ctx: DemoContext):
@@ -30,7 +30,7 @@ def _examples(ctx: DemoContext):
 def attribution_section(ctx: DemoContext) -> Section:
     """Saliency, gradient x input, IG, SmoothGrad, expected gradients and blur IG side by side."""
     from visjax import attribution as va
-    from visjax.io import save_figure
+    from visjax.base.io import save_figure
     from visjax.plot import attribution_grid
     from visjax.zoo import load_digits
 
@@ -63,7 +63,7 @@ def attribution_section(ctx: DemoContext) -> Section:
 def cam_section(ctx: DemoContext) -> Section:
     """The CAM family at the digits CNN's last convolution, processed as pytorch-grad-cam does."""
     from visjax.attribution import cam
-    from visjax.io import save_figure
+    from visjax.base.io import save_figure
     from visjax.plot import cam_grid
 
     model, x, t, labels, _, _ = _examples(ctx)
@@ -104,7 +104,7 @@ def perturbation_section(ctx: DemoContext) -> Section:
     """Occlusion, feature ablation, Shapley sampling, Kernel SHAP and LIME on 2x2 patches."""
     from visjax import attribution as va
     from visjax.attribution.cam._core import target_scores
-    from visjax.io import save_figure
+    from visjax.base.io import save_figure
     from visjax.plot import feature_values_grid
 
     model, x, t, labels, _, _ = _examples(ctx)

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from visjax.batching import chunked_sum
+from visjax.base.batching import chunked_sum
 
 
 @pytest.mark.parametrize("batch_size", [None, 1, 3, 4, 10, 64])

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from visjax.plot.report import Section
-from visjax.sections import DemoContext, register_section
+from visjax.report.html import Section
+from visjax.report.sections import DemoContext, register_section
 
 _STATS = ("norm", "max_abs", "nonfinite", "update_ratio", "histogram")
 
@@ -69,8 +69,8 @@ def _train_tracked(model, data, *, steps, every, seed):
 @register_section("gradstats", title="Training diagnostics", order=25)
 def gradstats_section(ctx: DemoContext) -> Section:
     """Per-layer gradient norms, histograms over time, update ratios and the noise scale."""
+    from visjax.base.io import save_figure
     from visjax.gradstats import flags, write_csv
-    from visjax.io import save_figure
     from visjax.plot import gradient_norms, histograms_over_time, noise_scale, update_ratios
     from visjax.zoo import digits_cnn, load_digits
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from visjax.io import atomic_write_text
+from visjax.base.io import atomic_write_text
 
 
 class Section(NamedTuple):

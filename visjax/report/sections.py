@@ -26,16 +26,16 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from visjax.plot.report import Section
+from visjax.report.html import Section
 from visjax.zoo.cache import Trained
 
 # Modules that register sections when imported; later capabilities append theirs here.
 _SECTION_MODULES = (
-    "visjax.sections",
-    "visjax.attribution.section",
-    "visjax.featviz.section",
-    "visjax.gradstats.section",
-    "visjax.landscape.section",
+    "visjax.report.sections",
+    "visjax.report.attribution",
+    "visjax.report.featviz",
+    "visjax.report.gradstats",
+    "visjax.report.landscape",
 )
 
 
@@ -148,8 +148,8 @@ def select_sections(names: Sequence[str] | None = None) -> list[SectionSpec]:
 def _model_section(ctx: DemoContext) -> Section:
     import jax.numpy as jnp
 
+    from visjax.base.io import atomic_write_text
     from visjax.inspect import summary
-    from visjax.io import atomic_write_text
 
     model = ctx.digits_cnn.model
     table = summary(model, jnp.zeros((1, 8, 8, 1), jnp.float32)).to_text()
@@ -164,7 +164,7 @@ def _model_section(ctx: DemoContext) -> Section:
 
 @register_section("training", title="Training", order=20)
 def _training_section(ctx: DemoContext) -> Section:
-    from visjax.io import save_figure
+    from visjax.base.io import save_figure
     from visjax.plot import training_curves
 
     result = ctx.digits_cnn

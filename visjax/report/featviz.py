@@ -6,15 +6,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.plot.report import Section
-from visjax.sections import DemoContext, register_section
+from visjax.report.html import Section
+from visjax.report.sections import DemoContext, register_section
 
 
 @register_section("featviz", title="Feature visualisation", order=35)
 def featviz_section(ctx: DemoContext) -> Section:
     """Class and channel visualisations, first-layer filters and feature maps of the shapes CNN."""
     from visjax import featviz as fv
-    from visjax.io import save_figure
+    from visjax.base.io import save_figure
     from visjax.plot import feature_map_grid, filter_grid, image_grid, objective_curves
     from visjax.zoo import SHAPE_CLASSES, load_shapes, trained_shapes_cnn
 

@@ -1,5 +1,6 @@
-from visjax.io import save_figure
-from visjax.plot import Section, training_curves, write_report
+from visjax.base.io import save_figure
+from visjax.plot import training_curves
+from visjax.report import Section, write_report
 from visjax.zoo import History
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from jax.ad_checkpoint import checkpoint_name
 
-from visjax import interpret
+from visjax.base import interpret
 
 
 def program(p, x):

@@ -112,7 +112,7 @@ def sweep_trained(
     settings in the same folder raises a ``ValueError`` (resume it with the old settings, or pass
     ``resume=False``). ``devices``: the points are sharded over them (default: all devices).
     """
-    from visjax.io import save_figure
+    from visjax.base.io import save_figure
     from visjax.landscape import interpolate, model_losses, plane, random_plane, save_npz, save_vtk
     from visjax.plot.landscape import loss_contour, loss_curve, loss_surface_3d
     from visjax.zoo import load_digits
