@@ -5,9 +5,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PEERS_STAMP := $(VENV)/.peers-installed-stamp
-PYTEST_ARGS ?= -m "not slow and not peers"
+# Two xdist workers: the machines here have two cores (`-n auto` would take more where there are).
+PYTEST_ARGS ?= -m "not slow and not peers" -n 2
 
-.PHONY: demo test lint test-peers bench clean
+.PHONY: demo test lint test-slow test-peers bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,11 +25,17 @@ $(PEERS_STAMP): $(STAMP) pyproject.toml constraints.txt constraints-peers.txt
 demo: $(STAMP)
 	$(BIN)/visjax demo --out out/demo
 
+# ruff, then the import contracts of pyproject.toml [tool.importlinter] (the layers).
 lint: $(STAMP)
 	$(BIN)/ruff check visjax tests benchmarks
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The long cases (end-to-end runs, eight-device subprocesses, extra shapes), left out of `make test`.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m "slow and not peers" -n 2
 
 test-peers: $(PEERS_STAMP)
 	$(BIN)/python -m pytest -m peers

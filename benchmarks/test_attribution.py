@@ -59,7 +59,7 @@ def captum_ig(setup, steps, internal_batch_size):
             xt,
             target=tt,
             n_steps=steps,
-            method="riemann_trapezoid",
+            rule="riemann_trapezoid",
             internal_batch_size=internal_batch_size,
         )
 
@@ -73,7 +73,7 @@ def test_integrated_gradients_vs_floor(benchmark, setup, batch_size):
         functools.partial(
             va.integrated_gradients,
             n_steps=STEPS,
-            method="riemann_trapezoid",
+            rule="riemann_trapezoid",
             batch_size=batch_size,
         )
     )
@@ -106,7 +106,7 @@ def test_smoothgrad_and_expected_gradients_vs_floor(benchmark, setup, digits):
     smooth = jax.jit(
         lambda m, x, t, k: va.noise_tunnel(
             va.saliency, n_samples=samples, stdev=0.1, batch_size=CHUNK
-        )(m, x, t, key=k, abs=False)
+        )(m, x, t, key=k, absolute=False)
     )
     refs = jnp.asarray(digits.train.x[:200])
     eg = jax.jit(

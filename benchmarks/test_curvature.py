@@ -143,9 +143,9 @@ def test_curvature_vs_floor_and_pyhessian(benchmark, setup, monkeypatch):
     )
 
     # ---- top eigenvalues
-    def eig(k, method, tol):
+    def eig(k, algorithm, tol):
         return top_eigenvalues(
-            loss, params, data=data, k=k, method=method, tol=tol, key=key, batch_size=BS
+            loss, params, data=data, k=k, algorithm=algorithm, tol=tol, key=key, batch_size=BS
         )
 
     checks = {}

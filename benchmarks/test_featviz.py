@@ -149,7 +149,7 @@ def test_featviz_vs_floor_and_lucent(benchmark, setup):
                     units=units,
                     param=param,
                     transforms=transforms,
-                    steps=STEPS,
+                    n_steps=STEPS,
                     optimizer=opt,
                     key=jax.random.key(0),
                     loop=loop,

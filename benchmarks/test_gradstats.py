@@ -94,7 +94,7 @@ def test_gradstats_overhead(benchmark):
             "host (wandb.watch style)": (make_step(loss, adam, with_grads=True), adam, True),
         }
         t = per_step_times(variants, model.params, batches)
-        pe = jax.jit(lambda p, b, loss=loss: per_example_stats(loss, p, b))
+        pe = jax.jit(lambda p, b, loss=loss: per_example_stats(loss, p, data=b))
         jax.block_until_ready(pe(model.params, batches[0]))
         pe_times = []
         for b in batches[:10]:

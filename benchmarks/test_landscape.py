@@ -28,7 +28,7 @@ def setup(tmp_path_factory):
     model = trained_digits_cnn(epochs=10, cache=tmp_path_factory.mktemp("c")).model
     train = load_digits().train
     data = (jnp.asarray(train.x), jnp.asarray(train.y))
-    d1, d2 = random_plane(model.params, jax.random.key(0))
+    d1, d2 = random_plane(model.params, key=jax.random.key(0))
     return model, data, d1, d2
 
 

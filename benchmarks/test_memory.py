@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent(
     x = jnp.asarray(load_digits().test.x[:64])
     t0 = time.perf_counter()
     out = va.integrated_gradients(digits_cnn("function"), x, 3, n_steps=steps,
-                                  method="riemann_middle", batch_size=batch_size)
+                                  rule="riemann_middle", batch_size=batch_size)
     out.block_until_ready()
     print(json.dumps({"seconds": time.perf_counter() - t0}))
     """
@@ -54,7 +54,7 @@ PLANE_SCRIPT = textwrap.dedent(
     n = int(sys.argv[1])
     m = digits_cnn("function")
     train = load_digits().train
-    d1, d2 = random_plane(m.params, jax.random.key(0))
+    d1, d2 = random_plane(m.params, key=jax.random.key(0))
     xs = np.linspace(-1, 1, n)
     t0 = time.perf_counter()
     plane(model_losses(m)["cross_entropy"], m.params, d1, d2, xs, xs,

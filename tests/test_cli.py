@@ -3,6 +3,7 @@ import pytest
 from visjax.cli import main
 
 
+@pytest.mark.slow  # end to end: trains and renders every demo section
 def test_demo_quick_writes_report_and_reuses_cached_weights(tmp_path, capsys):
     out, cache = tmp_path / "out", tmp_path / "cache"
     argv = ["demo", "--out", str(out), "--quick", "--seed", "1", "--cache", str(cache)]

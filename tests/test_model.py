@@ -358,3 +358,27 @@ def test_models_of_one_architecture_share_their_forward(cnn_params):
         b = cnn.digits_cnn(form, seed=5)
         assert a.forward == b.forward
         assert jax.tree.structure(a) == jax.tree.structure(b)
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_trace_and_output_shape_without_evaluating(cnn_models, batch, form):
+    m = cnn_models[form]
+    spec = jax.ShapeDtypeStruct(batch.shape, batch.dtype)
+    tr = m.trace(spec)
+    assert tr.layers == m.layers
+    assert set(LAYERS) <= set(tr.layers)
+    assert jax.tree.structure(m(batch)) == tr.out_tree
+    assert m.trace(batch) == tr  # cached per shapes
+    out = m.output_shape(batch)
+    assert isinstance(out, jax.ShapeDtypeStruct)
+    assert out.shape == m(batch).shape and out.dtype == m(batch).dtype
+
+
+def test_public_checks(cnn_models, batch):
+    m = cnn_models["nnx"]
+    assert m.check_x(np.asarray(batch)).shape == batch.shape
+    with pytest.raises(ValueError, match=r"`x` must be a batch of shape"):
+        m.check_x(batch[0])
+    m.check_params(m.params)
+    with pytest.raises(ValueError, match=r"`params"):
+        m.check_params(jax.tree.map(lambda a: a[..., :1], m.params))

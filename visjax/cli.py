@@ -1,63 +1,21 @@
-"""The ``visjax`` command line: ``visjax demo`` (and, later, landscape sweeps and reports)."""
+"""The ``visjax`` command line: argument parsing only; the runners live in :mod:`visjax.report`.
+
+``visjax demo`` calls :func:`visjax.report.demo.run_demo`, ``visjax landscape`` calls
+:func:`visjax.report.sweep.run_landscape`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
-from pathlib import Path
+
+from visjax.report.demo import run_demo
+from visjax.report.sweep import ZOO_MODELS, run_landscape
 
 
 def _log(msg: str) -> None:
     print(f"[visjax] {msg}", flush=True)
-
-
-def demo(
-    out: str | Path,
-    *,
-    seed: int = 0,
-    quick: bool = False,
-    sections: Sequence[str] | None = None,
-    cache: str | Path | None = None,
-) -> Path:
-    """Run the registered report sections and write ``report.html`` into ``out``.
-
-    The built-in sections train the digits CNN (once; the weights are cached) and write a model
-    summary and training curves; each capability adds its own section
-    (:mod:`visjax.report.sections`).
-
-    Args:
-      out: the output folder (created if missing).
-      seed: seed for the initial weights and the shuffling.
-      quick: short runs (tests use it): 15 training epochs, each section within about 10 s.
-      sections: names of the sections to run (default: all registered).
-      cache: the weight cache folder (default ``$VISJAX_CACHE`` or the user's cache directory).
-
-    Returns:
-      The path of ``report.html``.
-
-    Raises:
-      ValueError: an unknown section name (the message lists the known ones).
-    """
-    from tqdm.auto import tqdm
-
-    from visjax.report import write_report
-    from visjax.report.sections import DemoContext, select_sections
-
-    chosen = select_sections(sections)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    ctx = DemoContext(out=out, seed=seed, quick=quick, cache=cache, log=_log)
-    t0 = time.perf_counter()
-    built = []
-    for spec in tqdm(chosen, desc="report sections", unit="section", leave=False):
-        t = time.perf_counter()
-        built.append(spec.build(ctx))
-        _log(f"section {spec.name!r} done in {time.perf_counter() - t:.1f} s")
-    report = write_report(out / "report.html", built, title="visjax demo")
-    _log(f"wrote {report} in {time.perf_counter() - t0:.1f} s")
-    return report
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,8 +40,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cache", default=None, help="weight cache folder (default: $VISJAX_CACHE or ~/.cache)"
     )
-    from visjax.report.sweep import ZOO_MODELS
-
     q = sub.add_parser(
         "landscape",
         help="sweep the loss landscape of a trained zoo model",
@@ -132,13 +88,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         sections = None if args.sections is None else [s for s in args.sections.split(",") if s]
         try:
-            demo(args.out, seed=args.seed, quick=args.quick, sections=sections, cache=args.cache)
+            run_demo(
+                args.out,
+                seed=args.seed,
+                quick=args.quick,
+                sections=sections,
+                cache=args.cache,
+                log=_log,
+            )
         except (ValueError, OSError) as e:
             print(f"visjax demo: error: {e}", file=sys.stderr)
             return 2
     if args.command == "landscape":
-        from visjax.report.sweep import run_landscape
-
         try:
             run_landscape(
                 args.out,

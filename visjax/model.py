@@ -27,7 +27,7 @@ import contextvars
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +35,7 @@ import numpy as np
 from jax.ad_checkpoint import checkpoint_name
 
 from visjax.base import interpret
+from visjax.base.checks import check_tree_like
 
 # The path of the NNX/Linen submodule being traced, so that `tag` inside a module names values
 # relative to it. Set only while the adapters trace a forward.
@@ -104,7 +105,7 @@ class _NNXForward:
         return self._hash
 
     def __call__(self, params, state, x):
-        from flax import nnx
+        from flax import nnx  # noqa: PLC0415 - flax (~1.1 s), only for Flax models
 
         param_state = jax.tree.unflatten(self.params_treedef, jax.tree.leaves(params))
         module = nnx.merge(self.graphdef, param_state, state)
@@ -137,7 +138,7 @@ class _LinenForward:
         return hash((id(self.module), self.apply_kwargs))
 
     def __call__(self, params, state, x):
-        import flax.linen as nn
+        import flax.linen as nn  # noqa: PLC0415 - flax (~1.1 s), only for Flax models
 
         with nn.intercept_methods(_linen_tagger):
             return self.module.apply({"params": params, **state}, x, **dict(self.apply_kwargs))
@@ -180,6 +181,16 @@ def _trace(forward, params, state, x):
     """The forward's jaxpr, output tree and layer names for these argument shapes (no compile)."""
     key = (_aval_key(params), _aval_key(state), (tuple(x.shape), jnp.result_type(x)))
     return _trace_cached(forward, key)
+
+
+class Trace(NamedTuple):
+    """What :meth:`Model.trace` returns: the forward's closed jaxpr (arguments: the params
+    leaves, the state leaves, ``x``), the output's tree structure and the layer names in the order
+    the forward reaches them."""
+
+    jaxpr: Any
+    out_tree: Any
+    layers: tuple[str, ...]
 
 
 # --------------------------------------------------------------------------- the model
@@ -241,9 +252,9 @@ class Model:
     def replace(self, *, params: Any = None, state: Any = None) -> Model:
         """A copy with new ``params`` and/or ``state`` (checked against the current trees)."""
         if params is not None:
-            self._check_params(params)
+            self.check_params(params)
         if state is not None:
-            _check_tree_like(state, self.state, "state")
+            check_tree_like(state, self.state, "state")
         return Model(
             self.forward,
             self.params if params is None else params,
@@ -255,10 +266,13 @@ class Model:
         )
 
     # -- checks (trace time: shapes and dtypes only)
-    def _check_params(self, params: Any) -> None:
-        _check_tree_like(params, self.params, "params")
+    def check_params(self, params: Any) -> None:
+        """Raise ``ValueError`` unless ``params`` has the tree and leaf shapes of the model's."""
+        check_tree_like(params, self.params, "params")
 
-    def _check_x(self, x: Any) -> jax.Array:
+    def check_x(self, x: Any) -> jax.Array:
+        """``x`` as an array, checked against the model's input (rank, shape, dtype): raises
+        ``TypeError``/``ValueError`` naming ``x``. Shapes and dtypes only, so it works under jit."""
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             try:
                 x = jnp.asarray(x)
@@ -288,11 +302,26 @@ class Model:
             raise ValueError(f"`x` must be a batch with a leading example axis, got {x.shape}")
         return x
 
+    def trace(self, x: Any) -> Trace:
+        """The forward's jaxpr, output tree and layer names for a batch shaped like ``x``.
+
+        ``x`` is an array or a :class:`jax.ShapeDtypeStruct`; only its shape and dtype matter, and
+        nothing compiles. Cached per forward and argument shapes, so asking again is cheap.
+        """
+        return Trace(*_trace(self.forward, self.params, self.state, x))
+
+    def output_shape(self, x: Any) -> Any:
+        """The output for a batch shaped like ``x`` as :class:`jax.ShapeDtypeStruct` leaves, from
+        the cached :meth:`trace` (nothing is evaluated)."""
+        closed, out_tree, _ = _trace(self.forward, self.params, self.state, x)
+        avals = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in closed.out_avals]
+        return jax.tree.unflatten(out_tree, avals)
+
     # -- the forward
     def apply(self, params: Any, x: Any) -> Any:
         """The output for the batch ``x`` at ``params`` (a tree like ``self.params``)."""
-        self._check_params(params)
-        return self.forward(params, self.state, self._check_x(x))
+        self.check_params(params)
+        return self.forward(params, self.state, self.check_x(x))
 
     @property
     def apply_fn(self) -> Callable[[Any, Any], Any]:
@@ -303,7 +332,7 @@ class Model:
 
     def __call__(self, x: Any) -> Any:
         """The output for the batch ``x`` (shape ``(N, *input_shape)``)."""
-        return self.forward(self.params, self.state, self._check_x(x))
+        return self.forward(self.params, self.state, self.check_x(x))
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -325,7 +354,7 @@ class Model:
 
     def layer_shapes(self, x: Any) -> dict[str, jax.ShapeDtypeStruct]:
         """Shape and dtype of every layer's activation for the batch ``x`` (nothing compiles)."""
-        x = self._check_x(x)
+        x = self.check_x(x)
         # Cached like the trace: attribution methods ask on every call, and an abstract
         # evaluation costs about a millisecond of Python.
         key = (
@@ -377,8 +406,8 @@ class Model:
             tracing, before anything compiles.
         """
         params = self.params if params is None else params
-        self._check_params(params)
-        x = self._check_x(x)
+        self.check_params(params)
+        x = self.check_x(x)
         perturb = dict(perturb or {})
         replace = dict(replace or {})
         capture = (capture,) if isinstance(capture, str) else tuple(capture)
@@ -445,18 +474,6 @@ class _ApplyFn:
         return hash((_ApplyFn, self.model.forward, id(self.model.state)))
 
 
-def _check_tree_like(tree: Any, ref: Any, name: str) -> None:
-    t_leaves, t_def = jax.tree.flatten(tree)
-    r_leaves, r_def = jax.tree.flatten(ref)
-    if t_def != r_def:
-        raise ValueError(f"`{name}` must have the model's tree structure {r_def}, got {t_def}")
-    paths = [p for p, _ in jax.tree_util.tree_leaves_with_path(ref)]
-    for path, a, b in zip(paths, t_leaves, r_leaves, strict=True):
-        if np.shape(a) != np.shape(b):
-            path = jax.tree_util.keystr(path)
-            raise ValueError(f"`{name}{path}` must have shape {np.shape(b)}, got {np.shape(a)}")
-
-
 # --------------------------------------------------------------------------- adapters
 
 
@@ -501,8 +518,8 @@ def as_model(
         raise ValueError(f"`input_shape` must hold positive ints or None, got {input_shape!r}")
     common = dict(input_shape=shape, input_dtype=input_dtype)
 
-    import flax.linen as nn
-    from flax import nnx
+    import flax.linen as nn  # noqa: PLC0415 - flax (~1.1 s), only for Flax models
+    from flax import nnx  # noqa: PLC0415 - flax (~1.1 s), only for Flax models
 
     if isinstance(obj, nnx.Module):
         if params is not None:

@@ -386,12 +386,12 @@ def torch_resnet(
     Raises:
       ValueError: a bad ``depth`` or ``width``, or ``params`` that do not fit them.
     """
-    from visjax.model import _check_tree_like
+    from visjax.base.checks import check_tree_like
     from visjax.zoo.resnet import _blocks_per_stage
 
     n = _blocks_per_stage(depth)
     try:
-        _check_tree_like(params, _resnet_param_shapes(skip, depth, width), "params")
+        check_tree_like(params, _resnet_param_shapes(skip, depth, width), "params")
     except ValueError as e:
         raise ValueError(
             f"`params` do not fit the digits ResNet with skip={skip}, depth={depth}, "

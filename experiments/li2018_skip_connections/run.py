@@ -117,7 +117,7 @@ def study(depth: int, skip: bool, cfg: Config, data, plane_key, cache) -> dict:
     model = trained.model
     params = model.params
     loss_fn = model_losses(model, "cross_entropy")["cross_entropy"]
-    d1, d2 = random_plane(params, plane_key, normalization="filter", ignore="biasbn")
+    d1, d2 = random_plane(params, key=plane_key, normalization="filter", ignore="biasbn")
     xs = np.linspace(-cfg.extent, cfg.extent, cfg.grid, dtype=np.float32)
 
     t0 = time.perf_counter()
@@ -126,7 +126,7 @@ def study(depth: int, skip: bool, cfg: Config, data, plane_key, cache) -> dict:
         jnp.asarray(data.y[: cfg.surface_images]),
     )
     surface = np.asarray(
-        plane(loss_fn, params, d1, d2, xs, xs, data=surf_data, batch_size=cfg.batch_size)
+        plane(loss_fn, params, d1, d2, xs, xs, data=surf_data, batch_size=cfg.batch_size)["loss"]
     )
     t_surface = time.perf_counter() - t0
 

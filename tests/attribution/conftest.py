@@ -23,10 +23,8 @@ def images():
 
 
 @pytest.fixture(scope="session")
-def trained_cnn(tmp_path_factory):
-    from visjax.zoo.pretrained import trained_digits_cnn
-
-    return trained_digits_cnn(epochs=10, cache=tmp_path_factory.mktemp("c")).model
+def trained_cnn(trained_digits):
+    return trained_digits.model
 
 
 @pytest.fixture(scope="session")

@@ -38,11 +38,12 @@ def test_summation_to_delta_digits_cnn(cnn_models, batch, baseline):
     phi = deeplift(model, batch, t, baseline=baseline)
     sums = np.asarray(phi).reshape(batch.shape[0], -1).sum(1)
     np.testing.assert_allclose(sums, delta(model, batch, baseline, t), rtol=1e-4, atol=1e-5)
-    assert float(completeness_error(model, batch, t, phi, baseline=baseline).max()) < 1e-4
+    err = completeness_error(model, batch, t, attributions=phi, baseline=baseline)
+    assert float(err.max()) < 1e-4
     if baseline == 0.0:  # untrained zoo CNN has zero biases: ReLU net is homogeneous
         return
     # with a nonzero baseline it is not the plain gradient x input
-    plain = saliency(model, batch, t, abs=False) * (batch - baseline)
+    plain = saliency(model, batch, t, absolute=False) * (batch - baseline)
     assert np.abs(np.asarray(phi - plain)).max() > 1e-4
 
 
@@ -59,7 +60,7 @@ def test_summation_to_delta_max_pool_network():
 def test_deeplift_shap_is_the_mean_over_references(cnn_models, batch):
     model = cnn_models["function"]
     refs = jax.random.uniform(jax.random.key(3), (3, *batch.shape[1:]))
-    got = deeplift_shap(model, batch, 2, baselines=refs)
+    got = deeplift_shap(model, batch, 2, references=refs)
     want = sum(deeplift(model, batch, 2, baseline=r) for r in refs) / 3
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
     t = jnp.full((batch.shape[0],), 2)
@@ -125,5 +126,5 @@ def test_bad_baseline(cnn_models, batch):
         deeplift(model, batch, 0, baseline=jnp.zeros((3, 3)))
     with pytest.raises(ValueError, match="`baseline` contains NaN or Inf"):
         deeplift(model, batch, 0, baseline=jnp.nan)
-    with pytest.raises(ValueError, match="`baselines` must have shape"):
-        deeplift_shap(model, batch, 0, baselines=batch[0])
+    with pytest.raises(ValueError, match="`references` must have shape"):
+        deeplift_shap(model, batch, 0, references=batch[0])

@@ -23,18 +23,20 @@ def test_saliency_and_gradient_x_input_by_hand():
     t = jnp.array([0, 1, 2, 0, 1, 2])
     h = jnp.tanh(x @ p["W"])
     expected = ((1 - h**2) * p["V"][:, t].T) @ p["W"].T  # d f_t / d x, per example
-    np.testing.assert_allclose(saliency(model, x, t, abs=False), expected, rtol=1e-5)
+    np.testing.assert_allclose(saliency(model, x, t, absolute=False), expected, rtol=1e-5)
     np.testing.assert_allclose(saliency(model, x, t), jnp.abs(expected), rtol=1e-5)
     np.testing.assert_allclose(gradient_x_input(model, x, t), x * expected, rtol=1e-5)
 
 
 def test_callable_target_and_int_target(linear, images):
     model, w = linear
-    diff = saliency(model, images, lambda out: out[2] - out[0], abs=False)
+    diff = saliency(model, images, lambda out: out[2] - out[0], absolute=False)
     np.testing.assert_allclose(
         diff, jnp.broadcast_to((w[:, 2] - w[:, 0]).reshape(4, 4, 1), diff.shape), rtol=1e-6
     )
-    np.testing.assert_allclose(saliency(model, images, 1, abs=False)[0].ravel(), w[:, 1], rtol=1e-6)
+    np.testing.assert_allclose(
+        saliency(model, images, 1, absolute=False)[0].ravel(), w[:, 1], rtol=1e-6
+    )
 
 
 def test_layer_gradient_and_gradient_x_activation(trained_cnn, digits):
@@ -48,7 +50,7 @@ def test_layer_gradient_and_gradient_x_activation(trained_cnn, digits):
     _, acts = trained_cnn.activations(x, "conv2")
     g = jax.grad(head)(acts["conv2"])
     np.testing.assert_allclose(
-        at_layer(saliency, "conv2")(trained_cnn, x, 5, abs=False), g, rtol=1e-5, atol=1e-8
+        at_layer(saliency, "conv2")(trained_cnn, x, 5, absolute=False), g, rtol=1e-5, atol=1e-8
     )
     np.testing.assert_allclose(
         at_layer(gradient_x_input, "conv2")(trained_cnn, x, 5),
@@ -81,7 +83,7 @@ def test_nan_and_bad_x(linear, images):
 
 
 def test_at_layer_rejects_unsupported_methods_and_unknown_layers(trained_cnn):
-    with pytest.raises(ValueError, match="cannot attribute to a layer"):
+    with pytest.raises(TypeError, match="no per-example core"):
         at_layer(len, "conv2")
     with pytest.raises(ValueError, match="unknown layer"):
         at_layer(saliency, "conv9")(trained_cnn, jnp.ones((1, 8, 8, 1)), 0)

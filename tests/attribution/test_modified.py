@@ -6,10 +6,10 @@ import pytest
 import visjax
 from visjax.attribution import saliency
 from visjax.attribution.modified import (
-    _modified_method,
     deconvnet,
     guided_backprop,
     modified_forward,
+    modified_method,
     relu_rules,
 )
 
@@ -62,7 +62,7 @@ def test_two_layer_relu_network_by_hand(relu):
     plain, guided, deconv = by_hand(p, x, t)
     np.testing.assert_allclose(guided_backprop(model, x, t), guided, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(deconvnet(model, x, t), deconv, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(saliency(model, x, t, abs=False), plain, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(saliency(model, x, t, absolute=False), plain, rtol=1e-5, atol=1e-6)
     # the three differ on this network, so the test would see a missed ReLU
     assert np.abs(guided - plain).max() > 1e-2
     assert np.abs(deconv - plain).max() > 1e-2
@@ -83,7 +83,7 @@ def test_unrecognised_activation_keeps_the_plain_gradient():
     model, _ = relu_net(jax.nn.relu6)
     x = jax.random.normal(jax.random.key(5), (4, 5))
     np.testing.assert_allclose(
-        guided_backprop(model, x, 1), saliency(model, x, 1, abs=False), rtol=1e-6
+        guided_backprop(model, x, 1), saliency(model, x, 1, absolute=False), rtol=1e-6
     )
 
 
@@ -114,14 +114,14 @@ def test_jit_batch_and_no_retrace(method, cnn_models, batch):
     jitted(new, batch + 0.5, t[::-1]).block_until_ready()
     assert len(traces) == 1
     # the eager entry point compiles once per shape too
-    size = _modified_method._cache_size()
+    size = modified_method._cache_size()
     method(new, batch * 2.0, t).block_until_ready()
-    assert _modified_method._cache_size() == size
+    assert modified_method._cache_size() == size
 
 
 def test_differs_from_the_plain_gradient_where_expected(cnn_models, batch):
     model = cnn_models["function"]
-    plain = saliency(model, batch, 2, abs=False)
+    plain = saliency(model, batch, 2, absolute=False)
     guided = guided_backprop(model, batch, 2)
     deconv = deconvnet(model, batch, 2)
     assert np.abs(guided - plain).max() > 1e-4

@@ -20,7 +20,7 @@ def test_noise_tunnel_kinds_on_a_linear_model(linear, images):
     key = jax.random.key(0)
     for kind, expected in (("smoothgrad", grad), ("smoothgrad_sq", grad**2), ("vargrad", 0 * grad)):
         wrapped = noise_tunnel(saliency, kind=kind, n_samples=5, stdev=0.3, batch_size=4)
-        out = wrapped(model, images, 1, key=key, abs=False)
+        out = wrapped(model, images, 1, key=key, absolute=False)
         np.testing.assert_allclose(out, jnp.broadcast_to(expected, out.shape), atol=1e-5)
 
 
@@ -52,7 +52,7 @@ def test_noise_tunnel_bad_arguments(linear, images):
         noise_tunnel(saliency, kind="smooth")
     with pytest.raises(ValueError, match="`n_samples`"):
         noise_tunnel(saliency, n_samples=0)
-    with pytest.raises(ValueError, match="`key` is required"):
+    with pytest.raises(TypeError, match="required keyword-only argument: 'key'"):
         noise_tunnel(saliency)(model, images, 0)
 
 

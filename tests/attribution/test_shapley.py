@@ -165,7 +165,7 @@ def test_jit_and_no_retrace(trained_cnn, digits, name):
 
 def test_errors(linear, images):
     model, _ = linear
-    with pytest.raises(ValueError, match="key"):
+    with pytest.raises(TypeError, match="required keyword-only argument: 'key'"):
         shapley_value_sampling(model, images, 0, mask=MASK4)
     with pytest.raises(ValueError, match="n_samples"):
         shapley_value_sampling(model, images, 0, mask=MASK4, n_samples=0, key=KEY)

@@ -112,9 +112,9 @@ def test_lime_kernel_width_is_traced_and_matters():
 
 def test_errors(linear, images):
     model, _ = linear
-    with pytest.raises(ValueError, match="key"):
+    with pytest.raises(TypeError, match="required keyword-only argument: 'key'"):
         kernel_shap(model, images, 0, mask=MASK4)
-    with pytest.raises(ValueError, match="key"):
+    with pytest.raises(TypeError, match="required keyword-only argument: 'key'"):
         lime(model, images, 0, mask=MASK4)
     with pytest.raises(ValueError, match=r"`n_samples` must be an int >= 16 for K = 16"):
         kernel_shap(model, images, 0, n_samples=15, key=KEY)

@@ -129,7 +129,7 @@ def test_which_magnitude_finds_a_large_negative_eigenvalue():
 
 def test_power_iteration_top2():
     res = top_eigenvalues(
-        quad_loss, W0, data=BATCH, k=2, method="power", n_iter=500, tol=1e-7, key=KEY
+        quad_loss, W0, data=BATCH, k=2, algorithm="power", n_iter=500, tol=1e-7, key=KEY
     )
     np.testing.assert_allclose(res.eigenvalues, EIGS[:2], rtol=1e-4)
     vecs = np.asarray(res.eigenvectors)
@@ -433,9 +433,9 @@ def test_nan_loss_at_params():
             fn(loss, W0, data=BATCH, key=KEY)
 
 
-def test_unknown_method_which_and_loss_name(cnn):
-    with pytest.raises(ValueError, match="`method`"):
-        top_eigenvalues(quad_loss, W0, data=BATCH, method="arnoldi", key=KEY)
+def test_unknown_algorithm_which_and_loss_name(cnn):
+    with pytest.raises(ValueError, match="`algorithm`"):
+        top_eigenvalues(quad_loss, W0, data=BATCH, algorithm="arnoldi", key=KEY)
     with pytest.raises(ValueError, match="`which`"):
         top_eigenvalues(quad_loss, W0, data=BATCH, which="smallest", key=KEY)
     with pytest.raises(ValueError, match="loss name"):

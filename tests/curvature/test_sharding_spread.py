@@ -64,6 +64,7 @@ SHARDED = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # a subprocess with eight host devices (compiles every operator again)
 def test_data_sharded_over_eight_devices_equals_one():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
     env["JAX_PLATFORMS"] = "cpu"

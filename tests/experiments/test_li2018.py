@@ -3,10 +3,12 @@
 import csv
 
 import numpy as np
+import pytest
 
 from experiments.li2018_skip_connections.run import run
 
 
+@pytest.mark.slow  # end to end: trains two ResNets and sweeps their planes
 def test_quick_run_writes_figures_and_table(tmp_path):
     out = tmp_path / "out"
     results = run(quick=True, out=out, cache=tmp_path / "cache")

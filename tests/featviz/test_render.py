@@ -18,7 +18,6 @@ from visjax.featviz import (
     total_variation,
 )
 from visjax.zoo import digits_cnn, load_digits
-from visjax.zoo.pretrained import trained_digits_cnn
 
 KEY = jax.random.key(0)
 PARAM = fourier((8, 8, 1))
@@ -27,13 +26,13 @@ OPT = optax.adam(0.05)
 
 
 @pytest.fixture(scope="module")
-def cnn(tmp_path_factory):
-    return trained_digits_cnn(epochs=5, cache=tmp_path_factory.mktemp("cache")).model
+def cnn(trained_digits):
+    return trained_digits.model
 
 
 def test_sixteen_units_vmapped_equal_one_at_a_time(cnn):
     units = [("conv2", c) for c in range(16)]
-    kw = dict(param=PARAM, transforms=TRANSFORMS, steps=12, optimizer=OPT, key=KEY)
+    kw = dict(param=PARAM, transforms=TRANSFORMS, n_steps=12, optimizer=OPT, key=KEY)
     batched = render(cnn, units=units, **kw)
     assert batched.images.shape == (16, 8, 8, 1) and batched.traces.shape == (16, 12)
     for i in (0, 7, 15):
@@ -50,7 +49,7 @@ def test_sixteen_units_vmapped_equal_one_at_a_time(cnn):
 def test_repeated_render_does_not_retrace(cnn):
     import visjax.featviz.rendering as render_module
 
-    kw = dict(param=PARAM, transforms=TRANSFORMS, steps=3, optimizer=OPT, key=KEY)
+    kw = dict(param=PARAM, transforms=TRANSFORMS, n_steps=3, optimizer=OPT, key=KEY)
     render(cnn, units=[("conv1", 0), ("conv1", 1)], **kw)
     sizes = [f._cache_size() for f in (render_module._step, render_module._init)]
     render(cnn, units=[("conv1", 2), ("conv1", 3)], **kw)  # new units, same shapes
@@ -66,7 +65,7 @@ def test_rendered_channel_beats_every_training_digit(cnn):
         cnn,
         units=[("conv2", c) for c in channels],
         param=pixel((8, 8, 1)),
-        steps=64,
+        n_steps=64,
         optimizer=OPT,
         key=KEY,
     )
@@ -79,37 +78,37 @@ def test_rendered_channel_beats_every_training_digit(cnn):
 
 
 def test_class_units_and_objective_functions(cnn):
-    out = render(cnn, units=[3, 7], param=PARAM, steps=24, optimizer=OPT, key=KEY)
+    out = render(cnn, units=[3, 7], param=PARAM, n_steps=24, optimizer=OPT, key=KEY)
     logits = cnn(out.images)
     assert int(jnp.argmax(logits[0])) == 3 and int(jnp.argmax(logits[1])) == 7
 
     def make(unit):
         return channel(unit[0], unit[1]) - 0.01 * total_variation()
 
-    reg = render(cnn, make, units=[("conv2", 1)], param=PARAM, steps=6, optimizer=OPT, key=KEY)
-    plain = render(cnn, units=[("conv2", 1)], param=PARAM, steps=6, optimizer=OPT, key=KEY)
+    reg = render(cnn, make, units=[("conv2", 1)], param=PARAM, n_steps=6, optimizer=OPT, key=KEY)
+    plain = render(cnn, units=[("conv2", 1)], param=PARAM, n_steps=6, optimizer=OPT, key=KEY)
     assert not np.allclose(reg.images, plain.images)
-    single = render(cnn, class_logit(3), param=PARAM, steps=24, optimizer=OPT, key=KEY)
+    single = render(cnn, class_logit(3), param=PARAM, n_steps=24, optimizer=OPT, key=KEY)
     assert single.images.shape == (1, 8, 8, 1)
 
 
 def test_batch_parameterisation_shape():
     model = digits_cnn("function")
-    out = render(model, units=[("conv1", 0)], param=fourier((8, 8, 1), batch=3), steps=2, key=KEY)
+    out = render(model, units=[("conv1", 0)], param=fourier((8, 8, 1), batch=3), n_steps=2, key=KEY)
     assert out.images.shape == (1, 3, 8, 8, 1)
 
 
 def test_bad_input_before_compiling():
     model = digits_cnn("function")
-    kw = dict(param=PARAM, steps=2, key=KEY)
+    kw = dict(param=PARAM, n_steps=2, key=KEY)
     with pytest.raises(ValueError, match="unknown layer"):
         render(model, units=[("conv9", 0)], **kw)
     with pytest.raises(ValueError, match="channel 16 out of range"):
         render(model, units=[("conv1", 16)], **kw)
     with pytest.raises(ValueError, match="channel 10 out of range"):
         render(model, units=[10], **kw)
-    with pytest.raises(ValueError, match="`steps`"):
-        render(model, units=[1], param=PARAM, steps=0, key=KEY)
+    with pytest.raises(ValueError, match="`n_steps`"):
+        render(model, units=[1], param=PARAM, n_steps=0, key=KEY)
     with pytest.raises(ValueError):
         render(model, units=[1], transforms=jitter(9), **kw)  # 8x8 image, jitter 9
     with pytest.raises(ValueError, match="`units`"):
@@ -119,7 +118,7 @@ def test_bad_input_before_compiling():
     with pytest.raises(ValueError, match="`objective`"):
         render(model, channel("conv1", 0), units=[1], **kw)
     with pytest.raises(ValueError, match="`param`"):
-        render(model, units=[1], param=None, steps=2, key=KEY)
+        render(model, units=[1], param=None, n_steps=2, key=KEY)
     with pytest.raises(ValueError, match="`batch_size`"):
         render(model, units=[1], batch_size=0, **kw)
 
@@ -128,15 +127,20 @@ def test_non_finite_rendering_is_an_error():
     model = digits_cnn("function")
     with pytest.raises(ValueError, match="non-finite"):
         render(
-            model, units=[1], param=pixel((8, 8, 1)), steps=2, key=KEY, optimizer=optax.sgd(jnp.inf)
+            model,
+            units=[1],
+            param=pixel((8, 8, 1)),
+            n_steps=2,
+            key=KEY,
+            optimizer=optax.sgd(jnp.inf),
         )
 
 
 @pytest.fixture(scope="module")
-def shapes(tmp_path_factory):
+def shapes():
     from visjax.zoo import trained_shapes_cnn
 
-    return trained_shapes_cnn(cache=tmp_path_factory.mktemp("shapes")).model
+    return trained_shapes_cnn().model
 
 
 def test_class_visualisations_show_their_class(shapes):
@@ -149,7 +153,7 @@ def test_class_visualisations_show_their_class(shapes):
         units=ids,
         param=fourier((16, 16, 3)),
         transforms=compose(pad(4), jitter(8)),  # 16 -> 24 -> 16
-        steps=96,
+        n_steps=96,
         optimizer=OPT,
         key=KEY,
     )

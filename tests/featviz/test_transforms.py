@@ -173,7 +173,16 @@ def _reference(kind, value, images):
     return _reference_bilinear(images, y, x)
 
 
-@pytest.mark.parametrize("shape", [(2, 9, 9, 3), (1, 10, 10, 2), (1, 7, 12, 1), (1, 16, 11, 3)])
+# Two shapes (a batch, and a non-square odd-sized image) in make test; the others with -m slow.
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (2, 9, 9, 3),
+        pytest.param((1, 10, 10, 2), marks=pytest.mark.slow),
+        (1, 7, 12, 1),
+        pytest.param((1, 16, 11, 3), marks=pytest.mark.slow),
+    ],
+)
 @pytest.mark.parametrize("kind", ["scale", "rotate"])
 def test_scale_and_rotate_equal_a_reference_in_values_and_gradients(kind, shape):
     rng = np.random.default_rng(sum(shape))

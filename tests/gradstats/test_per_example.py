@@ -52,7 +52,7 @@ def test_per_example_grads_match_a_loop_on_the_digits_cnn():
     loss = cnn_loss(model.apply_fn)
     x = jax.random.uniform(jax.random.key(1), (5, 8, 8, 1))
     y = jnp.arange(5) % 10
-    got = per_example_grads(loss, model.params, (x, y))
+    got = per_example_grads(loss, model.params, data=(x, y))
     single = jax.jit(jax.grad(loss))
     for i in range(5):
         want = single(model.params, (x[i : i + 1], y[i : i + 1]))
@@ -61,16 +61,16 @@ def test_per_example_grads_match_a_loop_on_the_digits_cnn():
             got,
             want,
         )
-    chunked = per_example_grads(loss, model.params, (x, y), batch_size=2)
+    chunked = per_example_grads(loss, model.params, data=(x, y), batch_size=2)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), got, chunked)
 
 
 def test_per_example_grads_linear_regression_analytic_and_chunked():
     gw, gb = lin_grads_np()
-    got = per_example_grads(lin_loss, PARAMS, (X, Y))
+    got = per_example_grads(lin_loss, PARAMS, data=(X, Y))
     np.testing.assert_allclose(got["lin"]["w"], gw, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got["lin"]["b"], gb, rtol=1e-5, atol=1e-6)
-    chunked = per_example_grads(lin_loss, PARAMS, (X, Y), batch_size=3)
+    chunked = per_example_grads(lin_loss, PARAMS, data=(X, Y), batch_size=3)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), got, chunked)
 
 
@@ -107,7 +107,7 @@ def _assert_noise(got: GradientNoise, want: dict, rtol=1e-4):
 @pytest.mark.parametrize("batch_size", [None, 3])
 def test_stats_equal_closed_forms_on_linear_regression(batch_size):
     gw, gb = lin_grads_np()
-    stats = per_example_stats(lin_loss, PARAMS, (X, Y), batch_size=batch_size)
+    stats = per_example_stats(lin_loss, PARAMS, data=(X, Y), batch_size=batch_size)
     assert isinstance(stats, PerExampleStats)
     _assert_noise(stats.total, _expected(np.concatenate([gb[:, None], gw], 1)))
     assert list(stats.groups) == ["lin"]
@@ -127,20 +127,20 @@ def test_groups_and_include_on_the_digits_cnn():
     loss = cnn_loss(model.apply_fn)
     x = jax.random.uniform(jax.random.key(2), (10, 8, 8, 1))
     y = jnp.arange(10)
-    g = per_example_grads(loss, model.params, (x, y))
+    g = per_example_grads(loss, model.params, data=(x, y))
     flat = {
         k: np.concatenate(
             [np.asarray(g[k][n], np.float64).reshape(10, -1) for n in ("bias", "kernel")], 1
         )
         for k in ("conv1", "conv2", "fc")
     }
-    stats = per_example_stats(loss, model.params, (x, y), batch_size=3)
+    stats = per_example_stats(loss, model.params, data=(x, y), batch_size=3)
     assert list(stats.groups) == ["conv1", "conv2", "fc"]
     for k in flat:
         _assert_noise(stats.groups[k], _expected(flat[k]), rtol=2e-3)
     _assert_noise(stats.total, _expected(np.concatenate(list(flat.values()), 1)), rtol=2e-3)
     convs = per_example_stats(
-        loss, model.params, (x, y), groups={"k": "*.kernel"}, include="conv*", batch_size=4
+        loss, model.params, data=(x, y), groups={"k": "*.kernel"}, include="conv*", batch_size=4
     )
     assert list(convs.groups) == ["k"]
     want = np.concatenate(
@@ -158,8 +158,8 @@ def test_no_retrace_under_jit():
         traces.append(1)
         return lin_loss(p, batch)
 
-    stats = jax.jit(lambda p, b: per_example_stats(loss, p, b, batch_size=4))
-    grads = jax.jit(lambda p, b: per_example_grads(loss, p, b, batch_size=4))
+    stats = jax.jit(lambda p, b: per_example_stats(loss, p, data=b, batch_size=4))
+    grads = jax.jit(lambda p, b: per_example_grads(loss, p, data=b, batch_size=4))
     stats(PARAMS, (X, Y))
     grads(PARAMS, (X, Y))
     first = len(traces)
@@ -169,9 +169,9 @@ def test_no_retrace_under_jit():
     grads(new, (X + 1.0, Y))
     assert len(traces) == first
     # the eager entry points do not retrace either (the coupling check included)
-    per_example_stats(loss, PARAMS, (X, Y), batch_size=4)
+    per_example_stats(loss, PARAMS, data=(X, Y), batch_size=4)
     after_eager = len(traces)
-    per_example_stats(loss, new, (X + 1.0, Y), batch_size=4)
+    per_example_stats(loss, new, data=(X + 1.0, Y), batch_size=4)
     assert len(traces) == after_eager
 
 
@@ -190,39 +190,39 @@ def _mean_normalised_loss(p, batch):
 @pytest.mark.parametrize("loss", [_batchnorm_loss, _mean_normalised_loss])
 def test_coupled_examples_raise(loss):
     with pytest.raises(ValueError, match=r"couples the examples.*inference mode"):
-        per_example_stats(loss, PARAMS, (X, Y))
+        per_example_stats(loss, PARAMS, data=(X, Y))
     with pytest.raises(ValueError, match="couples the examples"):
-        per_example_grads(loss, PARAMS, (X, Y))
+        per_example_grads(loss, PARAMS, data=(X, Y))
 
 
 def test_a_sum_instead_of_a_mean_raises():
     with pytest.raises(ValueError, match="couples the examples"):
-        per_example_stats(lambda p, b: lin_loss(p, b) * b[0].shape[0], PARAMS, (X, Y))
+        per_example_stats(lambda p, b: lin_loss(p, b) * b[0].shape[0], PARAMS, data=(X, Y))
 
 
 def test_bad_input_names_the_argument():
-    with pytest.raises(ValueError, match="`batch`"):
-        per_example_grads(lin_loss, PARAMS, (X, Y[:5]))
-    with pytest.raises(ValueError, match="`batch`"):
-        per_example_stats(lin_loss, PARAMS, (X[:1], Y[:1]))
+    with pytest.raises(ValueError, match="`data`"):
+        per_example_grads(lin_loss, PARAMS, data=(X, Y[:5]))
+    with pytest.raises(ValueError, match="`data`"):
+        per_example_stats(lin_loss, PARAMS, data=(X[:1], Y[:1]))
     for bad in (0, -2, 1.5, True):
         with pytest.raises(ValueError, match="`batch_size`"):
-            per_example_stats(lin_loss, PARAMS, (X, Y), batch_size=bad)
+            per_example_stats(lin_loss, PARAMS, data=(X, Y), batch_size=bad)
         with pytest.raises(ValueError, match="`batch_size`"):
-            per_example_grads(lin_loss, PARAMS, (X, Y), batch_size=bad)
+            per_example_grads(lin_loss, PARAMS, data=(X, Y), batch_size=bad)
     with pytest.raises(ValueError, match="`groups`"):
-        per_example_stats(lin_loss, PARAMS, (X, Y), groups="blocks")
+        per_example_stats(lin_loss, PARAMS, data=(X, Y), groups="blocks")
     with pytest.raises(ValueError, match="`groups` entry 'x'"):
-        per_example_stats(lin_loss, PARAMS, (X, Y), groups={"x": "nothing.*"})
+        per_example_stats(lin_loss, PARAMS, data=(X, Y), groups={"x": "nothing.*"})
     with pytest.raises(ValueError, match="`include`"):
-        per_example_stats(lin_loss, PARAMS, (X, Y), include="nothing")
+        per_example_stats(lin_loss, PARAMS, data=(X, Y), include="nothing")
     with pytest.raises(ValueError, match="scalar"):
-        per_example_grads(lambda p, b: b[0] @ p["lin"]["w"], PARAMS, (X, Y))
+        per_example_grads(lambda p, b: b[0] @ p["lin"]["w"], PARAMS, data=(X, Y))
 
 
 def test_many_chunks_take_the_lax_map_path():
     x = np.tile(X, (7, 1)) + np.arange(70, dtype=np.float32)[:, None] / 70
     y = np.tile(Y, 7)
-    one = per_example_grads(lin_loss, PARAMS, (x, y))
-    many = per_example_grads(lin_loss, PARAMS, (x, y), batch_size=1)  # 70 chunks > MAX_UNROLL
+    one = per_example_grads(lin_loss, PARAMS, data=(x, y))
+    many = per_example_grads(lin_loss, PARAMS, data=(x, y), batch_size=1)  # 70 chunks > MAX_UNROLL
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), one, many)

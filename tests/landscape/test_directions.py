@@ -3,13 +3,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from visjax.base.trees import param_paths, select
 from visjax.landscape.directions import (
     normalize_direction,
     orthogonalize,
-    param_paths,
     random_direction,
     random_plane,
-    select,
     tree_dot,
     tree_norm,
 )
@@ -90,7 +89,7 @@ def test_param_paths_and_select(cnn, resnet_params):
 
 
 def test_filter_norms_match_the_parameters(params):
-    d = random_direction(params, KEY)
+    d = random_direction(params, key=KEY)
     assert jax.tree.structure(d) == jax.tree.structure(params)
     for path, v, w in zip(
         param_paths(params), jax.tree.leaves(d), jax.tree.leaves(params), strict=True
@@ -122,9 +121,9 @@ def test_filter_normalisation_matches_li_et_al_in_torch_layout(cnn):
 
 def test_layer_and_model_norms(resnet_params):
     params = resnet_params
-    raw = random_direction(params, KEY, normalization=None)
-    layer = random_direction(params, KEY, normalization="layer")
-    model = random_direction(params, KEY, normalization="model")
+    raw = random_direction(params, key=KEY, normalization=None)
+    layer = random_direction(params, key=KEY, normalization="layer")
+    model = random_direction(params, key=KEY, normalization="model")
     big = [i for i, w in enumerate(jax.tree.leaves(params)) if w.ndim >= 2]
     leaves = [jax.tree.leaves(t) for t in (params, raw, layer, model)]
     for i in big:
@@ -155,8 +154,8 @@ def test_zero_filters_stay_zero():
 
 
 def test_ignore_none_copies_params_and_keeps_kernels(cnn):
-    d0 = random_direction(cnn, KEY)
-    d1 = random_direction(cnn, KEY, ignore=None)
+    d0 = random_direction(cnn, key=KEY)
+    d1 = random_direction(cnn, key=KEY, ignore=None)
     for w, a, b in zip(jax.tree.leaves(cnn), jax.tree.leaves(d0), jax.tree.leaves(d1), strict=True):
         if w.ndim <= 1:
             np.testing.assert_array_equal(b, w)
@@ -165,17 +164,17 @@ def test_ignore_none_copies_params_and_keeps_kernels(cnn):
 
 
 def test_ignore_patterns_zero_exactly_the_matching_leaves(cnn, resnet_params):
-    d = random_direction(cnn, KEY, ignore=("conv1.*",))
+    d = random_direction(cnn, key=KEY, ignore=("conv1.*",))
     assert not np.any(np.asarray(d["conv1"]["kernel"])) and not np.any(
         np.asarray(d["conv1"]["bias"])
     )
     np.testing.assert_array_equal(d["conv2"]["bias"], cnn["conv2"]["bias"])  # as ignore=None
     assert _rel(_filter_norms(d["fc"]["kernel"]), _filter_norms(cnn["fc"]["kernel"])) < 1e-5
     # with no norm layers, "*.bias" is "biasbn"
-    a = random_direction(resnet_params, KEY, ignore=["*.bias"])
-    b = random_direction(resnet_params, KEY)
+    a = random_direction(resnet_params, key=KEY, ignore=["*.bias"])
+    b = random_direction(resnet_params, key=KEY)
     jax.tree.map(np.testing.assert_array_equal, a, b)
-    d = random_direction(resnet_params, KEY, ignore=("stages.0.*", "*.bias"))
+    d = random_direction(resnet_params, key=KEY, ignore=("stages.0.*", "*.bias"))
     for path, v in zip(param_paths(resnet_params), jax.tree.leaves(d), strict=True):
         assert (not np.any(np.asarray(v))) == (
             path.startswith("stages.0.") or path.endswith("bias")
@@ -187,8 +186,8 @@ def test_ignore_patterns_zero_exactly_the_matching_leaves(cnn, resnet_params):
 
 def test_orthogonal_plane(cnn):
     params = cnn
-    d1, d2 = random_plane(params, KEY)
-    e1, e2 = random_plane(params, KEY, orthogonal=True)
+    d1, d2 = random_plane(params, key=KEY)
+    e1, e2 = random_plane(params, key=KEY, orthogonal=True)
     jax.tree.map(np.testing.assert_array_equal, d1, e1)
     assert abs(float(tree_dot(e1, e2))) < 1e-5 * _norm(e1) * _norm(e2)
     assert _rel(_norm(e2), _norm(d2)) < 1e-5
@@ -198,8 +197,8 @@ def test_orthogonal_plane(cnn):
         else:  # filter norms only approximately
             assert _rel(_filter_norms(v), _filter_norms(w)) < 0.5
     k1, k2 = jax.random.split(KEY)
-    jax.tree.map(np.testing.assert_array_equal, d1, random_direction(params, k1))
-    jax.tree.map(np.testing.assert_array_equal, d2, random_direction(params, k2))
+    jax.tree.map(np.testing.assert_array_equal, d1, random_direction(params, key=k1))
+    jax.tree.map(np.testing.assert_array_equal, d2, random_direction(params, key=k2))
 
 
 def test_orthogonalize_edge_cases():
@@ -217,7 +216,7 @@ def test_tree_helpers_accumulate_in_float32():
     assert float(tree_dot(a, a)) == 2**16 + 16
     assert float(tree_norm(a)) == pytest.approx(np.sqrt(2**16 + 16))
     assert float(tree_dot({}, {})) == 0.0
-    d = random_direction(a, KEY, normalization="layer", ignore=None)
+    d = random_direction(a, key=KEY, normalization="layer", ignore=None)
     assert d["y"][0].dtype == jnp.bfloat16 and d["x"].dtype == jnp.bfloat16
 
 
@@ -225,11 +224,11 @@ def test_tree_helpers_accumulate_in_float32():
 
 
 def test_same_key_same_direction_different_key_different(cnn):
-    a, b = random_direction(cnn, KEY), random_direction(cnn, jax.random.key(0))
+    a, b = random_direction(cnn, key=KEY), random_direction(cnn, key=jax.random.key(0))
     jax.tree.map(np.testing.assert_array_equal, a, b)
-    c = random_direction(cnn, jax.random.key(1))
+    c = random_direction(cnn, key=jax.random.key(1))
     assert not np.allclose(a["conv2"]["kernel"], c["conv2"]["kernel"])
-    legacy = random_direction(cnn, jax.random.PRNGKey(1))
+    legacy = random_direction(cnn, key=jax.random.PRNGKey(1))
     assert _rel(_filter_norms(legacy["fc"]["kernel"]), _filter_norms(cnn["fc"]["kernel"])) < 1e-5
 
 
@@ -241,17 +240,17 @@ def test_jit_equals_eager_and_traces_once(cnn, normalization, ignore):
 
     def f(p, k, normalization, ignore):
         traces.append(1)
-        return random_direction(p, k, normalization=normalization, ignore=ignore)
+        return random_direction(p, key=k, normalization=normalization, ignore=ignore)
 
     jitted = jax.jit(f, static_argnames=("normalization", "ignore"))
     got = jitted(cnn, KEY, normalization, ignore)
-    want = random_direction(cnn, KEY, normalization=normalization, ignore=ignore)
+    want = random_direction(cnn, key=KEY, normalization=normalization, ignore=ignore)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), got, want)
     jitted(jax.tree.map(lambda w: 2 * w, cnn), jax.random.key(5), normalization, ignore)
     assert len(traces) == 1
     if ignore == "biasbn":  # the documented spelling, on the public function itself
         direct = jax.jit(random_direction, static_argnames=("normalization", "ignore"))
-        d = direct(cnn, KEY, normalization=normalization, ignore=ignore)
+        d = direct(cnn, key=KEY, normalization=normalization, ignore=ignore)
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), d, want)
 
 
@@ -262,23 +261,23 @@ def test_bad_arguments_raise(cnn):
     with pytest.raises(
         ValueError, match=r"`normalization` must be one of 'filter', 'layer', 'model' or None"
     ):
-        random_direction(cnn, KEY, normalization="filters")
+        random_direction(cnn, key=KEY, normalization="filters")
     with pytest.raises(ValueError, match="`normalization`"):
         normalize_direction(cnn, cnn, normalization="weight")
     for key in (0, jax.random.split(KEY, 3), jnp.zeros(2), np.zeros(2, np.uint32)[None]):
         with pytest.raises(TypeError, match="`key` must be one PRNG key"):
-            random_direction(cnn, key)
+            random_direction(cnn, key=key)
     with pytest.raises(TypeError, match="`key`"):
-        random_plane(cnn, None)
+        random_plane(cnn, key=None)
     for ignore in (3, {"conv1.*": True}, ("conv1.*", 1)):
         with pytest.raises(TypeError, match="`ignore` must be"):
-            random_direction(cnn, KEY, ignore=ignore)
+            random_direction(cnn, key=KEY, ignore=ignore)
     with pytest.raises(ValueError, match=r"pass a tuple, e.g. \('conv1.\*',\)"):
-        random_direction(cnn, KEY, ignore="conv1.*")
+        random_direction(cnn, key=KEY, ignore="conv1.*")
     with pytest.raises(ValueError, match=r"pattern 'conv9\.\*' matches no parameter path"):
-        random_direction(cnn, KEY, ignore=("conv1.*", "conv9.*"))
+        random_direction(cnn, key=KEY, ignore=("conv1.*", "conv9.*"))
     with pytest.raises(TypeError, match="'step'"):
-        random_direction({"step": jnp.zeros((2, 2), jnp.int32)}, KEY)
+        random_direction({"step": jnp.zeros((2, 2), jnp.int32)}, key=KEY)
 
 
 def test_direction_tree_and_shape_mismatch_raise(cnn):
@@ -300,5 +299,5 @@ def test_direction_tree_and_shape_mismatch_raise(cnn):
 
 
 def test_empty_params():
-    assert random_direction({}, KEY) == {}
-    assert random_plane({}, KEY, orthogonal=True) == ({}, {})
+    assert random_direction({}, key=KEY) == {}
+    assert random_plane({}, key=KEY, orthogonal=True) == ({}, {})

@@ -53,7 +53,7 @@ SWEEPER = SETUP + textwrap.dedent(
 
 def _sweep(run_dir=None, **kw):
     kw = {"batch_size": 8, "block_size": 2, **kw}
-    return plane(quadratic, P0, D1, D2, XS, YS, data=Y, run_dir=run_dir, **kw)
+    return plane(quadratic, P0, D1, D2, XS, YS, data=Y, run_dir=run_dir, **kw)["loss"]
 
 
 def _count_blocks(monkeypatch):

@@ -42,18 +42,19 @@ EIGHT = QUADRATIC + textwrap.dedent(
     for strategy in ("map", "vmap", "loop"):
         for bs, block in ((None, None), (8, 3), (5, 13)):  # blocks 3, 13: padded to 8 or 16
             kw = dict(data=Y, strategy=strategy, batch_size=bs, block_size=block)
-            ref = plane(quadratic, P0, D1, D2, XS, YS, devices=one, **kw)
-            got = plane(quadratic, P0, D1, D2, XS, YS, **kw)
+            ref = plane(quadratic, P0, D1, D2, XS, YS, devices=one, **kw)["loss"]
+            got = plane(quadratic, P0, D1, D2, XS, YS, **kw)["loss"]
             errs[f"{strategy} bs={bs} block={block}"] = float(np.abs(got / ref - 1).max())
-    ref = plane(quadratic, P0, D1, D2, XS, YS, data=Y, devices=one)
+    ref = plane(quadratic, P0, D1, D2, XS, YS, data=Y, devices=one)["loss"]
     mesh = Mesh(np.array(jax.devices()).reshape(4, 2), ("a", "b"))
-    errs["2-d mesh"] = float(np.abs(plane(quadratic, P0, D1, D2, XS, YS, data=Y, devices=mesh)
-                                     - ref).max())
+    on_mesh = plane(quadratic, P0, D1, D2, XS, YS, data=Y, devices=mesh)["loss"]
+    errs["2-d mesh"] = float(np.abs(on_mesh - ref).max())
     three = plane(quadratic, P0, D1, D2, XS, YS, data=Y, devices=jax.devices()[:3], block_size=4)
+    three = three["loss"]
     errs["3 devices"] = float(np.abs(three - ref).max())
     p1 = {"w": P0["w"] + 1, "b": P0["b"]}
-    a = interpolate(quadratic, P0, p1, np.linspace(0, 1, 11), data=Y)
-    b = interpolate(quadratic, P0, p1, np.linspace(0, 1, 11), data=Y, devices=one)
+    a = interpolate(quadratic, P0, p1, np.linspace(0, 1, 11), data=Y)["loss"]
+    b = interpolate(quadratic, P0, p1, np.linspace(0, 1, 11), data=Y, devices=one)["loss"]
     errs["interpolate"] = float(np.abs(a - b).max())
     m = digits_cnn("function", seed=1)
     img = jax.random.uniform(jax.random.key(4), (40, 8, 8, 1))
@@ -79,7 +80,7 @@ PROCESS = QUADRATIC + textwrap.dedent(
                                num_processes=2, process_id=int(sys.argv[2]))
     assert len(jax.devices()) == 4 and len(jax.local_devices()) == 2
     from visjax.landscape.slices import plane
-    got = plane(quadratic, P0, D1, D2, XS, YS, data=Y, block_size=6)  # 6: padded to 8
+    got = plane(quadratic, P0, D1, D2, XS, YS, data=Y, block_size=6)["loss"]  # 6: padded to 8
     np.save(sys.argv[3], got)
     """
 )
@@ -94,9 +95,12 @@ def _cpu_env(n: int) -> dict:
 def _reference():
     ns: dict = {}
     exec(QUADRATIC, ns)
-    return plane(ns["quadratic"], ns["P0"], ns["D1"], ns["D2"], ns["XS"], ns["YS"], data=ns["Y"])
+    return plane(ns["quadratic"], ns["P0"], ns["D1"], ns["D2"], ns["XS"], ns["YS"], data=ns["Y"])[
+        "loss"
+    ]
 
 
+@pytest.mark.slow  # a subprocess with eight host devices; two processes are in make test
 def test_eight_devices_equal_one_with_padding():
     out = subprocess.run(
         [sys.executable, "-c", EIGHT], env=_cpu_env(8), capture_output=True, text=True, timeout=300
@@ -137,8 +141,8 @@ def test_one_device_list_and_bad_devices():
     ns: dict = {}
     exec(QUADRATIC, ns)
     args = (ns["quadratic"], ns["P0"], ns["D1"], ns["D2"], ns["XS"], ns["YS"])
-    a = plane(*args, data=ns["Y"], devices=[jax.devices()[0]])
-    np.testing.assert_array_equal(a, plane(*args, data=ns["Y"]))
+    a = plane(*args, data=ns["Y"], devices=[jax.devices()[0]])["loss"]
+    np.testing.assert_array_equal(a, plane(*args, data=ns["Y"])["loss"])
     with pytest.raises(ValueError, match="`devices`"):
         plane(*args, data=ns["Y"], devices=["cpu:0"])
     with pytest.raises(ValueError, match="`devices`"):

@@ -33,7 +33,9 @@ YS = np.linspace(-2, 1, 4)
 @pytest.mark.parametrize("strategy", ["map", "vmap", "loop"])
 @pytest.mark.parametrize("batch_size", [None, 1, 8, 37, 100])
 def test_quadratic_plane_equals_closed_form(strategy, batch_size):
-    s = plane(quadratic, P0, D1, D2, XS, YS, data=Y, batch_size=batch_size, strategy=strategy)
+    out = plane(quadratic, P0, D1, D2, XS, YS, data=Y, batch_size=batch_size, strategy=strategy)
+    assert list(out) == ["loss"]  # a single loss callable is keyed "loss"
+    s = out["loss"]
     assert s.shape == (5, 4)
     expected = np.array([[closed_form(x, y) for y in YS] for x in XS])
     np.testing.assert_allclose(s, expected, rtol=2e-6)
@@ -42,7 +44,7 @@ def test_quadratic_plane_equals_closed_form(strategy, batch_size):
 def test_interpolation_with_extrapolation():
     p1 = {"w": P0["w"] + D1["w"], "b": P0["b"] + D1["b"]}
     alphas = np.array([-0.5, 0.0, 0.5, 1.0, 1.5])
-    out = interpolate(quadratic, P0, p1, alphas, data=Y, batch_size=10)
+    out = interpolate(quadratic, P0, p1, alphas, data=Y, batch_size=10)["loss"]
     np.testing.assert_allclose(out, [closed_form(a, 0.0) for a in alphas], rtol=2e-6)
 
 
@@ -73,7 +75,9 @@ def test_non_finite_points_become_nan_with_one_warning():
         return jnp.log(params["b"]) + 0 * batch.sum()
 
     with pytest.warns(RuntimeWarning, match="non-finite loss at 2 of 4 points"):
-        out = interpolate(loss, P0, {"w": P0["w"], "b": np.float32(-0.3)}, [0, 0.4, 0.6, 1], data=Y)
+        out = interpolate(
+            loss, P0, {"w": P0["w"], "b": np.float32(-0.3)}, [0, 0.4, 0.6, 1], data=Y
+        )["loss"]
     assert np.isnan(out[2:]).all() and np.isfinite(out[:2]).all()
 
 
@@ -81,13 +85,13 @@ def test_plane_through_three_models_hits_them():
     p1, p2 = P0, jax.tree.map(lambda a, d: a + d, P0, D1)
     p3 = jax.tree.map(lambda a, d: a + d, P0, D2)
     res = plane_through(quadratic, p1, p2, p3, data=Y, resolution=11, margin=0.0)
-    assert res.surface.shape == (11, 11)
+    assert list(res.surface) == ["loss"] and res.surface["loss"].shape == (11, 11)
     # corners of the grid: p1 at (min x, 0): check the values at the three models
     for k, p in enumerate((p1, p2, p3)):
         x, y = res.points[k]
         i, j = np.argmin(np.abs(res.xs - x)), np.argmin(np.abs(res.ys - y))
         if abs(res.xs[i] - x) < 1e-5 and abs(res.ys[j] - y) < 1e-5:
-            np.testing.assert_allclose(res.surface[i, j], quadratic(p, Y), rtol=1e-5)
+            np.testing.assert_allclose(res.surface["loss"][i, j], quadratic(p, Y), rtol=1e-5)
     np.testing.assert_allclose(res.points[1], [np.sqrt(1.25), 0.0], rtol=1e-6)
 
 

@@ -192,7 +192,8 @@ def small_digits():
 
 def test_train_writes_a_checkpoint_per_epoch(tmp_path, small_digits):
     model = digits_cnn("function", seed=0)
-    trained, _ = train(model, small_digits, epochs=3, batch_size=32, trajectory=tmp_path / "t")
+    writer = TrajectoryWriter(tmp_path / "t")
+    trained, _ = train(model, small_digits, epochs=3, batch_size=32, trajectory=writer)
     steps, params = load_trajectory(tmp_path / "t", like=model.params)
     assert steps == [0, 1, 2, 3]
     for a, b in zip(jax.tree.leaves(params[0]), jax.tree.leaves(model.params), strict=True):
@@ -212,3 +213,5 @@ def test_train_takes_a_writer(tmp_path, small_digits):
     writer = TrajectoryWriter(tmp_path)
     train(digits_cnn("function", seed=0), small_digits, epochs=1, batch_size=64, trajectory=writer)
     assert trajectory_steps(tmp_path) == [0, 1]
+    with pytest.raises(TypeError, match="save"):
+        train(digits_cnn("function", seed=0), small_digits, epochs=1, trajectory=tmp_path / "x")

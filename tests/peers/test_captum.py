@@ -36,7 +36,7 @@ def test_saliency_matches_captum(setup):
     model, tm, x, t = setup
     ours = va.saliency(model, jnp.asarray(x), jnp.asarray(t))
     assert rel_err(ours, captum("Saliency", tm, x, t)) < RTOL
-    signed = va.saliency(model, jnp.asarray(x), jnp.asarray(t), abs=False)
+    signed = va.saliency(model, jnp.asarray(x), jnp.asarray(t), absolute=False)
     assert rel_err(signed, captum("Saliency", tm, x, t, abs=False)) < RTOL
 
 
@@ -50,7 +50,7 @@ def test_gradient_x_input_matches_captum(setup):
 def test_integrated_gradients_matches_captum_for_every_rule(setup, method):
     model, tm, x, t = setup
     ours = va.integrated_gradients(
-        model, jnp.asarray(x), jnp.asarray(t), n_steps=24, method=method, baseline=0.1
+        model, jnp.asarray(x), jnp.asarray(t), n_steps=24, rule=method, baseline=0.1
     )
     theirs = captum("IntegratedGradients", tm, x, t, n_steps=24, method=method, baselines=0.1)
     assert rel_err(ours, theirs) < RTOL
@@ -59,7 +59,7 @@ def test_integrated_gradients_matches_captum_for_every_rule(setup, method):
 def test_layer_integrated_gradients_matches_captum(setup):
     model, tm, x, t = setup
     ours = va.at_layer(va.integrated_gradients, "conv2")(
-        model, jnp.asarray(x), jnp.asarray(t), n_steps=16, method="riemann_middle"
+        model, jnp.asarray(x), jnp.asarray(t), n_steps=16, rule="riemann_middle"
     )
     import torch
 

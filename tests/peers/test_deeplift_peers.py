@@ -53,7 +53,7 @@ def test_deeplift_matches_captum(setup, form):
 
 def test_deeplift_shap_matches_captum(setup):
     model, tm, x, t, refs = setup
-    got = deeplift_shap(model, jnp.asarray(x), jnp.asarray(t), baselines=refs)
+    got = deeplift_shap(model, jnp.asarray(x), jnp.asarray(t), references=refs)
     want = captum("DeepLiftShap", tm, x, t, refs)
     assert np.abs(want).max() > 0
     assert rel_err(got, want) < RTOL

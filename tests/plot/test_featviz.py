@@ -56,16 +56,16 @@ def test_objective_curves():
 
 def test_filter_and_feature_map_grids_of_the_digits_cnn(cnn_models, batch):
     m = cnn_models["nnx"]
-    f1 = layer_filters(m, "conv1")
+    f1 = layer_filters(m, layer="conv1")
     fig = filter_grid(f1)
     _render(fig)
     assert len(fig.axes) == 16 and fig.axes[3].get_title() == "3"
     np.testing.assert_allclose(fig.axes[3].get_images()[0].get_array(), np.asarray(f1)[3, ..., 0])
-    f2 = np.asarray(layer_filters(m, "conv2"))  # 16 input channels: their mean
+    f2 = np.asarray(layer_filters(m, layer="conv2"))  # 16 input channels: their mean
     arr = filter_grid(f2).axes[0].get_images()[0].get_array()
     np.testing.assert_allclose(arr, f2[0].mean(-1), rtol=1e-6)
 
-    maps = np.asarray(feature_maps(m, batch, "conv2"))[0]
+    maps = np.asarray(feature_maps(m, batch, layer="conv2"))[0]
     fig = feature_map_grid(maps, ncols=8)
     _render(fig)
     assert len(fig.axes) == 32

@@ -15,32 +15,26 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.model import Model, _trace, as_model
+from visjax.base.checks import check_batch_size as check_batch_size
+from visjax.base.checks import check_finite as check_finite
+from visjax.base.checks import check_positive_int as check_positive_int
+from visjax.base.checks import is_concrete as is_concrete
+from visjax.model import Model, as_model
 
 Target = int | jax.Array | np.ndarray | Callable[[jax.Array], jax.Array]
 ExampleFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
-def is_concrete(a: Any) -> bool:
-    return not isinstance(a, jax.core.Tracer)
-
-
-def check_finite(a: Any, name: str) -> None:
-    """Raise if a concrete array holds NaN or Inf (under jit the check is skipped)."""
-    # NumPy, not jnp: under a caller's jit even ops on concrete arrays would be staged.
-    if is_concrete(a) and not np.isfinite(np.asarray(a)).all():
-        raise ValueError(f"`{name}` contains NaN or Inf")
-
-
 def prepare(model: Any, x: Any) -> tuple[Model, jax.Array]:
     """The model as a :class:`Model` and ``x`` checked (rank, dtype, finite)."""
     model = as_model(model)
-    x = model._check_x(x)
+    x = model.check_x(x)
     check_finite(x, "x")
     return model, x
 
 
-def _select(target_fn: Callable | None, out_i: jax.Array, t_i: jax.Array) -> jax.Array:
+def select_output(target_fn: Callable | None, out_i: jax.Array, t_i: jax.Array) -> jax.Array:
+    """One example's scalar: ``out_i[t_i]``, or ``target_fn(out_i)`` (checked to be a scalar)."""
     if target_fn is None:
         return out_i[t_i]
     s = target_fn(out_i)
@@ -51,7 +45,7 @@ def _select(target_fn: Callable | None, out_i: jax.Array, t_i: jax.Array) -> jax
 
 def example_fn(model: Model, target_fn: Callable | None) -> ExampleFn:
     """The per-example scalar ``f(x_i, t_i)``: logit ``t_i``, or ``target_fn(output_i)``."""
-    return lambda xi, ti: _select(target_fn, model(xi[None])[0], ti)
+    return lambda xi, ti: select_output(target_fn, model(xi[None])[0], ti)
 
 
 def layer_example_fn(model: Model, target_fn: Callable | None, layer: str) -> ExampleFn:
@@ -64,7 +58,7 @@ def layer_example_fn(model: Model, target_fn: Callable | None, layer: str) -> Ex
     def f(ai, ctx):
         ti, xi = ctx
         out = model.run(xi[None], replace={layer: ai[None]})[0]
-        return _select(target_fn, out[0], ti)
+        return select_output(target_fn, out[0], ti)
 
     return f
 
@@ -78,13 +72,6 @@ def attributed_space(model: Model, x, baseline, t, target_fn, layer):
     return layer_example_fn(model, target_fn, layer), z, zb, (t, x)
 
 
-def output_shape(model: Model, x: jax.Array) -> Any:
-    """The model's output for ``x`` as ShapeDtypeStructs, from the cached trace (no evaluation)."""
-    closed, out_tree, _ = _trace(model.forward, model.params, model.state, x)
-    avals = [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in closed.out_avals]
-    return jax.tree.unflatten(out_tree, avals)
-
-
 def resolve(model: Model, x: jax.Array, target: Target) -> tuple[Callable | None, jax.Array]:
     """Check ``target`` and return ``(target_fn or None, per-example class indices (N,))``.
 
@@ -93,7 +80,7 @@ def resolve(model: Model, x: jax.Array, target: Target) -> tuple[Callable | None
     n = x.shape[0]
     if callable(target):
         return target, jnp.zeros((n,), jnp.int32)
-    out = output_shape(model, x)
+    out = model.output_shape(x)
     if not isinstance(out, jax.ShapeDtypeStruct) or out.ndim != 2:
         raise ValueError(
             "an integer `target` needs a model output of shape (N, classes); got "
@@ -123,18 +110,6 @@ def resolve(model: Model, x: jax.Array, target: Target) -> tuple[Callable | None
         if bad.any():
             raise ValueError(f"`target` must be in [0, {n_classes}), got {tv[bad].tolist()}")
     return None, jnp.asarray(t, jnp.int32)
-
-
-def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def check_batch_size(batch_size: Any) -> int | None:
-    if batch_size is None:
-        return None
-    return check_positive_int(batch_size, "batch_size")
 
 
 def require_key(key: Any, method: str) -> jax.Array:

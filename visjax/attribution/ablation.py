@@ -23,12 +23,13 @@ import numpy as np
 
 from visjax.attribution._target import (
     Target,
-    _select,
     check_batch_size,
     check_finite,
     prepare,
     resolve,
+    select_output,
 )
+from visjax.attribution.layer import no_layer
 from visjax.attribution.masks import feature_mask
 from visjax.base.batching import FORWARD_UNROLL, chunked_sum
 
@@ -55,7 +56,7 @@ def _batched_fn(model, target_fn):
     Forward-only work, so the model runs on the whole chunk at once (measured a few percent
     faster here than vmapping the per-example function).
     """
-    return lambda xs, ts: jax.vmap(functools.partial(_select, target_fn))(model(xs), ts)
+    return lambda xs, ts: jax.vmap(functools.partial(select_output, target_fn))(model(xs), ts)
 
 
 def _per_dim(value: Any, name: str, shape: tuple[int, ...], fill_last: int) -> tuple[int, ...]:
@@ -291,3 +292,7 @@ def feature_ablation(
     b = _baseline(x, baseline)
     target_fn, t = resolve(model, x, target)
     return _ablation(model, x, b, t, fm.labels, target_fn, fm.n_features, batch_size)
+
+
+for _method in (occlusion, feature_ablation):
+    no_layer(_method, "it perturbs input features and reads the output; no layer version")

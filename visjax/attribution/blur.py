@@ -17,6 +17,7 @@ from visjax.attribution._target import (
     prepare,
     resolve,
 )
+from visjax.attribution.layer import no_layer
 from visjax.base.batching import chunked_sum
 from visjax.model import Model
 
@@ -148,3 +149,9 @@ def blur_integrated_gradients(
     return _blur_ig(
         model, x, t, target_fn, n_steps, float(max_sigma), float(grad_step), bool(sqrt), batch_size
     )
+
+
+no_layer(
+    blur_integrated_gradients,
+    "its path blurs the input image, which has no counterpart in a layer's activation",
+)

@@ -50,10 +50,11 @@ import jax
 import jax.extend.core as jcore
 import jax.numpy as jnp
 
-from visjax.attribution._target import Target, _select, check_finite, prepare, resolve
+from visjax.attribution._target import Target, check_finite, prepare, resolve, select_output
 from visjax.attribution.integrated import make_baseline
+from visjax.attribution.layer import layer_builder
 from visjax.base import interpret
-from visjax.model import Model, _trace
+from visjax.model import Model
 
 EPS = 1e-10  # Captum's: below this |x − x_ref| a unit passes its ordinary gradient
 
@@ -155,7 +156,26 @@ def _elementwise_body(closed, shape) -> bool:
     return True
 
 
-def _pair_eqn(eqn, invals: list, on: list[bool]) -> list:
+class _Swap:
+    """A layer whose value on the input side is replaced (DeepLIFT at a layer)."""
+
+    def __init__(self, layer: str, value: jax.Array):
+        self.layer, self.base, self.value, self.seen = layer, layer.split("#")[0], value, 0
+
+    def __call__(self, eqn, invals: list) -> list | None:
+        if eqn.primitive.name != interpret.NAME_PRIMITIVE or eqn.params["name"] != self.base:
+            return None
+        key = self.base if self.seen == 0 else f"{self.base}#{self.seen}"
+        self.seen += 1
+        if key != self.layer:
+            return None
+        (v,) = invals
+        if not isinstance(v, _Pair):
+            raise ValueError(f"deeplift: layer {self.layer!r} does not depend on the input")
+        return [_Pair(self.value.astype(v.x.dtype), v.ref)]
+
+
+def _pair_eqn(eqn, invals: list, on: list[bool], swap: _Swap | None = None) -> list:
     prim = eqn.primitive.name
     n_on = sum(on)
     sides = [
@@ -185,7 +205,7 @@ def _pair_eqn(eqn, invals: list, on: list[bool]) -> list:
             if out is not None:
                 return out
         body, consts = interpret._open(eqn.params[_CALLS[prim]])
-        return _eval_pair(body, consts, invals)
+        return _eval_pair(body, consts, invals, swap)
     if prim in _LINEAR:
         return bind_both()
     if prim in _ONE_LINEAR_OPERAND:
@@ -213,7 +233,7 @@ def _pair_eqn(eqn, invals: list, on: list[bool]) -> list:
     raise _unsupported(eqn, "a nonlinear operation with no DeepLIFT rule here")
 
 
-def _eval_pair(jaxpr, consts, args) -> list:
+def _eval_pair(jaxpr, consts, args, swap: _Swap | None = None) -> list:
     env: dict[Any, Any] = {}
 
     def read(v):
@@ -226,7 +246,9 @@ def _eval_pair(jaxpr, consts, args) -> list:
     for eqn in jaxpr.eqns:
         invals = [read(v) for v in eqn.invars]
         on = [isinstance(v, _Pair) for v in invals]
-        outvals = _pair_eqn(eqn, invals, on) if any(on) else interpret._bind(eqn, invals)
+        outvals = swap(eqn, invals) if swap is not None else None
+        if outvals is None:
+            outvals = _pair_eqn(eqn, invals, on, swap) if any(on) else interpret._bind(eqn, invals)
         for v, val in zip(eqn.outvars, outvals, strict=True):
             if not isinstance(v, jcore.DropVar):
                 env[v] = val
@@ -236,18 +258,21 @@ def _eval_pair(jaxpr, consts, args) -> list:
 # --------------------------------------------------------------------------- the methods
 
 
-def deeplift_forward(model: Model) -> Callable[[jax.Array, jax.Array], tuple[Any, Any]]:
+def deeplift_forward(model: Model, layer: str | None = None) -> Callable[..., tuple[Any, Any]]:
     """``(x, x_ref) -> (model(x), model(x_ref))`` (batches) whose derivative in ``x`` is DeepLIFT's.
 
     The outputs equal the model's; the derivative of the first with respect to ``x`` is the
     rescale-rule modified gradient (see the module docstring). Raises ``ValueError`` on an
-    unsupported primitive on the path, at trace time.
+    unsupported primitive on the path, at trace time. With ``layer`` the forward is
+    ``(x, x_ref, value)``: the layer's input-side value is replaced by ``value`` (its value for
+    ``x``, to differentiate in), its reference-side value kept.
     """
 
-    def forward(x: jax.Array, x_ref: jax.Array) -> tuple[Any, Any]:
-        closed, out_tree, _ = _trace(model.forward, model.params, model.state, x)
+    def forward(x: jax.Array, x_ref: jax.Array, value: jax.Array | None = None):
+        closed, out_tree, _ = model.trace(x)
         flat = jax.tree.leaves((model.params, model.state))
-        outs = _eval_pair(closed.jaxpr, closed.consts, [*flat, _Pair(x, x_ref)])
+        swap = None if layer is None else _Swap(layer, value)
+        outs = _eval_pair(closed.jaxpr, closed.consts, [*flat, _Pair(x, x_ref)], swap)
         xs = [o.x if isinstance(o, _Pair) else o for o in outs]
         refs = [o.ref if isinstance(o, _Pair) else o for o in outs]
         return jax.tree.unflatten(out_tree, xs), jax.tree.unflatten(out_tree, refs)
@@ -260,24 +285,52 @@ def deeplift_core(forward, target_fn: Callable | None, x_i, b_i, t_i) -> jax.Arr
 
     def f(xi):
         out, _ = forward(xi[None], b_i[None])
-        return _select(target_fn, out[0], t_i)
+        return select_output(target_fn, out[0], t_i)
 
     return jax.grad(f)(x_i) * (x_i - b_i)
 
 
-@functools.partial(jax.jit, static_argnames=("target_fn",))
-def _deeplift(model: Model, x, b, t, target_fn):
-    core = functools.partial(deeplift_core, deeplift_forward(model), target_fn)
-    return jax.vmap(core)(x, b, t)
+def _layer_core(model: Model, forward, target_fn: Callable | None, layer: str, x_i, b_i, t_i):
+    """The core at a layer: the modified gradient in the layer's value times its difference."""
+    a_i = model.activations(x_i[None], layer)[1][layer][0]
+    a_ref = model.activations(b_i[None], layer)[1][layer][0]
+
+    def f(a):
+        out, _ = forward(x_i[None], b_i[None], a[None])
+        return select_output(target_fn, out[0], t_i)
+
+    return jax.grad(f)(a_i) * (a_i - a_ref)
 
 
-@functools.partial(jax.jit, static_argnames=("target_fn",))
-def _deeplift_shap(model: Model, x, refs, t, target_fn):
-    core = functools.partial(deeplift_core, deeplift_forward(model), target_fn)
+def _core(model: Model, target_fn, layer: str | None):
+    forward = deeplift_forward(model, layer)
+    if layer is None:
+        return functools.partial(deeplift_core, forward, target_fn)
+    return functools.partial(_layer_core, model, forward, target_fn, layer)
+
+
+@functools.partial(jax.jit, static_argnames=("target_fn", "layer"))
+def _deeplift(model: Model, x, b, t, target_fn, layer=None):
+    return jax.vmap(_core(model, target_fn, layer))(x, b, t)
+
+
+@functools.partial(jax.jit, static_argnames=("target_fn", "layer"))
+def _deeplift_shap(model: Model, x, refs, t, target_fn, layer=None):
+    core = _core(model, target_fn, layer)
     per_ref = jax.vmap(lambda b: jax.vmap(core, in_axes=(0, None, 0))(x, b, t))(refs)
     return per_ref.mean(0)
 
 
+def _deeplift_at(model: Any, x: Any, target: Target, *, layer: str | None, baseline: Any = 0.0):
+    model, x = prepare(model, x)
+    target_fn, t = resolve(model, x, target)
+    b = make_baseline(x, baseline)
+    if layer is not None:
+        model.activations(x[:1], layer)  # an unknown layer path raises here, listing the known
+    return _deeplift(model, x, b, t, target_fn, layer)
+
+
+@layer_builder(lambda layer: functools.partial(_deeplift_at, layer=layer))
 def deeplift(model: Any, x: Any, target: Target, *, baseline: Any = 0.0) -> jax.Array:
     """DeepLIFT with the rescale rule: modified gradient × ``(x − baseline)``.
 
@@ -295,7 +348,9 @@ def deeplift(model: Any, x: Any, target: Target, *, baseline: Any = 0.0) -> jax.
         ``"zeros"``/``"blur"`` (see :func:`visjax.attribution.integrated.make_baseline`).
 
     Returns:
-      Attributions shaped like ``x``.
+      Attributions shaped like ``x``. At a layer (``at_layer(deeplift, layer)``, Captum's
+      ``LayerDeepLift``): the modified gradient in the layer's value times the difference of the
+      layer's activations for ``x`` and the baseline, shaped like the activation.
 
     Raises:
       ValueError: an unsupported primitive on the path (named); a baseline that does not broadcast
@@ -315,13 +370,26 @@ def deeplift(model: Any, x: Any, target: Target, *, baseline: Any = 0.0) -> jax.
       *modules* and gives any other operation its plain gradient; here every recognised unit is
       changed, functional ones included, and an unrecognised nonlinearity is an error.)
     """
+    return _deeplift_at(model, x, target, layer=None, baseline=baseline)
+
+
+def _deeplift_shap_at(model: Any, x: Any, target: Target, *, layer: str | None, references: Any):
     model, x = prepare(model, x)
+    refs = jnp.asarray(references, x.dtype)
+    if refs.ndim != x.ndim or refs.shape[1:] != x.shape[1:] or refs.shape[0] < 1:
+        raise ValueError(
+            f"`references` must have shape (R, {', '.join(map(str, x.shape[1:]))}), "
+            f"got {refs.shape}"
+        )
+    check_finite(refs, "references")
     target_fn, t = resolve(model, x, target)
-    b = make_baseline(x, baseline)
-    return _deeplift(model, x, b, t, target_fn)
+    if layer is not None:
+        model.activations(x[:1], layer)  # an unknown layer path raises here, listing the known
+    return _deeplift_shap(model, x, refs, t, target_fn, layer)
 
 
-def deeplift_shap(model: Any, x: Any, target: Target, *, baselines: Any) -> jax.Array:
+@layer_builder(lambda layer: functools.partial(_deeplift_shap_at, layer=layer))
+def deeplift_shap(model: Any, x: Any, target: Target, *, references: Any) -> jax.Array:
     """DeepLIFT-SHAP: DeepLIFT averaged over a set of references (Captum's ``DeepLiftShap``).
 
     ``φ = (1/R) Σ_r deeplift(x, baseline=b_r)``, so an example's attributions sum to
@@ -331,24 +399,17 @@ def deeplift_shap(model: Any, x: Any, target: Target, *, baselines: Any) -> jax.
       model: anything :func:`visjax.as_model` accepts.
       x: a batch ``(N, ...)``.
       target: an int class, an int array ``(N,)``, or a callable (see :func:`deeplift`).
-      baselines: the references ``(R, ...)``, each shaped like one example.
+      references: the references ``(R, ...)``, each shaped like one example (Captum's
+        ``baselines``; the name :func:`visjax.attribution.expected_gradients` uses too).
 
     Returns:
       Attributions shaped like ``x``.
 
     Raises:
-      ValueError: as :func:`deeplift`; ``baselines`` not of shape ``(R, *x.shape[1:])``.
+      ValueError: as :func:`deeplift`; ``references`` not of shape ``(R, *x.shape[1:])``.
 
     References:
       Lundberg and Lee, "A Unified Approach to Interpreting Model Predictions", NeurIPS 2017
       (DeepSHAP); Captum's ``DeepLiftShap``.
     """
-    model, x = prepare(model, x)
-    refs = jnp.asarray(baselines, x.dtype)
-    if refs.ndim != x.ndim or refs.shape[1:] != x.shape[1:] or refs.shape[0] < 1:
-        raise ValueError(
-            f"`baselines` must have shape (R, {', '.join(map(str, x.shape[1:]))}), got {refs.shape}"
-        )
-    check_finite(refs, "baselines")
-    target_fn, t = resolve(model, x, target)
-    return _deeplift_shap(model, x, refs, t, target_fn)
+    return _deeplift_shap_at(model, x, target, layer=None, references=references)

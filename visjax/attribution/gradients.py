@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from visjax.attribution._target import Target, attributed_space, prepare, resolve
+from visjax.attribution.layer import layer_builder
 from visjax.model import Model
 
 
@@ -31,12 +32,25 @@ def _gradient_method(model: Model, x, t, target_fn, layer, absolute: bool, times
     return jnp.abs(g) if absolute else g
 
 
-def saliency(
-    model: Any, x: Any, target: Target, *, abs: bool = True, _layer: str | None = None
+def _saliency(
+    model: Any, x: Any, target: Target, *, layer: str | None, absolute: bool = True
 ) -> jax.Array:
+    model, x = prepare(model, x)
+    target_fn, t = resolve(model, x, target)
+    return _gradient_method(model, x, t, target_fn, layer, bool(absolute), False)
+
+
+def _gradient_x_input(model: Any, x: Any, target: Target, *, layer: str | None) -> jax.Array:
+    model, x = prepare(model, x)
+    target_fn, t = resolve(model, x, target)
+    return _gradient_method(model, x, t, target_fn, layer, False, True)
+
+
+@layer_builder(lambda layer: functools.partial(_saliency, layer=layer))
+def saliency(model: Any, x: Any, target: Target, *, absolute: bool = True) -> jax.Array:
     """Saliency: the gradient of the target with respect to the input.
 
-    ``φ(x) = |∂f(x)/∂x|`` (or the signed gradient with ``abs=False``). At a layer
+    ``φ(x) = |∂f(x)/∂x|`` (or the signed gradient with ``absolute=False``). At a layer
     (``at_layer(saliency, "conv2")``) it is the gradient with respect to the layer's activation.
 
     Args:
@@ -45,7 +59,7 @@ def saliency(
       target: an int class, an int array ``(N,)``, or a callable from one example's output to a
         scalar. A callable is a static argument: pass the same function object to avoid
         recompiling.
-      abs: return the absolute value (Captum's default).
+      absolute: return the absolute value (Captum's default; Captum calls it ``abs``).
 
     Returns:
       Attributions shaped like ``x`` (like the layer's activation at a layer).
@@ -62,12 +76,11 @@ def saliency(
       (Captum's ``Saliency``; the paper takes the maximum over colour channels, Captum and visjax
       keep every channel.)
     """
-    model, x = prepare(model, x)
-    target_fn, t = resolve(model, x, target)
-    return _gradient_method(model, x, t, target_fn, _layer, bool(abs), False)
+    return _saliency(model, x, target, layer=None, absolute=absolute)
 
 
-def gradient_x_input(model: Any, x: Any, target: Target, *, _layer: str | None = None) -> jax.Array:
+@layer_builder(lambda layer: functools.partial(_gradient_x_input, layer=layer))
+def gradient_x_input(model: Any, x: Any, target: Target) -> jax.Array:
     """Gradient times input: ``φ(x) = x ⊙ ∂f(x)/∂x``.
 
     At a layer (``at_layer(gradient_x_input, "conv2")``) it is gradient times activation.
@@ -85,6 +98,4 @@ def gradient_x_input(model: Any, x: Any, target: Target, *, _layer: str | None =
       Features Through Propagating Activation Differences", 2016.
       https://arxiv.org/abs/1605.01713 (Captum's ``InputXGradient``).
     """
-    model, x = prepare(model, x)
-    target_fn, t = resolve(model, x, target)
-    return _gradient_method(model, x, t, target_fn, _layer, False, True)
+    return _gradient_x_input(model, x, target, layer=None)

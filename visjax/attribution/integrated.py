@@ -40,6 +40,7 @@ from visjax.attribution._target import (
     resolve,
 )
 from visjax.attribution.blur import gaussian_blur
+from visjax.attribution.layer import layer_builder
 from visjax.base.batching import chunked_sum
 from visjax.model import Model
 
@@ -50,24 +51,24 @@ RULES = ("riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid",
 BaselineName = Literal["zeros", "uniform", "blur"]
 
 
-def rule_nodes(method: Rule, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+def rule_nodes(rule: Rule, *, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
     """Captum's nodes ``α`` and weights ``w`` (float64 NumPy arrays of length ``n_steps``)."""
-    if method not in RULES:
-        raise ValueError(f"`method` must be one of {RULES}, got {method!r}")
-    minimum = 1 if method == "gausslegendre" else 2
+    if rule not in RULES:
+        raise ValueError(f"`rule` must be one of {RULES}, got {rule!r}")
+    minimum = 1 if rule == "gausslegendre" else 2
     check_positive_int(n_steps, "n_steps", minimum)
     n = n_steps
-    if method == "gausslegendre":
+    if rule == "gausslegendre":
         nodes, weights = np.polynomial.legendre.leggauss(n)
         return 0.5 * (nodes + 1.0), 0.5 * weights
     w = np.full(n, 1.0 / n)
-    if method == "riemann_trapezoid":
+    if rule == "riemann_trapezoid":
         w[0] /= 2
         w[-1] /= 2
         return np.linspace(0.0, 1.0, n), w
-    if method == "riemann_left":
+    if rule == "riemann_left":
         return np.linspace(0.0, 1.0 - 1.0 / n, n), w
-    if method == "riemann_middle":
+    if rule == "riemann_middle":
         return np.linspace(1.0 / (2 * n), 1.0 - 1.0 / (2 * n), n), w
     return np.linspace(1.0 / n, 1.0, n), w  # riemann_right
 
@@ -130,16 +131,35 @@ def path_gradient_sum(f, z, zb, ctx, alphas, weights, *, batch_size):
     return chunked_sum(chunk, ex, a, w, batch_size=batch_size)
 
 
-@functools.partial(
-    jax.jit, static_argnames=("target_fn", "layer", "method", "n_steps", "batch_size")
-)
-def _integrated(model: Model, x, baseline, t, target_fn, layer, method, n_steps, batch_size):
-    alphas, weights = (jnp.asarray(v) for v in rule_nodes(method, n_steps))
+@functools.partial(jax.jit, static_argnames=("target_fn", "layer", "rule", "n_steps", "batch_size"))
+def _integrated(model: Model, x, baseline, t, target_fn, layer, rule, n_steps, batch_size):
+    alphas, weights = (jnp.asarray(v) for v in rule_nodes(rule, n_steps=n_steps))
     f, z, zb, ctx = attributed_space(model, x, baseline, t, target_fn, layer)
     total = path_gradient_sum(f, z, zb, ctx, alphas, weights, batch_size=batch_size)
     return (z - zb) * total
 
 
+def _integrated_gradients(
+    model: Any,
+    x: Any,
+    target: Target,
+    *,
+    layer: str | None,
+    baseline: Any = None,
+    n_steps: int = 50,
+    rule: Rule = "gausslegendre",
+    batch_size: int | None = None,
+    key: jax.Array | None = None,
+) -> jax.Array:
+    model, x = prepare(model, x)
+    rule_nodes(rule, n_steps=n_steps)
+    batch_size = check_batch_size(batch_size)
+    target_fn, t = resolve(model, x, target)
+    b = make_baseline(x, baseline, key=key)
+    return _integrated(model, x, b, t, target_fn, layer, rule, int(n_steps), batch_size)
+
+
+@layer_builder(lambda layer: functools.partial(_integrated_gradients, layer=layer))
 def integrated_gradients(
     model: Any,
     x: Any,
@@ -147,10 +167,9 @@ def integrated_gradients(
     *,
     baseline: Any = None,
     n_steps: int = 50,
-    method: Rule = "gausslegendre",
+    rule: Rule = "gausslegendre",
     batch_size: int | None = None,
     key: jax.Array | None = None,
-    _layer: str | None = None,
 ) -> jax.Array:
     """Integrated gradients: ``φ_i = (x_i − b_i) ∫₀¹ ∂_i f(b + α(x − b)) dα``.
 
@@ -166,10 +185,12 @@ def integrated_gradients(
       baseline: an array broadcastable to ``x``, a scalar, or ``"zeros"`` (default), ``"uniform"``
         (needs ``key``) or ``"blur"`` (see :func:`make_baseline`).
       n_steps: number of integration nodes (static); Riemann rules need at least 2.
-      method: the integration rule (static; Captum's conventions, see the module docstring).
+      rule: the integration rule (static; Captum's conventions, see the module docstring;
+        Captum calls it ``method``).
       batch_size: input gradients per chunk (examples × steps, static); ``None`` evaluates all
         ``N * n_steps`` at once. Peak memory grows with ``batch_size``, not with ``n_steps``.
-      key: a PRNG key, needed only by the ``"uniform"`` baseline.
+      key: a PRNG key, needed only by the ``"uniform"`` baseline (no other choice draws random
+        numbers, so it is optional).
 
     Returns:
       Attributions shaped like ``x``. Their sum over an example approximates
@@ -187,21 +208,33 @@ def integrated_gradients(
       Sundararajan, Taly, Yan, "Axiomatic Attribution for Deep Networks", ICML 2017.
       https://arxiv.org/abs/1703.01365 (Captum's ``IntegratedGradients``; same nodes and weights.)
     """
-    model, x = prepare(model, x)
-    rule_nodes(method, n_steps)
-    batch_size = check_batch_size(batch_size)
-    target_fn, t = resolve(model, x, target)
-    b = make_baseline(x, baseline, key=key)
-    return _integrated(model, x, b, t, target_fn, _layer, method, int(n_steps), batch_size)
+    return _integrated_gradients(
+        model,
+        x,
+        target,
+        layer=None,
+        baseline=baseline,
+        n_steps=n_steps,
+        rule=rule,
+        batch_size=batch_size,
+        key=key,
+    )
 
 
 def completeness_error(
-    model: Any, x: Any, target: Target, attributions: Any, *, baseline: Any = None, key=None
+    model: Any,
+    x: Any,
+    target: Target,
+    *,
+    attributions: Any,
+    baseline: Any = None,
+    key: jax.Array | None = None,
 ) -> jax.Array:
     """Per-example relative completeness error of attributions against ``f(x) − f(baseline)``.
 
     ``|Σ_i φ_i − (f(x) − f(b))| / max(|f(x) − f(b)|, 1e-12)``, shape ``(N,)``. Pass the same
-    ``baseline`` (and ``key``) as to the attribution method.
+    ``baseline`` (and ``key``, needed only by the ``"uniform"`` baseline) as to the attribution
+    method.
     """
     model, x = prepare(model, x)
     target_fn, t = resolve(model, x, target)
@@ -212,37 +245,64 @@ def completeness_error(
     return jnp.abs(total - delta) / jnp.maximum(jnp.abs(delta), 1e-12)
 
 
-@functools.partial(jax.jit, static_argnames=("target_fn", "n_samples", "batch_size"))
-def _expected(model, x, references, t, key, stdev, target_fn, n_samples, batch_size):
+@functools.partial(jax.jit, static_argnames=("target_fn", "layer", "n_samples", "batch_size"))
+def _expected(model, x, references, t, key, stdev, target_fn, layer, n_samples, batch_size):
     n = x.shape[0]
     k_ref, k_alpha, k_noise = jax.random.split(key, 3)
     ex = jnp.repeat(jnp.arange(n), n_samples)
     ref = jax.random.randint(k_ref, (n * n_samples,), 0, references.shape[0])
     alphas = jax.random.uniform(k_alpha, (n * n_samples,), x.dtype)
     noise = stdev * jax.random.normal(k_noise, (n * n_samples, *x.shape[1:]), x.dtype)
-    f = example_fn(model, target_fn)
-    grad = jax.vmap(jax.grad(f), in_axes=(0, 0))
-    shape = (-1,) + (1,) * (x.ndim - 1)
 
     def chunk(e, r, a, eps):
         xi = x[e] + eps
-        bi = references[r]
-        g = grad(bi + a.reshape(shape) * (xi - bi), t[e]) * (xi - bi)
+        f, zi, bi, ctx = attributed_space(model, xi, references[r], t[e], target_fn, layer)
+        shape = (-1,) + (1,) * (zi.ndim - 1)
+        g = jax.vmap(jax.grad(f))(bi + a.reshape(shape) * (zi - bi), ctx) * (zi - bi)
         return jax.ops.segment_sum(g, e, num_segments=n)
 
     return chunked_sum(chunk, ex, ref, alphas, noise, batch_size=batch_size) / n_samples
 
 
+def _expected_gradients(
+    model: Any,
+    x: Any,
+    target: Target,
+    *,
+    layer: str | None,
+    references: Any,
+    key: jax.Array,
+    n_samples: int = 50,
+    stdev: Any = 0.0,
+    batch_size: int | None = None,
+) -> jax.Array:
+    model, x = prepare(model, x)
+    key = require_key(key, "expected_gradients")
+    n_samples = check_positive_int(n_samples, "n_samples")
+    batch_size = check_batch_size(batch_size)
+    refs = jnp.asarray(references, x.dtype)
+    if refs.ndim != x.ndim or refs.shape[1:] != x.shape[1:] or refs.shape[0] < 1:
+        raise ValueError(
+            f"`references` must have shape (R, {', '.join(map(str, x.shape[1:]))}), "
+            f"got {refs.shape}"
+        )
+    check_finite(refs, "references")
+    target_fn, t = resolve(model, x, target)
+    stdev = jnp.asarray(stdev, x.dtype)
+    return _expected(model, x, refs, t, key, stdev, target_fn, layer, n_samples, batch_size)
+
+
+@layer_builder(lambda layer: functools.partial(_expected_gradients, layer=layer))
 def expected_gradients(
     model: Any,
     x: Any,
     target: Target,
     *,
     references: Any,
+    key: jax.Array,
     n_samples: int = 50,
     stdev: Any = 0.0,
     batch_size: int | None = None,
-    key: jax.Array | None = None,
 ) -> jax.Array:
     """Expected gradients / GradientSHAP: IG averaged over random baselines and path points.
 
@@ -258,10 +318,11 @@ def expected_gradients(
       n_samples: samples per example (static).
       stdev: standard deviation of the Gaussian noise added to the input per sample.
       batch_size: input gradients per chunk (static); ``None``: all at once.
-      key: a PRNG key (required).
+      key: a PRNG key (required: every call draws references, path points and noise).
 
     Returns:
-      Attributions shaped like ``x``.
+      Attributions shaped like ``x``. At a layer (``at_layer(expected_gradients, layer)``) the
+      path runs between the layer's activations for the reference and for the noisy input.
 
     References:
       Erion, Janizek, Sturmfels, Lundberg, Lee, "Improving performance of deep learning models
@@ -270,20 +331,16 @@ def expected_gradients(
       Model Predictions", NeurIPS 2017 (GradientSHAP as in Captum: one random path point per
       sample, Captum multiplies by ``x − b`` the same way).
     """
-    model, x = prepare(model, x)
-    key = require_key(key, "expected_gradients")
-    n_samples = check_positive_int(n_samples, "n_samples")
-    batch_size = check_batch_size(batch_size)
-    refs = jnp.asarray(references, x.dtype)
-    if refs.ndim != x.ndim or refs.shape[1:] != x.shape[1:] or refs.shape[0] < 1:
-        raise ValueError(
-            f"`references` must have shape (R, {', '.join(map(str, x.shape[1:]))}), "
-            f"got {refs.shape}"
-        )
-    check_finite(refs, "references")
-    target_fn, t = resolve(model, x, target)
-    return _expected(
-        model, x, refs, t, key, jnp.asarray(stdev, x.dtype), target_fn, n_samples, batch_size
+    return _expected_gradients(
+        model,
+        x,
+        target,
+        layer=None,
+        references=references,
+        key=key,
+        n_samples=n_samples,
+        stdev=stdev,
+        batch_size=batch_size,
     )
 
 

@@ -219,7 +219,7 @@ def slic_superpixels(
       IEEE TPAMI 2012.
     """
     try:
-        from skimage.segmentation import slic
+        from skimage.segmentation import slic  # noqa: PLC0415 - skimage (~0.6 s), only for superpixels
     except ImportError as e:
         raise ImportError("slic_superpixels needs scikit-image: `pip install scikit-image`") from e
     imgs = np.asarray(images)

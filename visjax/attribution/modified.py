@@ -40,8 +40,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from visjax.attribution._target import Target, prepare, resolve
+from visjax.attribution.layer import layer_builder
 from visjax.base import interpret
-from visjax.model import Model, _trace
+from visjax.model import Model
 
 Backward = Literal["guided", "deconvnet"]
 BACKWARDS = ("guided", "deconvnet")
@@ -167,18 +168,30 @@ def relu_rules(backward: Backward) -> dict[str, interpret.Rule]:
 # --------------------------------------------------------------------------- the methods
 
 
-def modified_forward(model: Model, backward: Backward) -> Callable[[jax.Array], Any]:
+def modified_forward(
+    model: Model, backward: Backward, layer: str | None = None
+) -> Callable[..., Any]:
     """The model's forward ``x -> output`` (a batch) with every ReLU's backward replaced.
 
     The output equals ``model(x)``; only derivatives differ. The forward is traced abstractly once
-    per input shape (cached) and the parameters enter as arguments.
+    per input shape (cached) and the parameters enter as arguments. With ``layer``, the forward is
+    ``(x, value) -> output`` with the layer's activation replaced by ``value`` (as
+    ``Model.run(replace=...)``), so its derivative in ``value`` is the modified layer gradient.
     """
     rules = relu_rules(backward)
 
-    def forward(x: jax.Array) -> Any:
-        closed, out_tree, _ = _trace(model.forward, model.params, model.state, x)
+    def forward(x: jax.Array, value: jax.Array | None = None) -> Any:
+        closed, out_tree, _ = model.trace(x)
         flat = jax.tree.leaves((model.params, model.state, x))
-        outs = interpret.eval_jaxpr(closed, flat, rules=rules)
+        names: tuple[str, ...] = ()
+        on_name = None
+        if layer is not None:
+            names = (layer.split("#")[0],)
+
+            def on_name(key: str, v: jax.Array) -> jax.Array:
+                return value.astype(v.dtype) if key == layer else v
+
+        outs = interpret.eval_jaxpr(closed, flat, rules=rules, names=names, on_name=on_name)
         return jax.tree.unflatten(out_tree, outs)
 
     return forward
@@ -208,13 +221,28 @@ def modified_gradient(
     return jax.grad(f)(x_i)
 
 
-@functools.partial(jax.jit, static_argnames=("target_fn", "backward"))
-def _modified_method(model: Model, x, t, target_fn, backward: Backward):
-    forward = modified_forward(model, backward)
-    core = functools.partial(modified_gradient, forward, target_fn)
-    return jax.vmap(core)(x, t)
+@functools.partial(jax.jit, static_argnames=("target_fn", "backward", "layer"))
+def modified_method(model: Model, x, t, target_fn, backward: Backward, layer: str | None = None):
+    """The attribution with the ``backward`` rule (checked inputs; ``layer=None``: the input)."""
+    forward = modified_forward(model, backward, layer)
+    if layer is None:
+        core = functools.partial(modified_gradient, forward, target_fn)
+        return jax.vmap(core)(x, t)
+    z = model.activations(x, layer)[1][layer]
+
+    def layer_core(zi, ti, xi):
+        return modified_gradient(lambda a: forward(xi[None], a), target_fn, zi, ti)
+
+    return jax.vmap(layer_core)(z, t, x)
 
 
+def _modified(model: Any, x: Any, target: Target, *, layer: str | None, backward: Backward):
+    model, x = prepare(model, x)
+    target_fn, t = resolve(model, x, target)
+    return modified_method(model, x, t, target_fn, backward, layer)
+
+
+@layer_builder(lambda layer: functools.partial(_modified, layer=layer, backward="guided"))
 def guided_backprop(model: Any, x: Any, target: Target) -> jax.Array:
     """Guided backpropagation: the gradient with every ReLU's backward made guided.
 
@@ -230,7 +258,8 @@ def guided_backprop(model: Any, x: Any, target: Target) -> jax.Array:
         scalar (a static argument: pass the same function object to avoid recompiling).
 
     Returns:
-      Attributions shaped like ``x``.
+      Attributions shaped like ``x`` (at a layer, ``at_layer(guided_backprop, layer)``: the
+      modified gradient with respect to the layer's activation, shaped like it).
 
     Raises:
       ValueError: a ReLU lies inside a loop or branch (``scan``, ``while``, ``cond``); a target
@@ -249,11 +278,10 @@ def guided_backprop(model: Any, x: Any, target: Target) -> jax.Array:
       which modifies the backward of every ``nn.ReLU`` module; here every recognised ReLU
       operation, including ones Captum would miss such as a functional ``F.relu``.)
     """
-    model, x = prepare(model, x)
-    target_fn, t = resolve(model, x, target)
-    return _modified_method(model, x, t, target_fn, "guided")
+    return _modified(model, x, target, layer=None, backward="guided")
 
 
+@layer_builder(lambda layer: functools.partial(_modified, layer=layer, backward="deconvnet"))
 def deconvnet(model: Any, x: Any, target: Target) -> jax.Array:
     """Deconvnet: the gradient with every ReLU's backward replaced by ``max(g, 0)``.
 
@@ -282,6 +310,4 @@ def deconvnet(model: Any, x: Any, target: Target) -> jax.Array:
       Zeiler, Fergus, "Visualizing and Understanding Convolutional Networks", 2014.
       https://arxiv.org/abs/1311.2901 (Captum's ``Deconvolution``.)
     """
-    model, x = prepare(model, x)
-    target_fn, t = resolve(model, x, target)
-    return _modified_method(model, x, t, target_fn, "deconvnet")
+    return _modified(model, x, target, layer=None, backward="deconvnet")

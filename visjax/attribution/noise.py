@@ -17,6 +17,7 @@ from visjax.attribution._target import (
     prepare,
     require_key,
 )
+from visjax.attribution.layer import at_layer, layer_builder
 
 Kind = Literal["smoothgrad", "smoothgrad_sq", "vargrad"]
 KINDS = ("smoothgrad", "smoothgrad_sq", "vargrad")
@@ -42,7 +43,8 @@ def noise_tunnel(
     to the input range: pass ``stdev=0.15 * (x.max() - x.min())`` for its 15 %).
 
     Args:
-      method: any visjax attribution ``method(model, x, target, **kwargs)``.
+      method: an attribution ``method(model, x, target, **kwargs)``: a visjax method, a
+        ``functools.partial`` of one, or any function of that signature.
       kind: how the samples are combined (static).
       n_samples: noisy copies per example (static).
       stdev: noise standard deviation (may be an array broadcastable to one example).
@@ -51,7 +53,8 @@ def noise_tunnel(
     Returns:
       ``wrapped(model, x, target, *, key, **kwargs)``: ``key`` is required at every call (fresh
       noise per call); when ``method`` itself takes a ``key`` it gets a split of it. Other
-      ``kwargs`` go to ``method``.
+      ``kwargs`` go to ``method``. ``at_layer(wrapped, layer)`` is the same noise tunnel around
+      ``at_layer(method, layer)`` (noise on the input, attributions at the layer).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -73,7 +76,7 @@ def noise_tunnel(
     takes_key = "key" in inspect.signature(method).parameters
 
     @functools.wraps(method)
-    def wrapped(model: Any, x: Any, target: Any, *, key: jax.Array | None = None, **kwargs):
+    def wrapped(model: Any, x: Any, target: Any, *, key: jax.Array, **kwargs):
         key = require_key(key, f"noise_tunnel({getattr(method, '__name__', 'method')})")
         model, x = prepare(model, x)
         n = x.shape[0]
@@ -100,7 +103,13 @@ def noise_tunnel(
             return mean_sq
         return mean_sq - mean**2
 
-    return wrapped
+    def build(layer: str) -> Callable[..., jax.Array]:
+        inner = at_layer(method, layer)
+        return noise_tunnel(
+            inner, kind=kind, n_samples=n_samples, stdev=stdev, batch_size=batch_size
+        )
+
+    return layer_builder(build)(wrapped)
 
 
 def _tile_target(target: Any, n: int, n_samples: int) -> Any:

@@ -36,6 +36,7 @@ from visjax.attribution._target import (
     resolve,
 )
 from visjax.attribution.integrated import make_baseline
+from visjax.attribution.layer import no_layer
 from visjax.attribution.masks import FeatureMask, feature_mask
 from visjax.base.batching import FORWARD_UNROLL, chunked_sum
 
@@ -74,7 +75,9 @@ def spread(phi: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.take_along_axis(phi, labels.reshape(n, -1), axis=1).reshape(labels.shape)
 
 
-def _setup(model, x, target, mask, baseline, batch_size, key=None):
+def setup_perturbation(model, x, target, mask, baseline, batch_size, key=None):
+    """The checks and set-up shared by the perturbation methods (Shapley sampling, KernelSHAP,
+    LIME): ``(model, x, baseline, target_fn, t, feature_mask, batch_size)``."""
     model, x = prepare(model, x)
     batch_size = check_batch_size(batch_size)
     target_fn, t = resolve(model, x, target)
@@ -112,7 +115,7 @@ def shapley_value_sampling(
     mask: Any = None,
     baseline: Any = 0.0,
     n_samples: int = 25,
-    key: jax.Array | None = None,
+    key: jax.Array,
     batch_size: int | None = None,
 ) -> jax.Array:
     """Shapley value sampling: marginal contributions averaged over random feature orderings.
@@ -164,7 +167,7 @@ def shapley_value_sampling(
     """
     key = require_key(key, "shapley_value_sampling")
     n_samples = check_positive_int(n_samples, "n_samples")
-    model, x, b, target_fn, t, fm, batch_size = _setup(
+    model, x, b, target_fn, t, fm, batch_size = setup_perturbation(
         model, x, target, mask, baseline, batch_size, key=jax.random.fold_in(key, 1)
     )
     return _sampling(
@@ -249,7 +252,9 @@ def exact_shapley(
       https://doi.org/10.1007/s10115-013-0679-x (Captum's ``ShapleyValues`` enumerates all ``K!``
       permutations instead; the values are the same.)
     """
-    model, x, b, target_fn, t, fm, batch_size = _setup(model, x, target, mask, baseline, batch_size)
+    model, x, b, target_fn, t, fm, batch_size = setup_perturbation(
+        model, x, target, mask, baseline, batch_size
+    )
     if fm.n_features > MAX_EXACT_FEATURES:
         raise ValueError(
             f"exact_shapley enumerates 2^K coalitions and accepts at most "
@@ -257,3 +262,7 @@ def exact_shapley(
             "or use shapley_value_sampling / kernel_shap"
         )
     return _exact(model, x, b, t, fm.labels, fm.present, target_fn, fm.n_features, batch_size)
+
+
+for _method in (shapley_value_sampling, exact_shapley):
+    no_layer(_method, "it perturbs input features and reads the output; no layer version")

@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from visjax.attribution._target import Target, example_fn, require_key
-from visjax.attribution.shapley import _setup, evaluate_rows, perturb, spread
+from visjax.attribution.layer import no_layer
+from visjax.attribution.shapley import evaluate_rows, perturb, setup_perturbation, spread
 
 
 def _check_samples(n_samples: Any, minimum: int, n_features: int, why: str) -> int:
@@ -99,7 +100,7 @@ def kernel_shap(
     mask: Any = None,
     baseline: Any = 0.0,
     n_samples: int = 25,
-    key: jax.Array | None = None,
+    key: jax.Array,
     batch_size: int | None = None,
 ) -> jax.Array:
     """Kernel SHAP: Shapley values as the weighted least-squares fit of a linear surrogate.
@@ -153,7 +154,7 @@ def kernel_shap(
       ``f(x) − f(b)``; shap's ``KernelExplainer`` eliminates a variable as here.)
     """
     key = require_key(key, "kernel_shap")
-    model, x, b, target_fn, t, fm, batch_size = _setup(
+    model, x, b, target_fn, t, fm, batch_size = setup_perturbation(
         model, x, target, mask, baseline, batch_size, key=jax.random.fold_in(key, 1)
     )
     k = fm.n_features
@@ -206,7 +207,7 @@ def lime(
     baseline: Any = 0.0,
     n_samples: int = 50,
     kernel_width: Any = 1.0,
-    key: jax.Array | None = None,
+    key: jax.Array,
     batch_size: int | None = None,
 ) -> jax.Array:
     """LIME: the coefficients of a locally weighted linear surrogate over feature coalitions.
@@ -259,7 +260,7 @@ def lime(
       Classifier", KDD 2016. https://arxiv.org/abs/1602.04938 (Captum's ``Lime``.)
     """
     key = require_key(key, "lime")
-    model, x, b, target_fn, t, fm, batch_size = _setup(
+    model, x, b, target_fn, t, fm, batch_size = setup_perturbation(
         model, x, target, mask, baseline, batch_size, key=jax.random.fold_in(key, 1)
     )
     k = fm.n_features
@@ -268,3 +269,7 @@ def lime(
     return _lime(
         model, x, b, t, fm.labels, fm.present, key, width, target_fn, k, n_samples, batch_size
     )
+
+
+for _method in (kernel_shap, lime):
+    no_layer(_method, "it fits a surrogate on perturbed input features; no layer version")

@@ -3,7 +3,7 @@
 Work that multiplies a batch (integration steps, noise samples, occlusion windows) is evaluated in
 chunks of ``batch_size`` rows. On XLA:CPU a Python loop over the chunks *inside one jit* (an
 unrolled loop) measured 3-7x faster than ``lax.map``/``scan`` over the same chunks, because
-gradient work inside XLA loop bodies runs far slower on CPU (../shared/DESIGN.md: 16,384 input
+gradient work inside XLA loop bodies runs far slower on CPU (docs/design.md: 16,384 input
 gradients of a digits CNN, unrolled chunks 0.38-0.56 s, ``lax.map`` 2.0 s, one batched call
 0.71-0.82 s). Unrolling grows the program with the number of chunks, so past ``max_unroll`` chunks
 the remainder is driven by a ``lax.scan`` over groups of unrolled chunks that carries the sum.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -32,8 +33,6 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 120) -> Path:
     """Save a matplotlib figure as PNG atomically."""
-    import io
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return atomic_write_bytes(path, buf.getvalue())

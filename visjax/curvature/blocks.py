@@ -16,9 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from visjax.curvature.hvp import LossFn
+from visjax.base.data import LossFn
+from visjax.base.trees import layer_groups, param_paths, select
 from visjax.curvature.spectrum import Matvec, check_problem, lanczos, tridiagonal_eigh
-from visjax.landscape.directions import param_paths, select
 
 _PROBE_BATCH = 10  # Hutchinson probes per vmapped HVP call: bounds memory on large models
 
@@ -30,27 +30,6 @@ class BlockCurvature(NamedTuple):
     trace_stderr: float
     top_eigenvalue: float
     n_params: int
-
-
-def layer_groups(params: Any) -> dict[str, list[str]]:
-    """One group per module: the parent dotted path of each leaf (a top-level leaf: its own path).
-
-    Args:
-      params: a pytree of arrays.
-
-    Returns:
-      Group name to the dotted leaf paths in it, in :func:`~visjax.landscape.param_paths` order.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> p = {"conv1": {"kernel": jnp.ones(3), "bias": jnp.ones(1)}, "scale": jnp.ones(1)}
-      >>> layer_groups(p)
-      {'conv1': ['conv1.bias', 'conv1.kernel'], 'scale': ['scale']}
-    """
-    groups: dict[str, list[str]] = {}
-    for path in param_paths(params):
-        groups.setdefault(path.rsplit(".", 1)[0] if "." in path else path, []).append(path)
-    return groups
 
 
 def _masks(params: Any, groups: Any) -> dict[str, jax.Array]:

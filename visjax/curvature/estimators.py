@@ -8,7 +8,8 @@ import jax
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from visjax.curvature.hvp import LossFn
+from visjax.base.checks import check_positive_int
+from visjax.base.data import LossFn
 from visjax.curvature.spectrum import Matvec, check_problem, lanczos
 
 
@@ -27,10 +28,8 @@ class Trace(NamedTuple):
 
 
 def _check_probe_args(n_probes, probe_batch):
-    if not isinstance(n_probes, int) or n_probes < 1:
-        raise ValueError(f"`n_probes` must be a positive int, got {n_probes!r}")
-    if not isinstance(probe_batch, int) or probe_batch < 1:
-        raise ValueError(f"`probe_batch` must be a positive int, got {probe_batch!r}")
+    check_positive_int(n_probes, "n_probes")
+    check_positive_int(probe_batch, "probe_batch")
 
 
 def _probes(mv, dim, dtype, n_probes, key, probe_batch, basis=None):

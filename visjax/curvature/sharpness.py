@@ -9,8 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.curvature.hvp import LossFn, _scalar_loss, data_sum
-from visjax.curvature.spectrum import _loss_value, check_problem
+from visjax.base.checks import scalar_loss
+from visjax.base.data import LossFn, data_sum
+from visjax.curvature.spectrum import check_problem, loss_value
 
 
 class Sharpness(NamedTuple):
@@ -38,7 +39,7 @@ def _project(delta, params, radius, relative):
 @functools.partial(jax.jit, static_argnames=("loss_fn", "batch_size", "relative"))
 def _ascent_step(loss_fn, params, delta, data, radius, step_size, batch_size, relative):
     """The loss at ``params + delta`` and the next projected ascent iterate."""
-    value_and_grad = jax.value_and_grad(_scalar_loss(loss_fn))
+    value_and_grad = jax.value_and_grad(scalar_loss(loss_fn))
 
     def per_chunk(batch):
         value, grad = value_and_grad(jax.tree.map(jnp.add, params, delta), batch)
@@ -141,7 +142,7 @@ def sharpness(
     if not np.isfinite(step) or step <= 0:
         raise ValueError(f"`step_size` must be a positive number, got {step_size!r}")
     relative = bool(relative)
-    base = float(_loss_value(loss_fn, params, data, batch_size))
+    base = float(loss_value(loss_fn, params, data, batch_size))
     if key is None:
         delta = jax.tree.map(jnp.zeros_like, params)
     else:
@@ -155,7 +156,7 @@ def sharpness(
             )
         else:
             new = delta
-            value = _loss_value(loss_fn, jax.tree.map(jnp.add, params, delta), data, batch_size)
+            value = loss_value(loss_fn, jax.tree.map(jnp.add, params, delta), data, batch_size)
         value = float(value)
         if np.isfinite(value) and value > best:
             best, best_delta = value, delta

@@ -2,7 +2,7 @@
 
 All three work in the flattened parameter space (``jax.flatten_util.ravel_pytree``) and call one
 jitted (batched) Hessian-vector product per step, driven from Python: on XLA:CPU 8 HVPs took 0.9 s
-driven from Python against 28 s inside a ``fori_loop`` (../shared/DESIGN.md). The small
+driven from Python against 28 s inside a ``fori_loop`` (docs/design.md). The small
 tridiagonal eigenproblems are solved in float64 NumPy.
 """
 
@@ -16,14 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from visjax.curvature.hvp import (
-    LossFn,
-    _check_batch_size,
-    _check_data,
-    _hvp,
-    data_mesh,
-    data_sum,
-)
+from visjax.base.checks import check_batch_size
+from visjax.base.data import LossFn, check_data, data_mesh, data_sum
+from visjax.curvature.hvp import hvp_jit
 
 
 @functools.partial(jax.jit, static_argnames=("loss_fn", "batch_size", "mesh"))
@@ -32,13 +27,13 @@ def flat_hvps(loss_fn, params, data, xs, batch_size, mesh=None):
     _, unravel = ravel_pytree(params)
 
     def one(x):
-        return ravel_pytree(_hvp(loss_fn, params, unravel(x), data, batch_size, mesh))[0]
+        return ravel_pytree(hvp_jit(loss_fn, params, unravel(x), data, batch_size, mesh))[0]
 
     return jax.vmap(one)(xs)
 
 
 @functools.partial(jax.jit, static_argnames=("loss_fn", "batch_size", "mesh"))
-def _loss_value(loss_fn, params, data, batch_size, mesh=None):
+def loss_value(loss_fn, params, data, batch_size, mesh=None):
     return data_sum(lambda b: jnp.asarray(loss_fn(params, b), jnp.float32), data, batch_size, mesh)
 
 
@@ -46,13 +41,13 @@ def check_problem(
     loss_fn: LossFn, params: Any, data: Any, batch_size: int | None, devices: Any = None
 ) -> int:
     """Check the inputs and that the loss is a finite scalar at ``params``; the parameter count."""
-    _check_data(data)
-    _check_batch_size(batch_size)
+    check_data(data)
+    check_batch_size(batch_size)
     data_mesh(devices)
     leaves = jax.tree.leaves(params)
     if not leaves or not all(jnp.issubdtype(jnp.result_type(a), jnp.floating) for a in leaves):
         raise TypeError("`params` must be a non-empty pytree of floating-point arrays")
-    value = _loss_value(loss_fn, params, data, batch_size)
+    value = loss_value(loss_fn, params, data, batch_size)
     if jnp.shape(value) != ():
         raise ValueError(f"`loss_fn` must return a scalar, got shape {jnp.shape(value)}")
     if not np.isfinite(float(value)):
@@ -163,7 +158,7 @@ def top_eigenvalues(
     *,
     data: Any,
     k: int = 1,
-    method: Literal["lanczos", "power"] = "lanczos",
+    algorithm: Literal["lanczos", "power"] = "lanczos",
     which: Literal["largest", "magnitude"] = "largest",
     n_iter: int = 100,
     tol: float = 1e-6,
@@ -186,7 +181,7 @@ def top_eigenvalues(
       params: the parameters.
       data: one batch, summed in chunks of ``batch_size``.
       k: number of eigenpairs.
-      method: ``"lanczos"`` or ``"power"``.
+      algorithm: ``"lanczos"`` or ``"power"``.
       which: ``"largest"`` or ``"magnitude"``.
       n_iter: Lanczos steps (at least ``k``), or power iterations per eigenvalue.
       tol: relative convergence tolerance.
@@ -202,8 +197,8 @@ def top_eigenvalues(
       Hessian Eigenvalue Density", ICML 2019; Yao, Gholami, Keutzer, Mahoney, "PyHessian: Neural
       Networks Through the Lens of the Hessian", 2020 (power iteration).
     """
-    if method not in ("lanczos", "power"):
-        raise ValueError(f"`method` must be 'lanczos' or 'power', got {method!r}")
+    if algorithm not in ("lanczos", "power"):
+        raise ValueError(f"`algorithm` must be 'lanczos' or 'power', got {algorithm!r}")
     if which not in ("largest", "magnitude"):
         raise ValueError(f"`which` must be 'largest' or 'magnitude', got {which!r}")
     dim = check_problem(loss_fn, params, data, batch_size, devices)
@@ -213,7 +208,7 @@ def top_eigenvalues(
         raise ValueError(f"`n_iter` must be an int >= k = {k}, got {n_iter!r}")
     flat, unravel = ravel_pytree(params)
     mv = Matvec(loss_fn, params, data, batch_size, devices)
-    if method == "power":
+    if algorithm == "power":
         values, vectors, converged = _power(mv, flat, k, n_iter, tol, key)
     else:
         v0 = jax.random.normal(key, flat.shape, flat.dtype)

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from visjax.curvature.hvp import _check_data
+from visjax.base.data import check_data
 
 
 class Spread(NamedTuple):
@@ -54,7 +54,7 @@ def batch_spread(
       >>> s.full.item(), s.per_batch.tolist(), s.std.item()
       (2.5, [0.5, 2.5, 4.5], 2.0)
     """
-    n = _check_data(data)
+    n = check_data(data)
     if not isinstance(n_batches, int) or not 2 <= n_batches <= n:
         raise ValueError(
             f"`n_batches` must be an int in [2, {n}] (the examples), got {n_batches!r}"

@@ -51,7 +51,7 @@ def _positive_int(value: Any, name: str) -> int:
 
 def _check_data(model: Model, x: Any, name: str) -> jax.Array:
     try:
-        x = model._check_x(x)
+        x = model.check_x(x)
     except (TypeError, ValueError) as e:
         raise type(e)(str(e).replace("`x`", f"`{name}`", 1)) from None
     if _is_concrete(x) and not bool(jnp.isfinite(x).all()):
@@ -97,7 +97,7 @@ def _kernel_layers(params: Any, prefix: str = "") -> list[str]:
 # --------------------------------------------------------------------------- filters and maps
 
 
-def layer_filters(model: Any, layer: str, *, scale: Scale = "minmax") -> jax.Array:
+def layer_filters(model: Any, *, layer: str, scale: Scale = "minmax") -> jax.Array:
     """The convolution kernels of ``layer``, one filter per output channel, scaled for display.
 
     The kernel is read from ``model.params`` by following the dotted ``layer`` path to a dict
@@ -123,7 +123,7 @@ def layer_filters(model: Any, layer: str, *, scale: Scale = "minmax") -> jax.Arr
 
     Example:
       >>> from visjax.zoo import digits_cnn
-      >>> f = layer_filters(digits_cnn("function"), "conv1")
+      >>> f = layer_filters(digits_cnn("function"), layer="conv1")
       >>> f.shape, float(f.min()), float(f.max())
       ((16, 3, 3, 1), 0.0, 1.0)
 
@@ -162,7 +162,7 @@ def _feature_maps(model: Model, x: jax.Array, layer: str) -> jax.Array:
     return model.activations(x, layer)[1][layer]
 
 
-def feature_maps(model: Any, x: Any, layer: str) -> jax.Array:
+def feature_maps(model: Any, x: Any, *, layer: str) -> jax.Array:
     """The activations of ``layer`` for the batch ``x`` (one compiled forward per shape).
 
     For a convolution layer these are the feature maps ``(N, H', W', C)``; for other layers the
@@ -184,7 +184,7 @@ def feature_maps(model: Any, x: Any, layer: str) -> jax.Array:
     Example:
       >>> import jax.numpy as jnp
       >>> from visjax.zoo import digits_cnn
-      >>> feature_maps(digits_cnn("function"), jnp.ones((2, 8, 8, 1)), "conv2").shape
+      >>> feature_maps(digits_cnn("function"), jnp.ones((2, 8, 8, 1)), layer="conv2").shape
       (2, 8, 8, 32)
     """
     model = as_model(model)
@@ -253,10 +253,10 @@ def _top_activating(model, data, layer, channels, k, batch_size, reduce):
 
 def top_activating(
     model: Any,
-    data: Any,
+    x: Any,
+    *,
     layer: str,
     channels: int | Sequence[int],
-    *,
     k: int,
     batch_size: int | None = None,
     reduce: Reduce = "mean",
@@ -273,7 +273,7 @@ def top_activating(
 
     Args:
       model: anything :func:`visjax.as_model` accepts.
-      data: the dataset, a batch ``(N, *input_shape)`` of finite values.
+      x: the dataset's inputs, a batch ``(N, *input_shape)`` of finite values.
       layer: the layer path (static).
       channels: one channel index or a sequence of them, each in ``[0, C)`` (static).
       k: examples per channel, in ``[1, N]`` (static).
@@ -286,12 +286,14 @@ def top_activating(
 
     Raises:
       ValueError: an unknown layer, a channel out of range, ``k`` outside ``[1, N]``, a bad
-        ``batch_size`` or ``reduce``, or ``data`` of the wrong shape or with NaN/Inf values.
+        ``batch_size`` or ``reduce``, or ``x`` of the wrong shape or with NaN/Inf values.
 
     Example:
       >>> from visjax.zoo import digits_cnn, load_digits
       >>> x = load_digits().test.x
-      >>> top = top_activating(digits_cnn("function"), x, "conv2", [0, 5], k=3, batch_size=128)
+      >>> top = top_activating(
+      ...     digits_cnn("function"), x, layer="conv2", channels=[0, 5], k=3, batch_size=128
+      ... )
       >>> top.values.shape, top.indices.shape
       ((2, 3), (2, 3))
 
@@ -302,9 +304,9 @@ def top_activating(
     if reduce not in ("mean", "max"):
         raise ValueError(f"`reduce` must be 'mean' or 'max', got {reduce!r}")
     model = as_model(model)
-    data = _check_data(model, data, "data")
-    n = data.shape[0]
-    shape = _layer_shape(model, data, layer)
+    x = _check_data(model, x, "x")
+    n = x.shape[0]
+    shape = _layer_shape(model, x, layer)
     if len(shape) < 2:
         raise ValueError(f"`layer` {layer!r} has no channel axis (activation shape {shape})")
     n_ch = shape[-1]
@@ -321,4 +323,4 @@ def top_activating(
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= n:
         raise ValueError(f"`k` must be an int in [1, {n}] (the number of examples), got {k!r}")
     size = n if batch_size is None else min(_positive_int(batch_size, "batch_size"), n)
-    return _top_activating(model, data, layer, chans, int(k), size, reduce)
+    return _top_activating(model, x, layer, chans, int(k), size, reduce)

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from visjax.base.checks import check_positive_int
 from visjax.model import Model, as_model
 
 
@@ -40,12 +41,6 @@ def _step(model, img, key, step_size, layer, jitter):
 @functools.partial(jax.jit, static_argnames=("shape",))
 def _resize(img, shape):
     return jax.image.resize(img, shape, method="linear")
-
-
-def _check_int(value: Any, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
-        raise ValueError(f"`{name}` must be an int >= {low}, got {value!r}")
-    return int(value)
 
 
 def _check_float(value: Any, name: str, *, low: float, strict: bool) -> float:
@@ -100,23 +95,23 @@ def octave_shapes(
 
 def deepdream(
     model: Any,
-    image: Any,
-    layer: str,
+    x: Any,
     *,
+    layer: str,
     octaves: int = 4,
     octave_scale: float = 1.4,
-    steps: int = 10,
+    n_steps: int = 10,
     step_size: float = 0.01,
     jitter: int = 2,
     key: jax.Array,
 ) -> jax.Array:
-    """DeepDream: amplify what ``layer`` sees in ``image`` by gradient ascent over octaves.
+    """DeepDream: amplify what ``layer`` sees in the image ``x`` by gradient ascent over octaves.
 
     The objective is Lucid's ``deepdream``, ``L(x) = mean(a_layer(x)²)`` over the layer's
     activation. The image is decomposed into ``octaves`` sizes (:func:`octave_shapes`), keeping
     at each level the detail ``x_o − resize(x_{o−1}, size_o)``. From the smallest octave up, the
     detail of the octave is added back to the upsampled result (``jax.image.resize``, linear) and
-    ``steps`` updates
+    ``n_steps`` updates
 
     ``x ← clip(x + step_size · g / mean|g|, 0, 1)``,  ``g = ∇ L(roll(x, s))``
 
@@ -130,11 +125,11 @@ def deepdream(
 
     Args:
       model: anything :func:`visjax.as_model` accepts.
-      image: ``(H, W, C)`` values in [0, 1], ``C`` the model's input channels.
+      x: the image, ``(H, W, C)`` values in [0, 1], ``C`` the model's input channels.
       layer: the layer path whose activations to amplify (static).
       octaves: number of octaves, ``>= 1`` (1: the full size only).
       octave_scale: size ratio between octaves, ``>= 1``.
-      steps: gradient steps per octave, ``>= 1``.
+      n_steps: gradient steps per octave, ``>= 1``.
       step_size: step length in units of the mean absolute gradient, ``> 0``.
       jitter: largest random shift in pixels, ``>= 0`` (static).
       key: a PRNG key for the shifts.
@@ -143,9 +138,9 @@ def deepdream(
       The dreamed image, ``(H, W, C)`` float32 in [0, 1].
 
     Raises:
-      ValueError: an unknown layer; ``image`` not 3-D, with NaN/Inf or values outside [0, 1];
+      ValueError: an unknown layer; ``x`` not 3-D, with NaN/Inf or values outside [0, 1];
         a model that does not accept the image's shape; bad ``octaves``, ``octave_scale``,
-        ``steps``, ``step_size`` or ``jitter``; all checked before anything compiles.
+        ``n_steps``, ``step_size`` or ``jitter``; all checked before anything compiles.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -153,7 +148,7 @@ def deepdream(
       >>> from visjax.zoo import cnn
       >>> m = as_model(cnn.apply, cnn.init_params(jax.random.key(0)), input_shape=(None, None, 1))
       >>> img = jnp.full((12, 12, 1), 0.5)
-      >>> deepdream(m, img, "conv2", octaves=2, steps=2, key=jax.random.key(0)).shape
+      >>> deepdream(m, img, layer="conv2", octaves=2, n_steps=2, key=jax.random.key(0)).shape
       (12, 12, 1)
 
     References:
@@ -164,9 +159,9 @@ def deepdream(
       same step relative to the range), and the random shift is a roll of the whole image
       rather than of the tiling.
     """
-    octaves = _check_int(octaves, "octaves", 1)
-    steps = _check_int(steps, "steps", 1)
-    jitter = _check_int(jitter, "jitter", 0)
+    octaves = check_positive_int(octaves, "octaves", 1)
+    n_steps = check_positive_int(n_steps, "n_steps", 1)
+    jitter = check_positive_int(jitter, "jitter", 0)
     octave_scale = _check_float(octave_scale, "octave_scale", low=1.0, strict=False)
     step_size = _check_float(step_size, "step_size", low=0.0, strict=True)
     if key is None:
@@ -175,16 +170,16 @@ def deepdream(
         raise TypeError(f"`layer` must be a layer path string, got {type(layer).__name__}")
     model = as_model(model)
     try:
-        img = jnp.asarray(image, jnp.float32)
+        img = jnp.asarray(x, jnp.float32)
     except (TypeError, ValueError) as e:
-        raise TypeError(f"`image` must be an array, got {type(image).__name__}") from e
+        raise TypeError(f"`x` must be an array, got {type(x).__name__}") from e
     if img.ndim != 3:
-        raise ValueError(f"`image` must be (H, W, C), got shape {tuple(img.shape)}")
+        raise ValueError(f"`x` must be (H, W, C), got shape {tuple(img.shape)}")
     if not bool(jnp.isfinite(img).all()):
-        raise ValueError("`image` holds NaN or Inf values")
+        raise ValueError("`x` holds NaN or Inf values")
     if float(img.min()) < 0.0 or float(img.max()) > 1.0:
         raise ValueError(
-            f"`image` values must lie in [0, 1], got [{float(img.min())}, {float(img.max())}]"
+            f"`x` values must lie in [0, 1], got [{float(img.min())}, {float(img.max())}]"
         )
     shapes = octave_shapes(img.shape[:2], octaves, octave_scale)
     for h, w in shapes:
@@ -192,7 +187,7 @@ def deepdream(
             layer_shapes = model.layer_shapes(jnp.zeros((1, h, w, img.shape[2]), jnp.float32))
         except (TypeError, ValueError) as e:
             raise ValueError(
-                f"the model does not accept `image` at octave size {(h, w)}: {e} (build it with "
+                f"the model does not accept `x` at octave size {(h, w)}: {e} (build it with "
                 "`input_shape=(None, None, C)` for any spatial size)"
             ) from None
         if layer not in layer_shapes:
@@ -206,12 +201,12 @@ def deepdream(
         pyramid.append(_resize(pyramid[-1], (h, w, c)))
     pyramid = pyramid[::-1]
     step_size_arr = jnp.float32(step_size)
-    keys = jax.random.split(key, octaves * steps)
-    x = pyramid[0]
+    keys = jax.random.split(key, octaves * n_steps)
+    out = pyramid[0]
     for o, (h, w) in enumerate(shapes):
         if o > 0:
             detail = pyramid[o] - _resize(pyramid[o - 1], (h, w, c))
-            x = jnp.clip(_resize(x, (h, w, c)) + detail, 0.0, 1.0)
-        for s in range(steps):
-            x, _ = _step(model, x, keys[o * steps + s], step_size_arr, layer, jitter)
-    return x
+            out = jnp.clip(_resize(out, (h, w, c)) + detail, 0.0, 1.0)
+        for s in range(n_steps):
+            out, _ = _step(model, out, keys[o * n_steps + s], step_size_arr, layer, jitter)
+    return out

@@ -4,7 +4,7 @@ Each unit (a channel of a layer, a class, or anything an objective is built from
 image parameters, optimiser state and key; one step is ``jax.vmap`` over the units of a chunk of
 ``batch_size`` of them, so 16 units cost one compiled program and about one pass per step of the
 batched network. Steps are driven by a Python loop of jitted steps by default (on XLA:CPU,
-input-gradient steps measured 1.6-4x slower inside ``fori_loop``/``scan``, ../shared/DESIGN.md;
+input-gradient steps measured 1.6-4x slower inside ``fori_loop``/``scan``, docs/design.md;
 ``loop="scan"`` runs them in one ``lax.scan`` for comparison and for accelerators).
 
 A repeated call with the same model structure, parameterisation, transforms, optimiser and
@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from visjax.base.checks import check_batch_size
 from visjax.featviz.objectives import Objective, channel, class_logit
 from visjax.featviz.param import Param
 from visjax.featviz.transforms import output_shape
@@ -202,7 +203,7 @@ def render(
     *,
     param: Param,
     transforms: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
-    steps: int = 128,
+    n_steps: int = 128,
     optimizer: optax.GradientTransformation = DEFAULT_OPTIMIZER,
     key: jax.Array,
     units: Sequence[Any] | None = None,
@@ -228,7 +229,7 @@ def render(
       param: the image parameterisation (:func:`visjax.featviz.fourier`, ``pixel``).
       transforms: ``(key, images) -> images`` drawn each step (e.g.
         :func:`visjax.featviz.standard_transforms`); ``None``: none.
-      steps: optimisation steps (static).
+      n_steps: optimisation steps (static).
       optimizer: an optax transformation applied to the negated gradient (Lucid: Adam 0.05).
       key: PRNG key.
       units: class ids or ``(layer, channel)`` pairs; ``None``: one rendering of ``objective``.
@@ -242,14 +243,14 @@ def render(
 
     Raises:
       ValueError: unknown layer, channel out of range, image too small for the transforms,
-        ``steps < 1``, bad ``units``/``batch_size``/``loop`` (before compiling); non-finite
+        ``n_steps < 1``, bad ``units``/``batch_size``/``loop`` (before compiling); non-finite
         images after rendering.
 
     Example:
       >>> import jax
       >>> from visjax.featviz import fourier, render
       >>> from visjax.zoo import digits_cnn
-      >>> out = render(digits_cnn("function"), param=fourier((8, 8, 1)), steps=4,
+      >>> out = render(digits_cnn("function"), param=fourier((8, 8, 1)), n_steps=4,
       ...              units=[("conv2", 0), ("conv2", 5)], key=jax.random.key(0))
       >>> out.images.shape, out.traces.shape
       ((2, 8, 8, 1), (2, 4))
@@ -261,10 +262,9 @@ def render(
     """
     if not isinstance(param, Param):
         raise ValueError(f"`param` must be a visjax.featviz Param, got {type(param).__name__}")
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
-        raise ValueError(f"`steps` must be a positive int, got {steps!r}")
-    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-        raise ValueError(f"`batch_size` must be a positive int or None, got {batch_size!r}")
+    if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 1:
+        raise ValueError(f"`n_steps` must be a positive int, got {n_steps!r}")
+    check_batch_size(batch_size)
     if loop not in ("python", "scan"):
         raise ValueError(f"`loop` must be 'python' or 'scan', got {loop!r}")
     if not isinstance(optimizer, optax.GradientTransformation):
@@ -279,9 +279,9 @@ def render(
     traces = [None] * n_units
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # noqa: PLC0415 - tqdm.auto (0.1-0.2 s), only with progress
 
-        bar = tqdm(total=n_units * steps, desc="render", unit="unit-step", leave=False)
+        bar = tqdm(total=n_units * n_steps, desc="render", unit="unit-step", leave=False)
     try:
         for make, values, positions, lay in groups:
             capture = _check_units(model, x_spec, make, values)
@@ -295,7 +295,7 @@ def render(
                     keys = key[None]
                 else:
                     keys = jnp.stack([_unit_key(key, lay, int(v)) for v in padded])
-                imgs, trace = _run(spec, model, jnp.asarray(padded), keys, steps, loop, bar)
+                imgs, trace = _run(spec, model, jnp.asarray(padded), keys, n_steps, loop, bar)
                 for i in range(n):
                     images[positions[start + i]] = imgs[i]
                     traces[positions[start + i]] = trace[i]

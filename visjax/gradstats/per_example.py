@@ -1,11 +1,11 @@
 """Per-example gradients by ``vmap`` and the noise statistics built on them.
 
-The loss convention of all parameter-space tools (../shared/DESIGN.md, principle 1): a loss
+The loss convention of all parameter-space tools (docs/design.md, principle 1): a loss
 ``loss_fn(params, batch) -> scalar``, the mean over the batch. Example ``i``'s gradient is
 ``g_i = ∇ loss_fn(params, batch[i:i+1])``: each example is passed as a batch of *one* (the leading
 axis kept), so the batch-mean convention holds, and ``jax.vmap`` runs the examples of a chunk of
 ``batch_size`` together. Chunks run unrolled inside one jit (a loop of gradient work inside an XLA
-loop body measured 20-40x slower on XLA:CPU, ../shared/DESIGN.md).
+loop body measured 20-40x slower on XLA:CPU, docs/design.md).
 
 Per-example gradients exist only when the loss of example ``i`` does not depend on example ``j``.
 BatchNorm in training mode (batch statistics), or a loss normalised by a batch statistic, couples
@@ -23,9 +23,9 @@ import jax
 import jax.numpy as jnp
 
 from visjax.base.batching import MAX_UNROLL, chunked_sum
-from visjax.curvature.blocks import layer_groups
-from visjax.curvature.hvp import _check_batch_size, _check_data, data_sum
-from visjax.landscape.directions import param_paths, select
+from visjax.base.checks import check_batch_size, scalar_loss
+from visjax.base.data import check_data, data_sum
+from visjax.base.trees import layer_groups, param_paths, select
 
 LossFn = Callable[[Any, Any], jax.Array]
 
@@ -78,25 +78,13 @@ class PerExampleStats(NamedTuple):
 # --------------------------------------------------------------------------- checks
 
 
-def _scalar(loss_fn: LossFn) -> LossFn:
-    def f(params, batch):
-        value = loss_fn(params, batch)
-        if jnp.shape(value) != ():
-            raise ValueError(
-                f"`loss_fn` must return a scalar (the batch mean), got shape {jnp.shape(value)}"
-            )
-        return value
-
-    return f
-
-
 def _one(example: Any) -> Any:
     return jax.tree.map(lambda a: a[None], example)
 
 
 @functools.partial(jax.jit, static_argnames=("loss_fn",))
 def _coupling(loss_fn, params, few):
-    vg = jax.value_and_grad(_scalar(loss_fn))
+    vg = jax.value_and_grad(scalar_loss(loss_fn))
     loss, grad = vg(params, few)
     losses, grads = jax.vmap(lambda ex: vg(params, _one(ex)))(few)
     flat = jnp.concatenate([g.ravel() for g in jax.tree.leaves(grad)])
@@ -135,7 +123,7 @@ def _check_decoupled(loss_fn: LossFn, params: Any, batch: Any) -> None:
 
 
 def _grads_of_chunk(loss_fn: LossFn, params: Any, chunk: Any) -> Any:
-    grad = jax.grad(_scalar(loss_fn))
+    grad = jax.grad(scalar_loss(loss_fn))
     return jax.vmap(lambda ex: grad(params, _one(ex)))(chunk)
 
 
@@ -145,7 +133,7 @@ def _per_example_grads(loss_fn, params, batch, batch_size):
     size = n if batch_size is None else min(batch_size, n)
     starts = range(0, n, size)
     if len(starts) > MAX_UNROLL:
-        grad = jax.grad(_scalar(loss_fn))
+        grad = jax.grad(scalar_loss(loss_fn))
         return jax.lax.map(lambda ex: grad(params, _one(ex)), batch, batch_size=size)
     parts = [
         _grads_of_chunk(loss_fn, params, jax.tree.map(lambda a, s=s: a[s : s + size], batch))
@@ -155,9 +143,9 @@ def _per_example_grads(loss_fn, params, batch, batch_size):
 
 
 def per_example_grads(
-    loss_fn: LossFn, params: Any, batch: Any, *, batch_size: int | None = None
+    loss_fn: LossFn, params: Any, *, data: Any, batch_size: int | None = None
 ) -> Any:
-    """The gradient of each example's loss: ``g_i = ∇_θ loss_fn(θ, batch[i:i+1])``.
+    """The gradient of each example's loss: ``g_i = ∇_θ loss_fn(θ, data[i:i+1])``.
 
     Each example is passed to ``loss_fn`` as a batch of one (leading axis of size 1), and
     ``jax.vmap`` runs the examples of a chunk of ``batch_size`` at once, so at most
@@ -168,14 +156,14 @@ def per_example_grads(
       loss_fn: ``(params, batch) -> scalar``, the batch mean (static: pass the same function
         object to avoid recompiling).
       params: the parameters (a pytree).
-      batch: a pytree of arrays with a shared leading example axis ``N``.
+      data: the loss batch, a pytree of arrays with a shared leading example axis ``N``.
       batch_size: examples per vmapped chunk (static); ``None``: all at once.
 
     Returns:
       A pytree like ``params`` whose leaves have a leading axis ``N``.
 
     Raises:
-      ValueError: a ``batch`` without one shared, non-empty leading size, a ``batch_size`` that
+      ValueError: a ``data`` without one shared, non-empty leading size, a ``batch_size`` that
         is not a positive int, or a ``loss_fn`` that couples the examples (BatchNorm in training
         mode; checked on the first 4 examples when the inputs are concrete, skipped under a
         caller's ``jit``; see :func:`per_example_stats`).
@@ -184,7 +172,7 @@ def per_example_grads(
       >>> import jax.numpy as jnp
       >>> loss = lambda w, b: (0.5 * (b[0] @ w - b[1]) ** 2).mean()
       >>> x, y = jnp.array([[1.0, 0.0], [0.0, 2.0]]), jnp.array([1.0, 0.0])
-      >>> per_example_grads(loss, jnp.array([2.0, 1.0]), (x, y))
+      >>> per_example_grads(loss, jnp.array([2.0, 1.0]), data=(x, y))
       Array([[1., 0.],
              [0., 4.]], dtype=float32)
 
@@ -192,10 +180,10 @@ def per_example_grads(
       Goodfellow, "Efficient Per-Example Gradient Computations", arXiv:1510.01799, 2015;
       the ``vmap(grad)`` recipe of JAX's documentation ("Per-example gradients").
     """
-    _check_data(batch, "batch")
-    _check_batch_size(batch_size)
-    _check_decoupled(loss_fn, params, batch)
-    return _per_example_grads(loss_fn, params, batch, batch_size)
+    check_data(data, "data")
+    check_batch_size(batch_size)
+    _check_decoupled(loss_fn, params, data)
+    return _per_example_grads(loss_fn, params, data, batch_size)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -264,7 +252,7 @@ def _stats(loss_fn, params, batch, included, groups, batch_size):
     sub = [leaves[i] for i in included]
     n = jax.tree.leaves(batch)[0].shape[0]
     # Pass 1: ḡ as the gradient of the batch-mean loss (one batched gradient, no vmap).
-    gbar = data_sum(lambda b: jax.grad(_scalar(sub_loss))(sub, b), batch, batch_size)
+    gbar = data_sum(lambda b: jax.grad(scalar_loss(sub_loss))(sub, b), batch, batch_size)
     b_leaves, b_def = jax.tree.flatten(batch)
     members = [pos for _, pos in groups]
 
@@ -301,8 +289,8 @@ def _stats(loss_fn, params, batch, included, groups, batch_size):
 def per_example_stats(
     loss_fn: LossFn,
     params: Any,
-    batch: Any,
     *,
+    data: Any,
     groups: str | Mapping[str, str | Sequence[str]] = "layers",
     include: str | Sequence[str] | None = None,
     batch_size: int | None = None,
@@ -339,7 +327,7 @@ def per_example_stats(
     Args:
       loss_fn: ``(params, batch) -> scalar``, the batch mean (static).
       params: the parameters (a pytree).
-      batch: a pytree of arrays with a shared leading example axis, ``N ≥ 2``.
+      data: the loss batch, a pytree of arrays with a shared leading example axis, ``N ≥ 2``.
       groups: ``"layers"`` (one group per module, :func:`visjax.curvature.layer_groups`) or a
         mapping group name -> glob pattern(s) over dotted parameter paths
         (:func:`visjax.landscape.directions.select`); static. Groups may overlap.
@@ -352,12 +340,12 @@ def per_example_stats(
       (name -> :class:`GradientNoise`, in the order given).
 
     Raises:
-      ValueError: a bad ``batch`` (no shared non-empty leading size, or ``N < 2``),
+      ValueError: a bad ``data`` (no shared non-empty leading size, or ``N < 2``),
         ``batch_size``, ``groups`` or ``include`` (named), or a ``loss_fn`` that couples the
         examples. The coupling check compares, on the first 4 examples, the batch-mean loss
         and its gradient with the mean of the single-example ones (relative tolerance 10⁻³):
         BatchNorm in training mode, a loss normalised by a batch statistic, or a sum instead
-        of a mean fails it. It runs when ``params`` and ``batch`` are concrete (one small
+        of a mean fails it. It runs when ``params`` and ``data`` are concrete (one small
         compiled call) and is skipped under a caller's ``jit``. The route for BatchNorm is
         inference mode (running averages): per-example gradients are then well defined.
 
@@ -365,7 +353,7 @@ def per_example_stats(
       >>> import jax.numpy as jnp
       >>> loss = lambda p, b: (0.5 * (b[0] @ p["w"] - b[1]) ** 2).mean()
       >>> x, y = jnp.array([[1.0, 0.0], [0.0, 2.0]]), jnp.array([1.0, 0.0])
-      >>> s = per_example_stats(loss, {"w": jnp.array([2.0, 1.0])}, (x, y))
+      >>> s = per_example_stats(loss, {"w": jnp.array([2.0, 1.0])}, data=(x, y))
       >>> float(s.total.grad_norm_sq), float(s.total.variance), float(s.groups["w"].variance)
       (4.25, 8.5, 8.5)
 
@@ -378,10 +366,10 @@ def per_example_stats(
       Schneider, Dangel, Hennig, "Cockpit: A Practical Debugging Tool for the Training of Deep
       Neural Networks", NeurIPS 2021 (``cockpit/quantities/{norm_test,inner_test,mean_gsnr}``).
     """
-    n = _check_data(batch, "batch")
+    n = check_data(data, "data")
     if n < 2:
-        raise ValueError(f"`batch` must hold at least 2 examples for variances, got {n}")
-    _check_batch_size(batch_size)
+        raise ValueError(f"`data` must hold at least 2 examples for variances, got {n}")
+    check_batch_size(batch_size)
     included, resolved = _resolve(params, groups, include)
-    _check_decoupled(loss_fn, params, batch)
-    return _stats(loss_fn, params, batch, included, resolved, batch_size)
+    _check_decoupled(loss_fn, params, data)
+    return _stats(loss_fn, params, data, included, resolved, batch_size)

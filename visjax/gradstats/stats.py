@@ -26,8 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.curvature.blocks import layer_groups
-from visjax.landscape.directions import param_paths, select
+from visjax.base.trees import layer_groups, param_paths, select
 
 STATISTICS = (
     "norm",

@@ -355,7 +355,7 @@ def write_jsonl(snapshot: Any, path: str | os.PathLike, *, append: bool = False)
 
 def _tensorboardx():
     try:
-        import tensorboardX
+        import tensorboardX  # noqa: PLC0415 - optional dependency
     except ImportError as e:
         raise ImportError(
             "writing TensorBoard event files needs tensorboardX: "

@@ -1,11 +1,11 @@
 """Loss landscapes: directions, 1-D and 2-D slices, and the compiled sweep engine."""
 
+from visjax.base.trees import param_paths as param_paths
+from visjax.base.trees import select as select
 from visjax.landscape.directions import normalize_direction as normalize_direction
 from visjax.landscape.directions import orthogonalize as orthogonalize
-from visjax.landscape.directions import param_paths as param_paths
 from visjax.landscape.directions import random_direction as random_direction
 from visjax.landscape.directions import random_plane as random_plane
-from visjax.landscape.directions import select as select
 from visjax.landscape.directions import tree_dot as tree_dot
 from visjax.landscape.directions import tree_norm as tree_norm
 from visjax.landscape.export import load_npz as load_npz

@@ -43,85 +43,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from visjax.base.trees import check_like, flat_paths, param_paths
+
 Normalization = Literal["filter", "layer", "model"] | None
 Ignore = Literal["biasbn"] | Sequence[str] | None
 NORMALIZATIONS = ("filter", "layer", "model", None)
 EPS = 1e-10  # Li et al.'s guard in the filter normalisation, used for every norm ratio here
-
-
-# --------------------------------------------------------------------------- paths
-
-
-def _key_str(k: Any) -> str:
-    for attr in ("key", "idx", "name"):
-        if hasattr(k, attr):
-            return str(getattr(k, attr))
-    return str(k)
-
-
-def _flat_paths(tree: Any) -> tuple[list[str], list[Any], Any]:
-    flat, treedef = jax.tree_util.tree_flatten_with_path(tree)
-    paths = [".".join(_key_str(k) for k in path) for path, _ in flat]
-    return paths, [leaf for _, leaf in flat], treedef
-
-
-def param_paths(params: Any) -> list[str]:
-    """Dotted paths of the leaves of ``params``, in ``jax.tree.leaves`` order.
-
-    Dict keys (including the int keys of list-like entries) and sequence indices are joined with
-    ``"."``.
-
-    Args:
-      params: a pytree of arrays (Flax layout, e.g. ``model.params``).
-
-    Returns:
-      One string per leaf: ``"conv1.kernel"``, ``"stages.0.blocks.1.conv2.bias"``.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> param_paths({"conv1": {"kernel": jnp.ones((3, 3, 1, 4)), "bias": jnp.ones(4)},
-      ...              "blocks": [{"w": jnp.ones((2, 2))}]})
-      ['blocks.0.w', 'conv1.bias', 'conv1.kernel']
-    """
-    return _flat_paths(params)[0]
-
-
-def _patterns(patterns: Any, name: str) -> tuple[str, ...]:
-    if isinstance(patterns, str):
-        return (patterns,)
-    if isinstance(patterns, (tuple, list)) and all(isinstance(p, str) for p in patterns):
-        return tuple(patterns)
-    raise TypeError(
-        f"`{name}` must be a glob pattern or a sequence of glob patterns (strings), "
-        f"got {patterns!r}"
-    )
-
-
-def select(params: Any, patterns: str | Sequence[str]) -> Any:
-    """Which leaves of ``params`` have a dotted path matching any glob pattern.
-
-    Matching is :func:`fnmatch.fnmatchcase` on the dotted paths of :func:`param_paths` (``*``
-    also crosses dots: ``"*.bias"`` matches every bias at any depth). A pattern that matches
-    nothing selects nothing (no error).
-
-    Args:
-      params: a pytree of arrays.
-      patterns: one glob pattern, or a sequence of them.
-
-    Returns:
-      A pytree with the tree of ``params`` and Python ``bool`` leaves.
-
-    Example:
-      >>> import jax.numpy as jnp
-      >>> p = {"conv1": {"kernel": jnp.ones((3, 3, 1, 4)), "bias": jnp.ones(4)},
-      ...      "fc": {"kernel": jnp.ones((4, 2)), "bias": jnp.ones(2)}}
-      >>> select(p, ("conv1.*", "*.bias"))
-      {'conv1': {'bias': True, 'kernel': True}, 'fc': {'bias': True, 'kernel': False}}
-    """
-    pats = _patterns(patterns, "patterns")
-    paths, _, treedef = _flat_paths(params)
-    hits = [any(fnmatchcase(p, pat) for pat in pats) for p in paths]
-    return jax.tree_util.tree_unflatten(treedef, hits)
 
 
 # --------------------------------------------------------------------------- checks
@@ -137,7 +64,8 @@ def _check_normalization(normalization: Any) -> Normalization:
     )
 
 
-def _check_ignore(ignore: Any) -> str | tuple[str, ...] | None:
+def check_ignore(ignore: Any) -> str | tuple[str, ...] | None:
+    """``ignore`` checked: ``"biasbn"``, ``None`` or a tuple of glob patterns."""
     if ignore is None or (isinstance(ignore, str) and ignore == "biasbn"):
         return ignore
     if isinstance(ignore, str):
@@ -166,39 +94,9 @@ def _check_key(key: Any) -> None:
     raise TypeError(f"`key` must be one PRNG key such as jax.random.key(0), got {got}")
 
 
-def _check_like(tree: Any, ref: Any, name: str, ref_name: str) -> None:
-    """``tree`` must have the tree and leaf shapes of ``ref``; errors name the first dotted path."""
-    t_paths, t_leaves, t_def = _flat_paths(tree)
-    r_paths, r_leaves, r_def = _flat_paths(ref)
-    if t_def != r_def:
-        t_set, r_set = set(t_paths), set(r_paths)
-        for i in range(max(len(t_paths), len(r_paths))):
-            tp = t_paths[i] if i < len(t_paths) else None
-            rp = r_paths[i] if i < len(r_paths) else None
-            if tp == rp:
-                continue
-            if rp is not None and rp not in t_set:
-                why = f"'{rp}' of `{ref_name}` is missing from `{name}`"
-            elif tp is not None and tp not in r_set:
-                why = f"`{name}` has a leaf '{tp}' that `{ref_name}` does not have"
-            else:
-                why = f"`{name}` has '{tp}' where `{ref_name}` has '{rp}'"
-            raise ValueError(
-                f"`{name}` must have the tree structure of `{ref_name}`; first difference: {why}"
-            )
-        raise ValueError(
-            f"`{name}` has the leaf paths of `{ref_name}` but different containers: "
-            f"{t_def} against {r_def}"
-        )
-    for path, a, b in zip(r_paths, t_leaves, r_leaves, strict=True):
-        if np.shape(a) != np.shape(b):
-            raise ValueError(
-                f"`{name}` leaf '{path}' must have the shape of `{ref_name}` there, "
-                f"{np.shape(b)}, got {np.shape(a)}"
-            )
-
-
-def _roles(paths: list[str], leaves: list[Any], ignore: str | tuple[str, ...] | None) -> list[str]:
+def leaf_roles(
+    paths: list[str], leaves: list[Any], ignore: str | tuple[str, ...] | None
+) -> list[str]:
     """Per leaf: ``"norm"`` (random, normalised), ``"zero"`` or ``"copy"`` (the parameter)."""
     small = [np.ndim(leaf) <= 1 for leaf in leaves]
     if ignore == "biasbn":
@@ -246,7 +144,7 @@ def tree_dot(a: Any, b: Any) -> jax.Array:
       >>> float(tree_dot({"w": jnp.ones((2, 2))}, {"w": jnp.full((2, 2), 0.5)}))
       2.0
     """
-    _check_like(b, a, "b", "a")
+    check_like(b, a, "b", "a")
     return _dot(a, b)
 
 
@@ -357,24 +255,24 @@ def normalize_direction(
       ``"dfilter"`` and ``"dlayer"`` modes are not provided.
     """
     normalization = _check_normalization(normalization)
-    ignore = _check_ignore(ignore)
-    _check_like(direction, params, "direction", "params")
-    _roles(param_paths(params), jax.tree.leaves(params), ignore)  # pattern errors, eagerly
+    ignore = check_ignore(ignore)
+    check_like(direction, params, "direction", "params")
+    leaf_roles(param_paths(params), jax.tree.leaves(params), ignore)  # pattern errors, eagerly
     return _normalize(direction, params, normalization, ignore)
 
 
 @functools.partial(jax.jit, static_argnames=("normalization", "ignore"))
 def _normalize(direction, params, normalization, ignore):
-    paths, w_leaves, _ = _flat_paths(params)
+    paths, w_leaves, _ = flat_paths(params)
     d_leaves, treedef = jax.tree.flatten(direction)
-    roles = _roles(paths, w_leaves, ignore)
+    roles = leaf_roles(paths, w_leaves, ignore)
     return jax.tree.unflatten(treedef, _normalize_leaves(d_leaves, w_leaves, roles, normalization))
 
 
 def random_direction(
     params: Any,
-    key: jax.Array,
     *,
+    key: jax.Array,
     normalization: Normalization = "filter",
     ignore: Ignore = "biasbn",
 ) -> Any:
@@ -409,7 +307,7 @@ def random_direction(
       >>> import jax, jax.numpy as jnp
       >>> from visjax.zoo import digits_cnn
       >>> params = digits_cnn("function").params
-      >>> d = random_direction(params, jax.random.key(0))
+      >>> d = random_direction(params, key=jax.random.key(0))
       >>> d["conv2"]["kernel"].shape, float(jnp.abs(d["conv2"]["bias"]).sum())
       ((3, 3, 16, 32), 0.0)
       >>> w, v = params["conv2"]["kernel"][..., 5], d["conv2"]["kernel"][..., 5]
@@ -425,15 +323,15 @@ def random_direction(
     """
     _check_key(key)
     normalization = _check_normalization(normalization)
-    ignore = _check_ignore(ignore)
-    paths, w_leaves, treedef = _flat_paths(params)
+    ignore = check_ignore(ignore)
+    paths, w_leaves, treedef = flat_paths(params)
     for path, w in zip(paths, w_leaves, strict=True):
         if not jnp.issubdtype(jnp.result_type(w), jnp.floating):
             raise TypeError(
                 f"`params` leaf '{path}' has dtype {jnp.result_type(w)}; random directions need "
                 "floating-point leaves"
             )
-    _roles(paths, w_leaves, ignore)  # pattern errors, eagerly
+    leaf_roles(paths, w_leaves, ignore)  # pattern errors, eagerly
     if not w_leaves:
         return jax.tree.unflatten(treedef, [])
     return _normalize(_gaussian(params, key), params, normalization, ignore)
@@ -478,7 +376,7 @@ def orthogonalize(d1: Any, d2: Any, *, keep_norm: bool = True) -> Any:
       >>> d["w"]
       Array([0.       , 1.4142135], dtype=float32)
     """
-    _check_like(d2, d1, "d2", "d1")
+    check_like(d2, d1, "d2", "d1")
     return _orthogonalize(d1, d2, bool(keep_norm))
 
 
@@ -496,8 +394,8 @@ def _orthogonalize(d1, d2, keep_norm):
 
 def random_plane(
     params: Any,
-    key: jax.Array,
     *,
+    key: jax.Array,
     normalization: Normalization = "filter",
     ignore: Ignore = "biasbn",
     orthogonal: bool = False,
@@ -525,7 +423,8 @@ def random_plane(
     Example:
       >>> import jax
       >>> from visjax.zoo import digits_cnn
-      >>> d1, d2 = random_plane(digits_cnn("function").params, jax.random.key(0), orthogonal=True)
+      >>> params = digits_cnn("function").params
+      >>> d1, d2 = random_plane(params, key=jax.random.key(0), orthogonal=True)
       >>> abs(float(tree_dot(d1, d2))) < 1e-4 * float(tree_norm(d1) * tree_norm(d2))
       True
 
@@ -535,10 +434,10 @@ def random_plane(
     """
     _check_key(key)
     normalization = _check_normalization(normalization)
-    ignore = _check_ignore(ignore)
+    ignore = check_ignore(ignore)
     k1, k2 = jax.random.split(key)
-    d1 = random_direction(params, k1, normalization=normalization, ignore=ignore)
-    d2 = random_direction(params, k2, normalization=normalization, ignore=ignore)
+    d1 = random_direction(params, key=k1, normalization=normalization, ignore=ignore)
+    d2 = random_direction(params, key=k2, normalization=normalization, ignore=ignore)
     if orthogonal:
         d2 = orthogonalize(d1, d2)
     return d1, d2

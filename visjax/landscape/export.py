@@ -15,8 +15,8 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
+from visjax.base.grids import check_surface
 from visjax.base.io import atomic_write_bytes, atomic_write_text
-from visjax.landscape.slices import check_surface
 
 _JSON_KEY = "__json__"  # names of the entries that hold a JSON-encoded mapping
 

@@ -1,7 +1,7 @@
 """Losses for parameter-space tools: ``loss_fn(params, batch) -> scalar``, the batch mean.
 
 Parameter-space tools (landscapes, curvature, gradient statistics) share one convention
-(../shared/DESIGN.md, principle 1): a loss ``loss_fn(params, batch)`` returning the mean over the
+(docs/design.md, principle 1): a loss ``loss_fn(params, batch)`` returning the mean over the
 batch, and the data as one batch (a pytree of arrays with a leading example axis) that visjax
 splits into chunks itself, weighting each chunk by its size.
 

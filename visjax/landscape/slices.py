@@ -9,42 +9,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from visjax.base.checks import check_tree_like
+from visjax.base.grids import check_grid
+from visjax.landscape.directions import tree_dot, tree_norm
 from visjax.landscape.losses import as_loss_table
 from visjax.landscape.surface import Strategy, evaluate
-from visjax.model import _check_tree_like
 
 
-def check_grid(values: Any, name: str) -> np.ndarray:
-    """A 1-D, non-empty, strictly increasing, finite grid as float32, or a ValueError naming it."""
-    g = np.asarray(values, np.float64)
-    if g.ndim != 1 or g.size == 0:
-        raise ValueError(f"`{name}` must be a non-empty 1-D grid, got shape {g.shape}")
-    if not np.isfinite(g).all():
-        raise ValueError(f"`{name}` must be finite")
-    if g.size > 1 and not (np.diff(g) > 0).all():
-        raise ValueError(f"`{name}` must be strictly increasing")
-    return g.astype(np.float32)
-
-
-def check_surface(xs: Any, ys: Any, surface: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(xs, ys, surface)`` as float64 with ``surface[i, j]`` at ``(xs[i], ys[j])``, checked."""
-    xs = np.asarray(xs, dtype=np.float64)
-    ys = np.asarray(ys, dtype=np.float64)
-    z = np.asarray(surface, dtype=np.float64)
-    if xs.ndim != 1 or ys.ndim != 1 or len(xs) < 2 or len(ys) < 2:
-        raise ValueError(
-            f"`xs` and `ys` must be 1-D with at least 2 entries, got shapes {xs.shape}, {ys.shape}"
-        )
-    if z.shape != (len(xs), len(ys)):
-        raise ValueError(
-            f"`surface` must have shape (len(xs), len(ys)) = {(len(xs), len(ys))}, got {z.shape}"
-        )
-    return xs, ys, z
-
-
-def _result(values: dict, single: bool, shape: tuple[int, ...]):
-    shaped = {k: v.reshape(shape) for k, v in values.items()}
-    return next(iter(shaped.values())) if single else shaped
+def _result(values: dict, shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    return {k: v.reshape(shape) for k, v in values.items()}
 
 
 def interpolate(
@@ -78,15 +51,16 @@ def interpolate(
       run_dir: a folder that makes the sweep resumable (see :mod:`visjax.landscape.resume`).
 
     Returns:
-      ``(len(alphas),)`` NumPy array, or a dict of them when ``loss_fn`` names several metrics.
+      A dict name -> ``(len(alphas),)`` NumPy array, one per metric (a single loss function is
+      keyed ``"loss"``).
 
     References:
       Goodfellow, Vinyals, Saxe, "Qualitatively characterizing neural network optimization
       problems", ICLR 2015. https://arxiv.org/abs/1412.6544
     """
-    _, single = as_loss_table(loss_fn)
+    as_loss_table(loss_fn)
     a = check_grid(alphas, "alphas")
-    _check_tree_like(params_b, params_a, "params_b")
+    check_tree_like(params_b, params_a, "params_b")
     direction = jax.tree.map(lambda p, q: jnp.asarray(q) - jnp.asarray(p), params_a, params_b)
     values = evaluate(
         loss_fn,
@@ -101,7 +75,7 @@ def interpolate(
         devices=devices,
         run_dir=run_dir,
     )
-    return _result(values, single, a.shape)
+    return _result(values, a.shape)
 
 
 def plane(
@@ -131,17 +105,18 @@ def plane(
         :func:`interpolate`.
 
     Returns:
-      ``surface`` of shape ``(len(xs), len(ys))`` with ``surface[i, j]`` at
-      ``params + xs[i] d1 + ys[j] d2`` (a dict of them for several metrics).
+      A dict name -> surface of shape ``(len(xs), len(ys))`` with ``surface[i, j]`` at
+      ``params + xs[i] d1 + ys[j] d2``, one per metric (a single loss function is keyed
+      ``"loss"``).
 
     References:
       Li, Xu, Taylor, Studer, Goldstein, "Visualizing the Loss Landscape of Neural Nets",
       NeurIPS 2018. https://arxiv.org/abs/1712.09913
     """
-    _, single = as_loss_table(loss_fn)
+    as_loss_table(loss_fn)
     gx, gy = check_grid(xs, "xs"), check_grid(ys, "ys")
-    _check_tree_like(d1, params, "d1")
-    _check_tree_like(d2, params, "d2")
+    check_tree_like(d1, params, "d1")
+    check_tree_like(d2, params, "d2")
     coords = np.stack(np.meshgrid(gx, gy, indexing="ij"), -1).reshape(-1, 2)
     values = evaluate(
         loss_fn,
@@ -156,14 +131,15 @@ def plane(
         devices=devices,
         run_dir=run_dir,
     )
-    return _result(values, single, (gx.size, gy.size))
+    return _result(values, (gx.size, gy.size))
 
 
 class PlaneThrough(NamedTuple):
-    """The plane through three models: surface, grid, basis and the models' coordinates.
+    """The plane through three models: surfaces, grid, basis and the models' coordinates.
 
-    ``surface[i, j]`` is at ``origin + xs[i] u + ys[j] v`` with ``u, v`` orthonormal (parameter
-    space distances), ``origin`` the first model; ``points`` ``(3, 2)`` the models' coordinates.
+    ``surface`` is a dict name -> surface as :func:`plane` returns; ``surface[name][i, j]`` is
+    at ``origin + xs[i] u + ys[j] v`` with ``u, v`` orthonormal (parameter space distances),
+    ``origin`` the first model; ``points`` ``(3, 2)`` the models' coordinates.
     """
 
     surface: Any
@@ -204,10 +180,8 @@ def plane_through(
       Garipov, Izmailov, Podoprikhin, Vetrov, Wilson, "Loss Surfaces, Mode Connectivity, and
       Fast Ensembling of DNNs", NeurIPS 2018. https://arxiv.org/abs/1802.10026
     """
-    from visjax.landscape.directions import tree_dot, tree_norm
-
-    _check_tree_like(p2, p1, "p2")
-    _check_tree_like(p3, p1, "p3")
+    check_tree_like(p2, p1, "p2")
+    check_tree_like(p3, p1, "p3")
     if not isinstance(resolution, int) or resolution < 2:
         raise ValueError(f"`resolution` must be an int >= 2, got {resolution!r}")
     a, b = jax.tree.map(_difference, p2, p1), jax.tree.map(_difference, p3, p1)

@@ -53,7 +53,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.landscape.directions import Ignore, _check_ignore, _check_like, _flat_paths, _roles
+from visjax.base.trees import check_like, flat_paths
+from visjax.landscape.directions import Ignore, check_ignore, leaf_roles
 
 # --------------------------------------------------------------------------- saving and loading
 
@@ -92,7 +93,7 @@ class TrajectoryWriter:
 
     def save(self, step: int, params: Any) -> Path:
         """Save ``params`` as step ``step`` (an int >= 0); return its folder."""
-        import orbax.checkpoint as ocp
+        import orbax.checkpoint as ocp  # noqa: PLC0415 - orbax (~1.1 s), only to save or load
 
         if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
             raise ValueError(f"`step` must be an int >= 0, got {step!r}")
@@ -134,7 +135,7 @@ def load_trajectory(folder: str | os.PathLike, *, like: Any = None) -> tuple[lis
     Raises:
       ValueError: ``folder`` is not a folder or holds no checkpoint.
     """
-    import orbax.checkpoint as ocp
+    import orbax.checkpoint as ocp  # noqa: PLC0415 - orbax (~1.1 s), only to save or load
 
     steps = trajectory_steps(folder)
     if not steps:
@@ -225,13 +226,13 @@ def pca_directions(
             f"`checkpoints` must hold at least 3 parameter pytrees for a PCA plane, "
             f"got {len(checkpoints)}"
         )
-    ignore = _check_ignore(ignore)
+    ignore = check_ignore(ignore)
     if final is None:
         final = checkpoints[-1]
     for i, c in enumerate(checkpoints):
-        _check_like(c, final, f"checkpoints[{i}]", "final")
-    paths, f_leaves, treedef = _flat_paths(final)
-    zero = [r == "zero" for r in _roles(paths, f_leaves, ignore)]
+        check_like(c, final, f"checkpoints[{i}]", "final")
+    paths, f_leaves, treedef = flat_paths(final)
+    zero = [r == "zero" for r in leaf_roles(paths, f_leaves, ignore)]
     t = len(checkpoints)
     all_leaves = [jax.tree.leaves(c) for c in checkpoints]
 

@@ -1,11 +1,14 @@
-"""Plotting: one function per picture, arrays in, a matplotlib Figure out."""
+"""Plotting: one function per picture, arrays in, a matplotlib Figure out.
+
+Single-axes plots take ``ax=None`` (draw on the given axes, return ``ax.figure``), multi-panel
+plots ``fig=None`` (draw into the given Figure or SubFigure and return it); by default both make
+and return a new Figure.
+"""
 
 from visjax.plot.attribution import attribution_grid as attribution_grid
-from visjax.plot.attribution import draw_overlay as draw_overlay
 from visjax.plot.attribution import overlay as overlay
 from visjax.plot.cam import cam_grid as cam_grid
 from visjax.plot.cam import cam_overlay as cam_overlay
-from visjax.plot.cam import draw_cam as draw_cam
 from visjax.plot.curvature import eigenvalue_density as eigenvalue_density
 from visjax.plot.curvature import eigenvalues_over_training as eigenvalues_over_training
 from visjax.plot.curves import training_curves as training_curves
@@ -22,7 +25,6 @@ from visjax.plot.landscape import loss_contour as loss_contour
 from visjax.plot.landscape import loss_curve as loss_curve
 from visjax.plot.landscape import loss_surface_3d as loss_surface_3d
 from visjax.plot.landscape import trajectory_contour as trajectory_contour
-from visjax.plot.perturbation import draw_feature_values as draw_feature_values
 from visjax.plot.perturbation import feature_values as feature_values
 from visjax.plot.perturbation import feature_values_grid as feature_values_grid
 
@@ -30,9 +32,6 @@ __all__ = [
     "attribution_grid",
     "cam_grid",
     "cam_overlay",
-    "draw_cam",
-    "draw_feature_values",
-    "draw_overlay",
     "eigenvalue_density",
     "eigenvalues_over_training",
     "feature_map_grid",

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from visjax.plot._figure import new_figure, tight
+
 
 def _to_map(attribution: Any) -> np.ndarray:
     a = np.asarray(attribution, dtype=np.float64)
@@ -17,7 +19,9 @@ def _to_map(attribution: Any) -> np.ndarray:
     return a
 
 
-def _to_image(image: Any) -> np.ndarray:
+def to_image(image: Any) -> np.ndarray:
+    """One image as a float (H, W) or (H, W, 3|4) array for ``imshow`` (a single channel
+    squeezed); raises ``ValueError`` naming ``image`` otherwise."""
     img = np.asarray(image, dtype=np.float64)
     if img.ndim == 3 and img.shape[-1] == 1:
         img = img[..., 0]
@@ -27,7 +31,7 @@ def _to_image(image: Any) -> np.ndarray:
     return (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
 
 
-def draw_overlay(
+def _draw_overlay(
     ax,
     image: Any,
     attribution: Any,
@@ -51,7 +55,7 @@ def draw_overlay(
         signed = bool((a[finite] < 0).any())
     vmax = np.percentile(np.abs(a[finite]), percentile) if finite.any() else 1.0
     vmax = vmax if vmax > 0 else 1.0
-    img = _to_image(image)
+    img = to_image(image)
     ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
     masked = np.ma.masked_invalid(a)
     artist = ax.imshow(
@@ -77,10 +81,11 @@ def overlay(
     percentile: float = 99.0,
     alpha: float = 0.65,
     cmap: str | None = None,
+    ax=None,
     title: str | None = None,
     figsize: tuple[float, float] = (3.2, 3.0),
 ):
-    """A figure with one attribution heatmap over its image (see :func:`draw_overlay`).
+    """One attribution heatmap over its image.
 
     Args:
       image: ``(H, W)`` or ``(H, W, C)``; min-max scaled for display.
@@ -89,26 +94,23 @@ def overlay(
       percentile: colour scale clipped at this percentile of ``|attribution|``.
       alpha: opacity of the heatmap.
       cmap: a matplotlib colour map name (default ``"bwr"`` signed, ``"inferno"`` unsigned).
+      ax: draw on these axes (no colour bar) and return their figure; default: a new figure.
       title: the axes title.
-      figsize: figure size in inches.
+      figsize: figure size in inches (new figure only).
 
     Returns:
-      A matplotlib ``Figure`` with a colour bar.
+      The matplotlib ``Figure`` (``ax.figure`` when ``ax`` is given; a new one with a colour
+      bar otherwise).
     """
-    from matplotlib.figure import Figure
+    style = dict(signed=signed, percentile=percentile, alpha=alpha, cmap=cmap, title=title)
+    if ax is not None:
+        _draw_overlay(ax, image, attribution, **style)
+        return ax.figure
+    from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib (~0.7 s) loads with the first figure
 
     fig = Figure(figsize=figsize)
     ax = fig.subplots()
-    artist = draw_overlay(
-        ax,
-        image,
-        attribution,
-        signed=signed,
-        percentile=percentile,
-        alpha=alpha,
-        cmap=cmap,
-        title=title,
-    )
+    artist = _draw_overlay(ax, image, attribution, **style)
     fig.colorbar(artist, ax=ax, fraction=0.046, pad=0.04)
     return fig
 
@@ -121,12 +123,13 @@ def example_grid(
     row_labels: Sequence[str] | None,
     cell: float,
     arg: str,
+    fig=None,
 ):
     """One row per example ``i``: the input, then ``draw(ax, i, name, columns[name][i])``.
 
-    The grid the method-comparison figures share; ``arg`` names ``columns`` in errors.
+    The grid the method-comparison figures share; ``arg`` names ``columns`` in errors; drawn
+    into ``fig`` (a Figure or SubFigure) when given, else into a new Figure.
     """
-    from matplotlib.figure import Figure
 
     images = np.asarray(images)
     n = images.shape[0]
@@ -136,10 +139,10 @@ def example_grid(
     if row_labels is not None and len(row_labels) != n:
         raise ValueError(f"`row_labels` must have {n} entries, got {len(row_labels)}")
     cols = 1 + len(columns)
-    fig = Figure(figsize=(cell * cols, cell * n + 0.3))
+    fig = new_figure(fig, (cell * cols, cell * n + 0.3))
     axes = np.asarray(fig.subplots(n, cols, squeeze=False))
     for i in range(n):
-        img = _to_image(images[i])
+        img = to_image(images[i])
         axes[i, 0].imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
         axes[i, 0].set_xticks([])
         axes[i, 0].set_yticks([])
@@ -148,7 +151,7 @@ def example_grid(
         for j, (name, a) in enumerate(columns.items(), start=1):
             draw(axes[i, j], i, name, np.asarray(a)[i])
     axes[0, 0].set_title("input", fontsize=9)
-    fig.tight_layout()
+    tight(fig)
     return fig
 
 
@@ -159,6 +162,7 @@ def attribution_grid(
     row_labels: Sequence[str] | None = None,
     percentile: float = 99.0,
     cell: float = 1.6,
+    fig=None,
 ):
     """A grid: one row per example, the input and then one column per method.
 
@@ -168,20 +172,22 @@ def attribution_grid(
       images: ``(N, H, W, C)`` inputs.
       attributions: method name to ``(N, H, W, C)`` attributions (same N).
       row_labels: one label per row (e.g. ``"true 3 / pred 8"``).
-      percentile: colour scale clip (see :func:`draw_overlay`).
-      cell: size of one cell in inches.
+      percentile: colour scale clip (see :func:`overlay`).
+      cell: size of one cell in inches (new figure only).
+      fig: a matplotlib Figure or SubFigure to draw into; default: a new Figure.
 
     Returns:
-      A matplotlib ``Figure``.
+      ``fig`` when given, else the new ``Figure``.
     """
     images = np.asarray(images)
     return example_grid(
         images,
         attributions,
-        lambda ax, i, name, a: draw_overlay(
+        lambda ax, i, name, a: _draw_overlay(
             ax, images[i], a, percentile=percentile, title=name if i == 0 else None
         ),
         row_labels=row_labels,
         cell=cell,
         arg="attributions",
+        fig=fig,
     )

@@ -41,7 +41,7 @@ def eigenvalue_density(
     Returns:
       The matplotlib ``Figure`` (the one of ``ax`` when given).
     """
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib (~0.7 s) loads with the first figure
 
     grid = np.asarray(getattr(density, "grid", None), dtype=np.float64)
     values = np.asarray(getattr(density, "density", None), dtype=np.float64)
@@ -106,7 +106,7 @@ def eigenvalues_over_training(
     Returns:
       The matplotlib ``Figure`` (the one of ``ax`` when given).
     """
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib (~0.7 s) loads with the first figure
 
     steps = np.asarray(steps, dtype=np.float64)
     if steps.ndim != 1:

@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from visjax.plot._figure import new_figure
+
 
 def training_curves(
-    history: Any, *, title: str = "training", figsize: tuple[float, float] = (9.0, 3.4)
+    history: Any,
+    *,
+    fig=None,
+    title: str = "training",
+    figsize: tuple[float, float] = (9.0, 3.4),
 ):
     """Loss and accuracy per epoch, train and test, side by side.
 
@@ -15,18 +21,17 @@ def training_curves(
       history: a :class:`visjax.zoo.History` or a mapping with ``train_loss``, ``train_accuracy``
         and optionally ``test_loss``, ``test_accuracy`` (sequences of floats; empty ones are
         skipped). NaN/Inf values are drawn as gaps, as matplotlib does.
+      fig: a matplotlib Figure or SubFigure to draw into; default: a new Figure.
       title: the figure title.
-      figsize: figure size in inches.
+      figsize: figure size in inches (new figure only).
 
     Returns:
-      A matplotlib ``Figure`` with two axes.
+      ``fig`` when given, else the new ``Figure``, with two axes.
     """
-    from matplotlib.figure import Figure
-
     h: Mapping[str, Sequence[float]] = (
         history._asdict() if hasattr(history, "_asdict") else dict(history)
     )
-    fig = Figure(figsize=figsize)
+    fig = new_figure(fig, figsize)
     ax_loss, ax_acc = fig.subplots(1, 2)
     for ax, metric in ((ax_loss, "loss"), (ax_acc, "accuracy")):
         for split, style in (("train", "-"), ("test", "--")):

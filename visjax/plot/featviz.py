@@ -1,8 +1,9 @@
 """Feature visualisation pictures: image grids, objective curves, filter and feature-map grids.
 
-Every function takes arrays and returns a new matplotlib ``Figure`` with one axes per panel
-(unused grid cells are removed). NaN/Inf pixels are drawn transparent, so the figure's background
-shows through; NaN/Inf values in curves are gaps.
+Every function takes arrays and returns a matplotlib ``Figure`` with one axes per panel (unused
+grid cells are removed): a new one, or the ``fig`` (grids) or ``ax.figure`` (curves) passed in.
+NaN/Inf pixels are drawn transparent, so the figure's background shows through; NaN/Inf values
+in curves are gaps.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from visjax.plot._figure import new_axes, new_figure, tight
 
 
 def _grid_shape(n: int, ncols: int | None) -> tuple[int, int]:
@@ -52,12 +55,11 @@ def _panels(
     cell: float,
     normalize: bool,
     vrange: tuple[float, float] | None = None,
+    fig=None,
 ):
-    from matplotlib.figure import Figure
-
     n = len(panels)
     nrows, ncols = _grid_shape(n, ncols)
-    fig = Figure(figsize=(cell * ncols, cell * nrows + (0.4 if title else 0.1)))
+    fig = new_figure(fig, (cell * ncols, cell * nrows + (0.4 if title else 0.1)))
     axes = np.asarray(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     for i, ax in enumerate(axes):
         if i >= n:
@@ -75,7 +77,7 @@ def _panels(
             ax.set_title(str(labels[i]), fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    tight(fig)
     return fig
 
 
@@ -96,6 +98,7 @@ def image_grid(
     title: str | None = None,
     normalize: bool = False,
     cell: float = 1.6,
+    fig=None,
 ):
     """A grid of images, e.g. the units rendered by feature visualisation.
 
@@ -111,10 +114,11 @@ def image_grid(
       cmap: colour map for one-channel images (default ``"gray"``); RGB images ignore it.
       title: the figure title.
       normalize: scale each image to [0, 1] by its own finite min and max.
-      cell: size of one panel in inches.
+      cell: size of one panel in inches (new figure only).
+      fig: a matplotlib Figure or SubFigure to draw into; default: a new Figure.
 
     Returns:
-      A matplotlib ``Figure`` with ``U`` axes.
+      ``fig`` when given, else the new ``Figure``, with ``U`` axes.
 
     Raises:
       ValueError: ``images`` not 3-D/4-D or empty, wrong number of ``labels``, a bad ``ncols``.
@@ -139,12 +143,14 @@ def image_grid(
         title=title,
         cell=cell,
         normalize=normalize,
+        fig=fig,
     )
 
 
 def objective_curves(
     traces: Any,
     *,
+    ax=None,
     labels: Sequence[str] | None = None,
     title: str | None = None,
     xlabel: str = "step",
@@ -156,14 +162,15 @@ def objective_curves(
     Args:
       traces: ``(U, steps)`` objective values (a 1-D ``(steps,)`` is one curve). NaN/Inf values
         are drawn as gaps.
+      ax: draw on these axes and return their figure; default: a new figure.
       labels: one legend entry per curve; no legend when None.
       title: the axes title.
       xlabel: the x-axis label (steps are numbered from 1).
       ylabel: the y-axis label.
-      figsize: figure size in inches.
+      figsize: figure size in inches (new figure only).
 
     Returns:
-      A matplotlib ``Figure`` with one axes.
+      The matplotlib ``Figure`` (``ax.figure`` when ``ax`` is given).
 
     Raises:
       ValueError: ``traces`` not 1-D/2-D or empty, or a wrong number of ``labels``.
@@ -174,8 +181,6 @@ def objective_curves(
       >>> len(fig.axes[0].get_lines())
       3
     """
-    from matplotlib.figure import Figure
-
     t = np.asarray(traces, dtype=np.float64)
     if t.ndim == 1:
         t = t[None]
@@ -183,8 +188,8 @@ def objective_curves(
         raise ValueError(f"`traces` must be (U, steps) with U, steps >= 1, got shape {t.shape}")
     _check_labels(labels, t.shape[0])
     t = np.where(np.isfinite(t), t, np.nan)
-    fig = Figure(figsize=figsize)
-    ax = fig.subplots()
+    given = ax is not None
+    fig, ax = new_axes(ax, figsize)
     steps = np.arange(1, t.shape[1] + 1)
     for i, row in enumerate(t):
         ax.plot(steps, row, label=None if labels is None else str(labels[i]))
@@ -195,7 +200,8 @@ def objective_curves(
         ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
+    if not given:
+        fig.tight_layout()
     return fig
 
 
@@ -205,6 +211,7 @@ def filter_grid(
     ncols: int | None = None,
     title: str | None = None,
     cell: float = 1.0,
+    fig=None,
 ):
     """The filters of a convolution layer, as :func:`visjax.featviz.layer_filters` returns them.
 
@@ -217,10 +224,11 @@ def filter_grid(
       filters: ``(C_out, kh, kw, C_in)``.
       ncols: columns of the grid; default ``ceil(sqrt(C_out))``.
       title: the figure title.
-      cell: size of one panel in inches.
+      cell: size of one panel in inches (new figure only).
+      fig: a matplotlib Figure or SubFigure to draw into; default: a new Figure.
 
     Returns:
-      A matplotlib ``Figure`` with ``C_out`` axes.
+      ``fig`` when given, else the new ``Figure``, with ``C_out`` axes.
 
     Raises:
       ValueError: ``filters`` not 4-D or empty.
@@ -241,6 +249,7 @@ def filter_grid(
         title=title,
         cell=cell,
         normalize=False,
+        fig=fig,
     )
 
 
@@ -252,22 +261,24 @@ def feature_map_grid(
     shared_scale: bool = False,
     title: str | None = None,
     cell: float = 1.2,
+    fig=None,
 ):
     """One example's feature maps, one panel per channel.
 
     Args:
-      maps: ``(H', W', C)``, e.g. ``feature_maps(model, x, layer)[i]``.
+      maps: ``(H', W', C)``, e.g. ``feature_maps(model, x, layer=layer)[i]``.
       ncols: columns of the grid; default ``ceil(sqrt(C))``.
       cmap: the colour map.
       shared_scale: one colour scale (the finite min and max over all channels) for every
         panel, so channels compare in magnitude; by default each channel is scaled to its own
         finite min and max (a constant channel is drawn at the middle of the colour map).
       title: the figure title.
-      cell: size of one panel in inches.
+      cell: size of one panel in inches (new figure only).
+      fig: a matplotlib Figure or SubFigure to draw into; default: a new Figure.
 
     Returns:
-      A matplotlib ``Figure`` with ``C`` axes, each titled with its channel. NaN/Inf values are
-      transparent.
+      ``fig`` when given, else the new ``Figure``, with ``C`` axes, each titled with its
+      channel. NaN/Inf values are transparent.
 
     Raises:
       ValueError: ``maps`` not 3-D or without channels.
@@ -295,4 +306,5 @@ def feature_map_grid(
         cell=cell,
         normalize=True,
         vrange=vrange,
+        fig=fig,
     )

@@ -64,7 +64,7 @@ def _shown(values: np.ndarray, log: bool) -> np.ndarray:
 
 
 def _axes(ax, figsize):
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib (~0.7 s) loads with the first figure
 
     if ax is None:
         fig = Figure(figsize=figsize)
@@ -188,7 +188,7 @@ def histograms_over_time(
       >>> histograms_over_time(snap, "fc").axes[0].collections[0].get_array().shape
       (2, 4)
     """
-    from matplotlib.colors import LogNorm
+    from matplotlib.colors import LogNorm  # noqa: PLC0415 - matplotlib (~0.7 s) loads with the first figure
 
     steps, series = _series(snapshot, statistic, [group], ndim=2)
     counts = series[str(group)]

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from visjax.landscape.slices import check_surface as _grid
+from visjax.base.grids import check_surface
 
 
 def _fmt(v: float) -> str:
@@ -73,7 +73,7 @@ def loss_curve(
     Returns:
       The matplotlib ``Figure`` (the one of ``ax`` when given).
     """
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib (~0.7 s) loads with the first figure
 
     alphas = np.asarray(alphas, dtype=np.float64)
     if alphas.ndim != 1:
@@ -212,10 +212,10 @@ def loss_contour(
     Returns:
       The matplotlib ``Figure`` (the one of ``ax`` when given).
     """
-    from matplotlib.colors import LogNorm, Normalize
-    from matplotlib.figure import Figure
+    from matplotlib.colors import LogNorm, Normalize  # noqa: PLC0415 - matplotlib (~0.7 s) loads with the first figure
+    from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib (~0.7 s) loads with the first figure
 
-    xs, ys, z = _grid(xs, ys, surface)
+    xs, ys, z = check_surface(xs, ys, surface)
     shown = _shown(z, log)
     finite = shown[np.isfinite(shown)]
     if ax is None:
@@ -296,9 +296,9 @@ def loss_surface_3d(
     Returns:
       The matplotlib ``Figure`` (the one of ``ax`` when given).
     """
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib (~0.7 s) loads with the first figure
 
-    xs, ys, z = _grid(xs, ys, surface)
+    xs, ys, z = check_surface(xs, ys, surface)
     if ax is None:
         fig = Figure(figsize=figsize)
         ax = fig.add_subplot(projection="3d")

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from visjax.plot.attribution import _to_image, example_grid
+from visjax.plot.attribution import example_grid, to_image
 
 _ANNOTATE_MAX = 64
 
@@ -62,7 +62,7 @@ def _boundary_segments(labels: np.ndarray) -> np.ndarray:
     return np.concatenate([vertical, horizontal]).reshape(-1, 2, 2)
 
 
-def draw_feature_values(
+def _draw_feature_values(
     ax,
     image: Any,
     mask: Any,
@@ -81,7 +81,7 @@ def draw_feature_values(
 
     Returns the image artist of the coloured features (for a colour bar).
     """
-    img = _to_image(image)
+    img = to_image(image)
     labels = _to_mask(mask, img.shape[:2], names[0])
     k = int(labels.max()) + 1 if n_features is None else n_features
     v = _feature_values(values, labels, k, names[1])
@@ -97,7 +97,7 @@ def draw_feature_values(
         alpha=alpha,
         interpolation="nearest",
     )
-    from matplotlib.collections import LineCollection
+    from matplotlib.collections import LineCollection  # noqa: PLC0415 - matplotlib (~0.7 s) loads with the first figure
 
     ax.add_collection(
         LineCollection(_boundary_segments(labels), colors=outline_color, linewidths=linewidth)
@@ -181,13 +181,13 @@ def feature_values(
         title=title,
     )
     if ax is not None:
-        draw_feature_values(ax, image, mask, values, **style)
+        _draw_feature_values(ax, image, mask, values, **style)
         return ax.figure
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib (~0.7 s) loads with the first figure
 
     fig = Figure(figsize=figsize)
     ax = fig.subplots()
-    artist = draw_feature_values(ax, image, mask, values, **style)
+    artist = _draw_feature_values(ax, image, mask, values, **style)
     fig.colorbar(artist, ax=ax, fraction=0.046, pad=0.04, label="feature value")
     fig.tight_layout()
     return fig
@@ -203,6 +203,7 @@ def feature_values_grid(
     outline_color: str = "black",
     annotate: bool = False,
     cell: float = 1.6,
+    fig=None,
 ):
     """A grid: one row per example, the input and then one column per method's feature values.
 
@@ -220,12 +221,12 @@ def feature_values_grid(
       cmap: a diverging matplotlib colour map name.
       outline_color: colour of the boundaries (and value text).
       annotate: write values at the centroids (off by default: cells are small).
-      cell: size of one cell in inches.
+      cell: size of one cell in inches (new figure only).
+      fig: a matplotlib Figure or SubFigure to draw into; default: a new Figure.
 
     Returns:
-      A matplotlib ``Figure``.
+      ``fig`` when given, else the new ``Figure``.
     """
-
     images = np.asarray(images)
     if images.ndim not in (3, 4):
         raise ValueError(f"`images` must be (N, H, W) or (N, H, W, C), got shape {images.shape}")
@@ -246,7 +247,7 @@ def feature_values_grid(
     return example_grid(
         images,
         values_by_method,
-        lambda ax, i, name, v: draw_feature_values(
+        lambda ax, i, name, v: _draw_feature_values(
             ax,
             images[i],
             m[i],
@@ -261,4 +262,5 @@ def feature_values_grid(
         row_labels=row_labels,
         cell=cell,
         arg="values_by_method",
+        fig=fig,
     )

@@ -6,14 +6,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from visjax import attribution as va
+from visjax.attribution import cam
+from visjax.base.io import save_figure
+from visjax.plot import attribution_grid, cam_grid, feature_values_grid
+from visjax.report.context import DemoContext
 from visjax.report.html import Section
-from visjax.report.sections import DemoContext, register_section
+from visjax.zoo import load_digits
 
 
 def _examples(ctx: DemoContext):
     """The digits CNN and 3 right + 3 wrong test digits, with their predicted classes."""
-    from visjax.zoo import load_digits
-
     model = ctx.digits_cnn.model
     test = load_digits().test
     x_all = jnp.asarray(test.x)
@@ -26,14 +29,13 @@ def _examples(ctx: DemoContext):
     return model, x_all[idx], jnp.asarray(pred[idx]), labels, n_wrong, len(pred)
 
 
-@register_section("attribution", title="Attribution", order=30)
+def _class_scores(model, x, t):
+    """Each example's score for its class ``t``: ``model(x)[i, t[i]]``."""
+    return model(x)[jnp.arange(x.shape[0]), t]
+
+
 def attribution_section(ctx: DemoContext) -> Section:
     """Saliency, gradient x input, IG, SmoothGrad, expected gradients and blur IG side by side."""
-    from visjax import attribution as va
-    from visjax.base.io import save_figure
-    from visjax.plot import attribution_grid
-    from visjax.zoo import load_digits
-
     model, x, t, labels, n_wrong, n_test = _examples(ctx)
     key = jax.random.key(ctx.seed)
     k1, k2 = jax.random.split(key)
@@ -48,7 +50,7 @@ def attribution_section(ctx: DemoContext) -> Section:
     }
     fig = save_figure(attribution_grid(x, maps, row_labels=labels), ctx.out / "attribution.png")
     ig = maps["IG (64, GL)"]
-    err = va.completeness_error(model, x, t, ig)
+    err = va.completeness_error(model, x, t, attributions=ig)
     return Section(
         "Attribution",
         f"Attributions for the predicted class on 3 correctly and 3 wrongly "
@@ -59,13 +61,8 @@ def attribution_section(ctx: DemoContext) -> Section:
     )
 
 
-@register_section("cam", title="Class activation maps", order=31)
 def cam_section(ctx: DemoContext) -> Section:
     """The CAM family at the digits CNN's last convolution, processed as pytorch-grad-cam does."""
-    from visjax.attribution import cam
-    from visjax.base.io import save_figure
-    from visjax.plot import cam_grid
-
     model, x, t, labels, _, _ = _examples(ctx)
     layer = "conv2"
     size = x.shape[1:3]
@@ -99,14 +96,8 @@ def cam_section(ctx: DemoContext) -> Section:
     )
 
 
-@register_section("perturbation", title="Perturbation and surrogate attribution", order=32)
 def perturbation_section(ctx: DemoContext) -> Section:
     """Occlusion, feature ablation, Shapley sampling, Kernel SHAP and LIME on 2x2 patches."""
-    from visjax import attribution as va
-    from visjax.attribution.cam._core import target_scores
-    from visjax.base.io import save_figure
-    from visjax.plot import feature_values_grid
-
     model, x, t, labels, _, _ = _examples(ctx)
     mask = va.square_patches(x.shape[1:], 2)  # 16 features of 2 x 2 pixels
     k1, k2, k3 = jax.random.split(jax.random.key(ctx.seed), 3)
@@ -133,7 +124,7 @@ def perturbation_section(ctx: DemoContext) -> Section:
     ks = maps[f"Kernel SHAP ({n})"]
     per_feature = ks[:, ::2, ::2, 0]  # each element carries its feature's value
     gap = per_feature.sum(axis=(1, 2)) - (
-        target_scores(model, x, t, None) - target_scores(model, jnp.zeros_like(x), t, None)
+        _class_scores(model, x, t) - _class_scores(model, jnp.zeros_like(x), t)
     )
     text += f"Kernel SHAP's sum minus f(x) - f(0): at most {float(jnp.abs(gap).max()):.1e}. "
     if not ctx.quick:  # exact values: 2^16 coalitions per example

@@ -6,18 +6,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from visjax import featviz as fv
+from visjax.base.io import save_figure
+from visjax.plot import feature_map_grid, filter_grid, image_grid, objective_curves
+from visjax.report.context import DemoContext
 from visjax.report.html import Section
-from visjax.report.sections import DemoContext, register_section
+from visjax.zoo import SHAPE_CLASSES, load_shapes, trained_shapes_cnn
 
 
-@register_section("featviz", title="Feature visualisation", order=35)
 def featviz_section(ctx: DemoContext) -> Section:
     """Class and channel visualisations, first-layer filters and feature maps of the shapes CNN."""
-    from visjax import featviz as fv
-    from visjax.base.io import save_figure
-    from visjax.plot import feature_map_grid, filter_grid, image_grid, objective_curves
-    from visjax.zoo import SHAPE_CLASSES, load_shapes, trained_shapes_cnn
-
     trained = trained_shapes_cnn(seed=ctx.seed, cache=ctx.cache)
     model = trained.model
     ctx.log(f"shapes CNN: test accuracy {trained.history.test_accuracy[-1]:.2%}")
@@ -30,7 +28,7 @@ def featviz_section(ctx: DemoContext) -> Section:
         units=list(range(len(SHAPE_CLASSES))),
         param=param,
         transforms=transforms,
-        steps=steps,
+        n_steps=steps,
         key=key,
     )
     pred = np.asarray(jnp.argmax(model(classes.images), -1))
@@ -50,7 +48,7 @@ def featviz_section(ctx: DemoContext) -> Section:
         units=[("conv3", c) for c in range(8)],
         param=param,
         transforms=transforms,
-        steps=steps,
+        n_steps=steps,
         key=jax.random.fold_in(key, 1),
     )
     figs.append(
@@ -61,13 +59,13 @@ def featviz_section(ctx: DemoContext) -> Section:
     )
     figs.append(
         save_figure(
-            filter_grid(fv.layer_filters(model, "conv1"), title="conv1 filters"),
+            filter_grid(fv.layer_filters(model, layer="conv1"), title="conv1 filters"),
             ctx.out / "featviz_filters.png",
         )
     )
     test = load_shapes().test
     example = int(np.flatnonzero(test.y == SHAPE_CLASSES.index("vertical stripes"))[0])
-    maps = fv.feature_maps(model, jnp.asarray(test.x[example : example + 1]), "conv1")[0]
+    maps = fv.feature_maps(model, jnp.asarray(test.x[example : example + 1]), layer="conv1")[0]
     figs.append(
         save_figure(
             feature_map_grid(maps, title="conv1 maps of a vertical-stripes image"),

@@ -9,16 +9,20 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from visjax.base.io import save_figure
+from visjax.gradstats import flags, per_example_stats, snapshot, track, write_csv
+from visjax.landscape import model_losses
+from visjax.model import as_model
+from visjax.plot import gradient_norms, histograms_over_time, noise_scale, update_ratios
+from visjax.report.context import DemoContext
 from visjax.report.html import Section
-from visjax.report.sections import DemoContext, register_section
+from visjax.zoo import digits_cnn, load_digits
 
 _STATS = ("norm", "max_abs", "nonfinite", "update_ratio", "histogram")
 
 
 def sigmoid_mlp(depth: int = 12, width: int = 32, *, seed: int = 0):
     """A deep sigmoid MLP on the flattened digits: the textbook case of vanishing gradients."""
-    from visjax import as_model
-
     keys = jax.random.split(jax.random.key(seed), depth + 1)
     init = jax.nn.initializers.lecun_normal()
     sizes = [64] + [width] * depth + [10]
@@ -39,9 +43,6 @@ def sigmoid_mlp(depth: int = 12, width: int = 32, *, seed: int = 0):
 
 def _train_tracked(model, data, *, steps, every, seed):
     """Adam (1e-2) wrapped in ``track``; per-example noise scale every ``every`` steps."""
-    from visjax.gradstats import per_example_stats, snapshot, track
-    from visjax.landscape import model_losses
-
     loss = model_losses(model)["cross_entropy"]
     opt = track(optax.adam(1e-2), stats=_STATS, history=steps)
 
@@ -51,7 +52,7 @@ def _train_tracked(model, data, *, steps, every, seed):
         updates, state = opt.update(grads, state, params)
         return optax.apply_updates(params, updates), state, value
 
-    noise = jax.jit(lambda p, b: per_example_stats(loss, p, b).total.noise_scale)
+    noise = jax.jit(lambda p, b: per_example_stats(loss, p, data=b).total.noise_scale)
     rng = np.random.default_rng(seed)
     params, state = model.params, opt.init(model.params)
     losses, noise_steps, noise_values = [], [], []
@@ -66,14 +67,8 @@ def _train_tracked(model, data, *, steps, every, seed):
     return snapshot(state), np.array(losses), np.array(noise_steps), np.array(noise_values)
 
 
-@register_section("gradstats", title="Training diagnostics", order=25)
 def gradstats_section(ctx: DemoContext) -> Section:
     """Per-layer gradient norms, histograms over time, update ratios and the noise scale."""
-    from visjax.base.io import save_figure
-    from visjax.gradstats import flags, write_csv
-    from visjax.plot import gradient_norms, histograms_over_time, noise_scale, update_ratios
-    from visjax.zoo import digits_cnn, load_digits
-
     data = load_digits().train
     steps = 60 if ctx.quick else 300
     cnn = digits_cnn("function", seed=ctx.seed)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
+from visjax.report.context import DemoContext
 from visjax.report.html import Section
-from visjax.report.sections import DemoContext, register_section
+from visjax.report.sweep import sweep_trained
+from visjax.zoo import digits_cnn
 
 
-@register_section("landscape", title="Loss landscape", order=40)
 def landscape_section(ctx: DemoContext) -> Section:
     """1-D interpolation init -> trained and a filter-normalised 2-D contour (Li et al. 2018)."""
-    from visjax.report.sweep import sweep_trained
-    from visjax.zoo import digits_cnn
-
     resolution = 11 if ctx.quick else 31
     run = sweep_trained(
         ctx.out / "landscape",

@@ -11,6 +11,13 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from visjax.base.io import save_figure
+from visjax.landscape import interpolate, model_losses, plane, random_plane, save_npz, save_vtk
+from visjax.landscape.losses import NAMES
+from visjax.plot.landscape import loss_contour, loss_curve, loss_surface_3d
+from visjax.zoo import digits_cnn, digits_resnet, load_digits
+from visjax.zoo.pretrained import trained_digits_cnn, trained_digits_resnet
+
 
 class LandscapeRun(NamedTuple):
     """Paths written by :func:`run_landscape` and the surfaces themselves."""
@@ -27,8 +34,6 @@ ZOO_MODELS = ("digits_cnn", "digits_resnet", "digits_resnet_noskip")
 
 
 def _trained(name: str, seed: int, cache: Any):
-    from visjax.zoo.pretrained import trained_digits_cnn, trained_digits_resnet
-
     if name == "digits_cnn":
         return trained_digits_cnn(seed=seed, cache=cache)
     if name in ("digits_resnet", "digits_resnet_noskip"):
@@ -37,8 +42,6 @@ def _trained(name: str, seed: int, cache: Any):
 
 
 def _initial(name: str, seed: int):
-    from visjax.zoo import digits_cnn, digits_resnet
-
     if name == "digits_cnn":
         return digits_cnn("nnx", seed=seed)
     return digits_resnet(skip=name == "digits_resnet", seed=seed)
@@ -73,8 +76,6 @@ def run_landscape(
 def _check_settings(
     *, resolution: int = 21, span: float = 1.0, metrics: tuple[str, ...] = (), **_: Any
 ) -> None:
-    from visjax.landscape.losses import NAMES
-
     if not isinstance(resolution, int) or resolution < 2:
         raise ValueError(f"`resolution` must be an int >= 2, got {resolution!r}")
     if not span > 0:
@@ -112,11 +113,6 @@ def sweep_trained(
     settings in the same folder raises a ``ValueError`` (resume it with the old settings, or pass
     ``resume=False``). ``devices``: the points are sharded over them (default: all devices).
     """
-    from visjax.base.io import save_figure
-    from visjax.landscape import interpolate, model_losses, plane, random_plane, save_npz, save_vtk
-    from visjax.plot.landscape import loss_contour, loss_curve, loss_surface_3d
-    from visjax.zoo import load_digits
-
     _check_settings(resolution=resolution, span=span, metrics=metrics)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -142,7 +138,7 @@ def sweep_trained(
         devices=devices,
         run_dir=sweeps / "line",
     )
-    d1, d2 = random_plane(m.params, jax.random.key(seed), normalization=normalization)
+    d1, d2 = random_plane(m.params, key=jax.random.key(seed), normalization=normalization)
     xs = np.linspace(-span, span, resolution, dtype=np.float32)
     log(f"{normalization}-normalised random plane: {resolution}x{resolution} points")
     surfaces = plane(

@@ -9,8 +9,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
-from visjax.model import _check_tree_like
+from visjax.base.checks import check_tree_like
 
 
 def build_nnx(
@@ -43,22 +44,20 @@ def build_nnx(
     Raises:
       ValueError: ``params`` do not have the module's tree structure or shapes.
     """
-    from flax import nnx
-
     graphdef, state, rest = nnx.split(nnx.eval_shape(lambda: make(nnx.Rngs(0))), nnx.Param, ...)
     if jax.tree.leaves(rest):
         raise TypeError("`build_nnx` handles modules whose variables are all nnx.Param")
     template = nnx.to_pure_dict(state)
     if params is None:
-        params = _fresh_params(template, jax.random.key(seed), dict(normal_std or {}))
+        params = fresh_params(template, jax.random.key(seed), dict(normal_std or {}))
     else:
-        _check_tree_like(params, template, "params")
+        check_tree_like(params, template, "params")
         params = jax.tree.map(jnp.asarray, params)
     nnx.replace_by_pure_dict(state, params)
     return nnx.merge(graphdef, state, rest)
 
 
-def _fresh_params(template: Any, key: jax.Array, normal_std: dict[str, float]) -> Any:
+def fresh_params(template: Any, key: jax.Array, normal_std: dict[str, float]) -> Any:
     leaves, treedef = jax.tree.flatten(template)
     names = [
         str(getattr(path[-1], "key", path[-1]))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import jax
+import orbax.checkpoint as ocp
 
 from visjax.base.io import atomic_write_text
 from visjax.model import Model
@@ -95,8 +96,6 @@ def _abstract(tree: Any) -> Any:
 
 
 def _save(folder: Path, model: Model, history: History, config: Mapping[str, Any]) -> None:
-    import orbax.checkpoint as ocp
-
     ckptr = ocp.StandardCheckpointer()
     try:
         ckptr.save(folder / "params", model.params)
@@ -113,8 +112,6 @@ def _commit(folder: Path) -> None:
 
 
 def _load(folder: Path, like: Model) -> tuple[Model, History]:
-    import orbax.checkpoint as ocp
-
     manifest = json.loads((folder / _MANIFEST).read_text())
     if manifest != _file_table(folder):
         raise ValueError("files do not match the manifest")

@@ -12,8 +12,10 @@ from __future__ import annotations
 import functools
 from typing import Any, Literal
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from flax import nnx
 
 from visjax.model import Model, as_model, tag
 
@@ -50,8 +52,6 @@ def apply(params: dict[str, Any], x: jax.Array) -> jax.Array:
 
 @functools.cache
 def _nnx_class():
-    from flax import nnx
-
     class DigitsCNN(nnx.Module):
         """The digits CNN as a Flax NNX module."""
 
@@ -70,8 +70,6 @@ def _nnx_class():
 
 @functools.cache
 def _linen_class():
-    import flax.linen as nn
-
     class DigitsCNNLinen(nn.Module):
         """The digits CNN as a Flax Linen module."""
 
@@ -86,8 +84,6 @@ def _linen_class():
 
 def nnx_module(params: dict[str, Any]):
     """A Flax NNX ``DigitsCNN`` holding ``params``."""
-    from flax import nnx
-
     module = _nnx_class()(rngs=nnx.Rngs(0))
     state = nnx.state(module, nnx.Param)
     nnx.replace_by_pure_dict(state, params)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from sklearn.datasets import load_digits as sk_digits
+from sklearn.model_selection import train_test_split
 
 
 class Split(NamedTuple):
@@ -33,9 +35,6 @@ def load_digits() -> Digits:
       >>> d.train.x.shape, d.test.x.shape
       ((1347, 8, 8, 1), (450, 8, 8, 1))
     """
-    from sklearn.datasets import load_digits as sk_digits
-    from sklearn.model_selection import train_test_split
-
     bunch = sk_digits()
     x = (bunch.images.astype(np.float32) / 16.0)[..., None]
     y = bunch.target.astype(np.int32)

@@ -24,6 +24,8 @@ import functools
 from collections.abc import Sequence
 
 import numpy as np
+import skimage.data
+from skimage.transform import resize
 
 SAMPLE_IMAGES: tuple[str, ...] = (
     "astronaut",
@@ -39,8 +41,6 @@ SAMPLE_IMAGES: tuple[str, ...] = (
 
 @functools.cache
 def _load_uint8(name: str) -> np.ndarray:
-    import skimage.data
-
     image = np.asarray(getattr(skimage.data, name)())
     image.setflags(write=False)
     return image
@@ -84,8 +84,6 @@ def sample_image(name: str, *, size: Sequence[int] | None = None) -> np.ndarray:
     h, w = _check_size(size)
     if (h, w) == image.shape[:2]:
         return image
-    from skimage.transform import resize
-
     out = resize(image, (h, w), order=1, anti_aliasing=True)
     return np.clip(out, 0.0, 1.0).astype(np.float32)
 

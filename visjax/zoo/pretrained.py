@@ -12,6 +12,7 @@ from visjax.model import Model
 from visjax.zoo.cache import Trained, load_or_train
 from visjax.zoo.cnn import Form, digits_cnn
 from visjax.zoo.data import load_digits
+from visjax.zoo.resnet import digits_resnet
 from visjax.zoo.train import History, train
 
 _DIGITS = "sklearn-digits:test_size=0.25:random_state=0:stratify"
@@ -115,8 +116,6 @@ def trained_digits_resnet(
     Returns:
       ``Trained(model, history, from_cache)``.
     """
-    from visjax.zoo.resnet import digits_resnet
-
     return _trained_on_digits(
         "digits_resnet",
         digits_resnet(skip=skip, depth=depth, width=width, seed=seed),

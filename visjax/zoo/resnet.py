@@ -46,6 +46,7 @@ import functools
 from typing import Any
 
 import jax
+from flax import nnx
 
 from visjax.model import Model, as_model
 from visjax.zoo._build import build_nnx
@@ -61,8 +62,6 @@ def _blocks_per_stage(depth: int) -> int:
 
 
 def _classes():
-    from flax import nnx
-
     class BasicBlock(nnx.Module):
         """Two 3x3 convolutions with ReLUs, plus the shortcut when ``skip`` is set."""
 
@@ -160,7 +159,7 @@ def _classes():
 
 @functools.cache
 def resnet_class() -> type:
-    """The Flax NNX ``ResNet`` class (built once, on first use: importing visjax needs no Flax).
+    """The Flax NNX ``ResNet`` class (built once, on first use).
 
     Its constructor is ``ResNet(*, depth=8, width=16, skip=True, num_classes=10, rngs)``.
     """

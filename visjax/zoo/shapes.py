@@ -35,13 +35,15 @@ import os
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import nnx
 
 from visjax.model import Model, as_model, tag
-from visjax.zoo._build import _fresh_params, build_nnx
+from visjax.zoo._build import build_nnx, fresh_params
 from visjax.zoo.cache import Trained, load_or_train
 from visjax.zoo.cnn import Form
 from visjax.zoo.data import Split
@@ -226,7 +228,7 @@ def init_params(key: jax.Array) -> dict[str, Any]:
       >>> p["conv2"]["kernel"].shape, p["fc"]["kernel"].shape
       ((3, 3, 16, 32), (32, 8))
     """
-    return _fresh_params(_template(), key, {})
+    return fresh_params(_template(), key, {})
 
 
 def _conv(x, p, stride):
@@ -255,8 +257,6 @@ def apply(params: dict[str, Any], x: jax.Array) -> jax.Array:
 
 @functools.cache
 def _nnx_class():
-    from flax import nnx
-
     class ShapesCNN(nnx.Module):
         """The shapes CNN as a Flax NNX module."""
 
@@ -277,8 +277,6 @@ def _nnx_class():
 
 @functools.cache
 def _linen_module():
-    import flax.linen as nn
-
     class ShapesCNNLinen(nn.Module):
         """The shapes CNN as a Flax Linen module."""
 

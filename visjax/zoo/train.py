@@ -1,25 +1,22 @@
 """Training small zoo models with optax: a Python loop over one jitted step.
 
 On XLA:CPU a training epoch written as one ``lax.scan`` measured 19-23x slower than a Python loop of
-jitted steps (../shared/DESIGN.md), so ``train`` drives a jitted step from Python.
+jitted steps (docs/design.md), so ``train`` drives a jitted step from Python.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
+from visjax.base.callbacks import CheckpointWriter
 from visjax.model import Model, as_model
 from visjax.zoo.data import Split
-
-if TYPE_CHECKING:
-    from visjax.landscape.trajectory import TrajectoryWriter
 
 
 class History(NamedTuple):
@@ -63,7 +60,7 @@ def train(
     seed: int = 0,
     test_data: Split | None = None,
     callback: Callable[[int, History], None] | None = None,
-    trajectory: str | os.PathLike | TrajectoryWriter | None = None,
+    trajectory: CheckpointWriter | None = None,
 ) -> tuple[Model, History]:
     """Train ``model`` (anything :func:`visjax.as_model` accepts) by minibatch cross-entropy.
 
@@ -80,10 +77,11 @@ def train(
       seed: seed for the shuffling.
       test_data: evaluated after each epoch when given (otherwise the test entries stay empty).
       callback: called as ``callback(epoch, history)`` after each epoch (progress reporting).
-      trajectory: a folder or a :class:`visjax.landscape.trajectory.TrajectoryWriter`; when given,
-        the parameters are saved with orbax-checkpoint as step 0 before training and as step
-        ``epoch + 1`` after each epoch: ``epochs + 1`` checkpoints, read back with
-        :func:`visjax.landscape.trajectory.load_trajectory`.
+      trajectory: a :class:`visjax.base.callbacks.CheckpointWriter` (anything with
+        ``save(step, params)``, e.g. a :class:`visjax.landscape.trajectory.TrajectoryWriter`);
+        when given, the parameters are saved as step 0 before training and as step
+        ``epoch + 1`` after each epoch: ``epochs + 1`` checkpoints (a ``TrajectoryWriter``'s are
+        read back with :func:`visjax.landscape.trajectory.load_trajectory`).
 
     Returns:
       ``(trained model, History)``.
@@ -108,10 +106,11 @@ def train(
     x_all, y_all = np.asarray(train_data.x), np.asarray(train_data.y)
     history = History([], [], [], [])
     writer = trajectory
-    if trajectory is not None and not hasattr(trajectory, "save"):
-        from visjax.landscape.trajectory import TrajectoryWriter
-
-        writer = TrajectoryWriter(trajectory)
+    if writer is not None and not isinstance(writer, CheckpointWriter):
+        raise TypeError(
+            "`trajectory` must have a `save(step, params)` method (for example a "
+            f"visjax.landscape.trajectory.TrajectoryWriter), got {type(writer).__name__}"
+        )
     if writer is not None:
         writer.save(0, params)
     for epoch in range(epochs):

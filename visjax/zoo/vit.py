@@ -49,6 +49,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+from flax import nnx
 
 from visjax.model import Model, as_model, tag
 from visjax.zoo._build import build_nnx
@@ -58,8 +59,6 @@ NUM_CLASSES = 10
 
 
 def _classes():
-    from flax import nnx
-
     class Attention(nnx.Module):
         """Multi-head self-attention whose weights are the layer ``"attn_weights"``."""
 
@@ -170,7 +169,7 @@ def _check_config(*, patch_size: int, dim: int, depth: int, heads: int, mlp_dim:
 
 @functools.cache
 def vit_class() -> type:
-    """The Flax NNX ``ViT`` class (built once, on first use: importing visjax needs no Flax).
+    """The Flax NNX ``ViT`` class (built once, on first use).
 
     Its constructor is ``ViT(*, patch_size=2, dim=32, depth=2, heads=2, mlp_dim=64,
     num_classes=10, rngs)``.

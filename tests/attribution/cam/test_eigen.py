@@ -27,6 +27,26 @@ def signed_like(ref, total):
     return ref * s[:, None, None]
 
 
+def assert_maps_close(got, want, m):
+    """Maps from a float32 SVD agree up to the per-example sign, to within its conditioning.
+
+    The SVD determines ``v₁`` to ``‖δM‖ / (s₁ − s₂)`` for a perturbation ``δM`` of the centred
+    matrix (Wedin), and the map ``M v₁`` to ``‖δM‖ (1 + s₁ / (s₁ − s₂))``. Float32 rounding of
+    the layer and LAPACK's backward error give ``‖δM‖ ≈ eps₃₂ ‖M‖_F``; which rounding depends on
+    the batch shape and on OpenBLAS's kernels (``OPENBLAS_CORETYPE``), so batch and singles, or
+    two runs, differ at ~1e-4 relative on a small gap. The tolerance is 4x that bound, per example.
+    """
+    got, want = np.asarray(got, np.float64), np.asarray(want, np.float64)
+    r = np.asarray(m, np.float64).reshape(len(m), -1, m.shape[-1])
+    r = r - r.mean(1, keepdims=True)
+    s = np.linalg.svd(r, compute_uv=False)
+    eps32 = np.finfo(np.float32).eps
+    bound = eps32 * np.linalg.norm(r, axis=(1, 2)) * (1 + s[:, 0] / (s[:, 0] - s[:, 1]))
+    sign = np.where((got * want).sum((1, 2)) < 0, -1.0, 1.0)
+    err = np.abs(sign[:, None, None] * got - want).max((1, 2))
+    assert (err <= 4 * bound).all(), (err, 4 * bound)
+
+
 def test_principal_projection_matches_numpy_svd():
     m = jax.random.normal(jax.random.key(0), (4, 5, 6, 7)) + jnp.linspace(0, 2, 7)
     want = signed_like(get_2d_projection(m), np.asarray(m, np.float64).sum(-1))
@@ -53,9 +73,13 @@ def test_eigen_cams_on_the_cnn(cnn_models, batch):
 
 @pytest.mark.parametrize("method", (eigen_cam, eigen_grad_cam), ids=lambda m: m.__name__)
 def test_forms_jit_batch_and_no_retrace(method, cnn_models, batch):
+    def matrix(t):
+        a, g, _ = activation_and_grad(cnn_models["function"], batch, t, None, "conv2")
+        return g * a if method is eigen_grad_cam else a
+
     results = {form: method(m, batch, 4, layer="conv2") for form, m in cnn_models.items()}
     for form in ("nnx", "linen"):
-        np.testing.assert_allclose(results[form], results["function"], rtol=1e-4, atol=1e-6)
+        assert_maps_close(results[form], results["function"], matrix(jnp.full(5, 4)))
     model = cnn_models["nnx"]
     t = jnp.array([0, 3, 5, 7, 9])
     traces = []
@@ -67,7 +91,7 @@ def test_forms_jit_batch_and_no_retrace(method, cnn_models, batch):
     jitted = jax.jit(traced)
     out = jitted(model, batch, t)
     singles = [method(model, batch[i : i + 1], t[i : i + 1]) for i in range(5)]
-    np.testing.assert_allclose(out, jnp.concatenate(singles), rtol=1e-4, atol=1e-6)
+    assert_maps_close(out, jnp.concatenate(singles), matrix(t))
     jitted(model.replace(params=jax.tree.map(lambda a: a * 0.9, model.params)), batch, t)
     assert len(traces) == 1
     size = _eigen._cache_size()

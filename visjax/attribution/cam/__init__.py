@@ -28,6 +28,22 @@ from visjax.attribution.cam.process import postprocess as postprocess
 from visjax.attribution.cam.process import upsample as upsample
 from visjax.attribution.cam.score import ablation_cam as ablation_cam
 from visjax.attribution.cam.score import score_cam as score_cam
+from visjax.attribution.layer import no_layer as _no_layer
+
+for _cam in (
+    ablation_cam,
+    eigen_cam,
+    eigen_grad_cam,
+    full_grad,
+    grad_cam,
+    grad_cam_plus_plus,
+    guided_grad_cam,
+    hires_cam,
+    layer_cam,
+    score_cam,
+    xgrad_cam,
+):
+    _no_layer(_cam, "a CAM method already attributes to a layer: pass `layer=` (or `layers=`)")
 
 __all__ = [
     "ablation_cam",

@@ -16,8 +16,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from visjax.attribution._target import _select
-from visjax.model import Model, _trace
+from visjax.attribution._target import prepare, resolve, select_output
+from visjax.model import Model
 
 Reshape = Callable[[jax.Array], jax.Array] | None
 
@@ -64,7 +64,7 @@ def to_grid(a: jax.Array, reshape: Reshape = None) -> jax.Array:
 
 def _forward_order(model: Model, x: jax.Array, shapes: dict) -> list[str]:
     """Layer paths in the order the forward first reaches them (the shapes dict is sorted)."""
-    names = _trace(model.forward, model.params, model.state, x)[2]
+    names = model.trace(x)[2]
     return [name for name in names if name in shapes] or list(shapes)
 
 
@@ -122,7 +122,7 @@ def activation_and_grad(
 
     def total(d):
         out, acts = model.run(x, perturb={layer: d}, capture=(layer,))
-        scores = jax.vmap(lambda o, ti: _select(target_fn, o, ti))(out, t)
+        scores = jax.vmap(lambda o, ti: select_output(target_fn, o, ti))(out, t)
         return scores.sum(), (acts[layer], scores)
 
     grad, (act, scores) = jax.grad(total, has_aux=True)(zero)
@@ -142,13 +142,13 @@ def scores_from_layer(
     ``value`` has the layer's own shape (not the grid's); used by Ablation-CAM.
     """
     out = model.run(x, replace={layer: value})[0]
-    return jax.vmap(lambda o, ti: _select(target_fn, o, ti))(out, t)
+    return jax.vmap(lambda o, ti: select_output(target_fn, o, ti))(out, t)
 
 
 def target_scores(model: Model, x: jax.Array, t: jax.Array, target_fn: Callable | None):
     """Per-example target scores ``(N,)`` of the plain forward."""
     out = model(x)
-    return jax.vmap(lambda o, ti: _select(target_fn, o, ti))(out, t)
+    return jax.vmap(lambda o, ti: select_output(target_fn, o, ti))(out, t)
 
 
 def prepare_cam(
@@ -160,8 +160,6 @@ def prepare_cam(
     None, ``layer`` resolved by :func:`resolve_layer`, the target by
     :func:`visjax.attribution._target.resolve`.
     """
-    from visjax.attribution._target import prepare, resolve
-
     model, x = prepare(model, x)
     if reshape is not None and not callable(reshape):
         raise TypeError(f"`reshape` must be a callable or None, got {reshape!r}")

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.attribution._target import Target, _select, prepare, resolve
+from visjax.attribution._target import Target, prepare, resolve, select_output
 from visjax.attribution.cam._core import grid_shape, resolve_layer
 from visjax.model import Model
 
@@ -73,7 +73,7 @@ def _raw_terms(model: Model, x, t, target_fn, layers: Sequence[str]):
 
     def total(xx, deltas):
         out = model.run(xx, perturb=deltas)[0]
-        return jax.vmap(lambda o, ti: _select(target_fn, o, ti))(out, t).sum()
+        return jax.vmap(lambda o, ti: select_output(target_fn, o, ti))(out, t).sum()
 
     gx, gl = jax.grad(total, argnums=(0, 1))(x, zeros)
     return gx * x, [gl[n] * layer_bias(model.params, n) for n in layers]

@@ -40,7 +40,7 @@ import jax.numpy as jnp
 from visjax.attribution._target import Target
 from visjax.attribution.cam._core import Reshape, activation_and_grad, prepare_cam
 from visjax.attribution.cam.process import postprocess
-from visjax.attribution.modified import _modified_method
+from visjax.attribution.modified import modified_method
 from visjax.model import Model
 
 Rule = Literal["grad_cam", "grad_cam_plus_plus", "xgrad_cam", "hires_cam", "layer_cam"]
@@ -235,7 +235,7 @@ def layer_cam(
 def _guided_grad_cam(model: Model, x, t, target_fn, layer: str, reshape: Reshape):
     a, g, _ = activation_and_grad(model, x, t, target_fn, layer, reshape)
     cam = postprocess(grad_cam_map(a, g), x.shape[1:3])
-    return _modified_method(model, x, t, target_fn, "guided") * cam[..., None]
+    return modified_method(model, x, t, target_fn, "guided") * cam[..., None]
 
 
 def guided_grad_cam(

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.attribution._target import Target, _select, check_batch_size
+from visjax.attribution._target import Target, check_batch_size, select_output
 from visjax.attribution.cam._core import (
     Reshape,
     prepare_cam,
@@ -81,7 +81,7 @@ def _score_cam(model: Model, x, t, target_fn, layer, reshape, batch_size):
     def score(e, ch):
         m = jnp.take_along_axis(masks[e], ch[:, None, None, None], axis=-1)
         out = model(x[e] * m)
-        return jax.vmap(lambda o, ti: _select(target_fn, o, ti))(out, t[e])
+        return jax.vmap(lambda o, ti: select_output(target_fn, o, ti))(out, t[e])
 
     weights = jax.nn.softmax(_row_scores(score, n, c, batch_size), axis=-1)
     return jnp.einsum("nhwc,nc->nhw", act, weights.astype(act.dtype))
@@ -155,7 +155,7 @@ def ablation_value(act: jax.Array) -> jax.Array:
 def _ablation_cam(model: Model, x, t, target_fn, layer, reshape, batch_size):
     out, acts = model.run(x, capture=(layer,))
     raw = acts[layer]
-    original = jax.vmap(lambda o, ti: _select(target_fn, o, ti))(out, t)
+    original = jax.vmap(lambda o, ti: select_output(target_fn, o, ti))(out, t)
     value = ablation_value(raw)
     n, c = raw.shape[0], raw.shape[-1]
     ones = (1,) * (raw.ndim - 2)

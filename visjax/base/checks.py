@@ -1,0 +1,76 @@
+"""Argument checks shared by the method packages; every message names the argument it checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def is_concrete(a: Any) -> bool:
+    """Whether ``a`` holds values (not a tracer inside a caller's ``jit``)."""
+    return not isinstance(a, jax.core.Tracer)
+
+
+def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
+    """``value`` as an int; raises ``ValueError`` naming ``name`` unless an int ``>= minimum``.
+
+    ``bool`` is refused; NumPy integers are accepted.
+    """
+    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_batch_size(batch_size: Any, name: str = "batch_size") -> int | None:
+    """``batch_size`` as an int, or ``None`` (one chunk); raises ``ValueError`` naming ``name``
+    unless a positive int or ``None``."""
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        raise ValueError(f"`{name}` must be a positive int or None, got {batch_size!r}")
+    if batch_size < 1:
+        raise ValueError(f"`{name}` must be a positive int or None, got {batch_size!r}")
+    return int(batch_size)
+
+
+def check_finite(a: Any, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` if a concrete array holds NaN or Inf (under jit the
+    check is skipped)."""
+    # NumPy, not jnp: under a caller's jit even ops on concrete arrays would be staged.
+    if is_concrete(a) and not np.isfinite(np.asarray(a)).all():
+        raise ValueError(f"`{name}` contains NaN or Inf")
+
+
+def check_tree_like(tree: Any, ref: Any, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` (and the first differing leaf's key path) unless
+    ``tree`` has the tree structure and leaf shapes of ``ref``."""
+    t_leaves, t_def = jax.tree.flatten(tree)
+    r_leaves, r_def = jax.tree.flatten(ref)
+    if t_def != r_def:
+        raise ValueError(f"`{name}` must have the model's tree structure {r_def}, got {t_def}")
+    paths = [p for p, _ in jax.tree_util.tree_leaves_with_path(ref)]
+    for path, a, b in zip(paths, t_leaves, r_leaves, strict=True):
+        if np.shape(a) != np.shape(b):
+            path = jax.tree_util.keystr(path)
+            raise ValueError(f"`{name}{path}` must have shape {np.shape(b)}, got {np.shape(a)}")
+
+
+def scalar_loss(
+    loss_fn: Callable[[Any, Any], jax.Array], name: str = "loss_fn"
+) -> Callable[[Any, Any], jax.Array]:
+    """``loss_fn`` wrapped to raise ``ValueError`` naming ``name`` (at trace time) unless it
+    returns a scalar (the batch mean)."""
+
+    def f(params, batch):
+        value = loss_fn(params, batch)
+        if jnp.shape(value) != ():
+            raise ValueError(
+                f"`{name}` must return a scalar (the batch mean), got shape {jnp.shape(value)}"
+            )
+        return value
+
+    return f
