@@ -43,3 +43,28 @@ def test_help(argv, capsys):
         main(argv)
     assert e.value.code == 0
     assert "usage" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--batch-size", "0"),
+        ("--batch-size", "-3"),
+        ("--batch-size", "many"),
+        ("--resolution", "0"),
+        ("--resolution", "-1"),
+        ("--span", "0"),
+        ("--span", "-0.5"),
+        ("--span", "nan"),
+        ("--span", "inf"),
+    ],
+)
+def test_landscape_refuses_non_positive_sizes_before_running(tmp_path, capsys, option, value):
+    out = tmp_path / "out"
+    argv = ["landscape", "--out", str(out), "--cache", str(tmp_path / "c"), option, value]
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {option}" in err and "positive" in err
+    assert not out.exists() and not (tmp_path / "c").exists()

@@ -225,3 +225,23 @@ def test_find_track_state_inside_a_chain_and_extra_args():
     s = plateau.init(params)
     _, s = plateau.update(_grads(0), s, params, value=jnp.asarray(1.0))
     assert int(s.step) == 1
+
+
+@pytest.mark.parametrize("aggregate", ["ring", "running"])
+def test_flags_see_a_nan_step_whatever_stats_holds(aggregate):
+    # defect 5 of issue 26: without "nonfinite" in `stats` the NaN entry left `norm` finite
+    # and `flags` missed the step
+    params = {"a": {"w": jnp.ones(2)}, "b": {"w": jnp.ones(2)}}
+    opt = track(optax.sgd(0.1), stats="norm", history=4, aggregate=aggregate)
+    state = opt.init(params)
+    for g in (1.0, jnp.nan, 1.0) if aggregate == "ring" else (1.0, jnp.nan):
+        grads = {"a": {"w": jnp.array([g, 1.0])}, "b": {"w": jnp.ones(2)}}
+        _, state = jax.jit(opt.update)(grads, state, params)
+    snap = snapshot(state)
+    exploding = flags(snap.stats)["exploding"]
+    if aggregate == "ring":
+        assert exploding["a"].tolist() == [False, True, False]
+        assert exploding["b"].tolist() == [False, False, False]
+    else:
+        assert exploding["a"].tolist() == [True] and exploding["b"].tolist() == [False]
+    assert list(snap.stats) == ["norm", "nonfinite"]

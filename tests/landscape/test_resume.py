@@ -113,3 +113,92 @@ def test_another_configuration_in_the_folder_is_refused(tmp_path):
     np.save(tmp_path / "stray" / "block_000000.npy", np.zeros((2, 1), np.float32))
     with pytest.raises(ValueError, match=r"no sweep\.json"):
         _sweep(tmp_path / "stray")
+
+
+def test_the_same_loss_name_bound_to_another_function_is_refused(tmp_path):
+    # issue 26, defect 1: the config held the names only, and 360 of 714 entries came back as
+    # the old loss's values
+    run = tmp_path / "run"
+    _sweep(run)
+    for f in sorted(run.glob("block_*.npy"))[18:]:
+        f.unlink()  # half finished
+
+    def shifted(params, batch):
+        return quadratic(params, batch) + 1.0
+
+    with pytest.raises(ValueError, match=r"different loss `loss`.*resume=False"):
+        plane(shifted, P0, D1, D2, XS, YS, data=Y, batch_size=8, block_size=2, run_dir=run)
+
+    # the same value at the origin, other constants: refused too
+    def weighted(c):
+        def loss(params, batch):
+            return quadratic(params, batch) + ((params["w"] - P0["w"]) * c).sum()
+
+        return loss
+
+    run2 = tmp_path / "run2"
+    one, two = np.ones(3, np.float32), np.full(3, 2.0, np.float32)
+    kw = {"data": Y, "batch_size": 8, "block_size": 2}
+    plane({"q": quadratic, "w": weighted(one)}, P0, D1, D2, XS, YS, run_dir=run2, **kw)
+    with pytest.raises(ValueError, match=r"different loss `w`"):
+        plane({"q": quadratic, "w": weighted(two)}, P0, D1, D2, XS, YS, run_dir=run2, **kw)
+    losses = {"q": quadratic, "w": weighted(one)}
+    out = plane(losses, P0, D1, D2, XS, YS, run_dir=run2, **kw)  # the same functions: resumed
+    fresh = plane(losses, P0, D1, D2, XS, YS, **kw)
+    for k in losses:
+        np.testing.assert_array_equal(out[k], fresh[k])
+
+
+def _damage(block, how):
+    raw = block.read_bytes()
+    if how == "empty":
+        block.write_bytes(b"")
+    elif how == "truncated":
+        block.write_bytes(raw[: len(raw) // 2])
+    else:  # same size, other values
+        np.save(block, np.load(block) + 1.0)
+        assert len(block.read_bytes()) == len(raw)
+
+
+@pytest.mark.parametrize("how", ["empty", "truncated", "altered"])
+def test_a_damaged_block_is_recomputed_with_a_warning_naming_it(tmp_path, monkeypatch, how):
+    # issue 26, defect 2: a zero-byte block stopped the resume with `EOFError: No data left in
+    # file`; a same-size block with other values was used silently
+    run = tmp_path / "run"
+    expected = _sweep(run)
+    block = run / "block_000005.npy"
+    _damage(block, how)
+    calls = _count_blocks(monkeypatch)
+    with pytest.warns(RuntimeWarning, match=rf"block_000005\.npy is {how}"):
+        resumed = _sweep(run)
+    assert len(calls) == 1  # that block only
+    np.testing.assert_array_equal(resumed, expected)
+    calls.clear()
+    np.testing.assert_array_equal(_sweep(run), expected)  # rewritten, with its checksum
+    assert not calls
+
+
+def test_a_block_missing_from_the_manifest_is_recomputed(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    expected = _sweep(run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert len(manifest) == 36 and all(len(e["sha256"]) == 64 for e in manifest.values())
+    del manifest["block_000003.npy"]
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    calls = _count_blocks(monkeypatch)
+    with pytest.warns(RuntimeWarning, match=r"block_000003\.npy is not in manifest\.json"):
+        np.testing.assert_array_equal(_sweep(run), expected)
+    assert len(calls) == 1
+
+
+def test_a_folder_of_the_old_format_is_refused(tmp_path):
+    run = tmp_path / "run"
+    _sweep(run)
+    config = json.loads((run / "sweep.json").read_text())
+    assert config["version"] == 2
+    del config["loss_functions"]
+    config["version"] = 1
+    (run / "sweep.json").write_text(json.dumps(config))
+    (run / "manifest.json").unlink()
+    with pytest.raises(ValueError, match=r"older visjax \(run-folder format version 1.*`run_dir`"):
+        _sweep(run)

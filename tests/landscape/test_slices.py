@@ -3,6 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from visjax.landscape import surface
 from visjax.landscape.losses import model_losses
 from visjax.landscape.slices import interpolate, plane, plane_through
 from visjax.landscape.surface import evaluate
@@ -133,8 +134,43 @@ def test_bad_input_is_refused_before_work():
         plane(loss, P0, D1, D2, XS, YS, data=Y, strategy="pmap")
     with pytest.raises(ValueError, match="`data`"):
         plane(loss, P0, D1, D2, XS, YS, data=(Y, Y[:3]))
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="`block_size`"):
+            plane(loss, P0, D1, D2, XS, YS, data=Y, block_size=bad)
+        with pytest.raises(ValueError, match="`point_chunk`"):
+            evaluate(loss, P0, (D1,), [[0.0]], data=Y, point_chunk=bad)
     with pytest.raises(ValueError, match="one line"):
         plane_through(
             loss, P0, jax.tree.map(lambda a: a + 1, P0), jax.tree.map(lambda a: a + 2, P0), data=Y
         )
     assert not calls
+
+
+def test_loss_mistakes_are_refused_before_the_sweep(monkeypatch):
+    # defect 7 of issue 26: they surfaced after the whole sweep, or as an all-NaN surface
+    def no_sweep(*args, **kwargs):
+        raise AssertionError("the sweep started")
+
+    monkeypatch.setattr(surface, "_block", no_sweep)
+
+    def per_example(params, batch):
+        return 0.5 * ((params["w"] - batch) ** 2).sum(-1)
+
+    with pytest.raises(ValueError, match=r"`loss_fn` must return a scalar.*\(37,\)"):
+        plane(per_example, P0, D1, D2, XS, YS, data=Y)
+    with pytest.raises(ValueError, match=r"`loss_fn\['e'\]` must return a scalar.*\(8,\)"):
+        plane({"q": quadratic, "e": per_example}, P0, D1, D2, XS, YS, data=Y, batch_size=8)
+    m = digits_cnn("function")
+    digits = load_digits().train
+    x, y = digits.x[:50], digits.y[:50]
+    with pytest.raises(ValueError, match="`data` does not suit `loss_fn`"):
+        plane((m, "cross_entropy"), m.params, m.params, m.params, XS, YS, data=(x, y * 1.0))
+    with pytest.raises(ValueError, match=r"`loss_fn\['cross_entropy'\]` is nan at the origin"):
+        losses = model_losses(m, "accuracy", "cross_entropy")
+        plane(losses, m.params, m.params, m.params, XS, YS, data=(x, y + 10), batch_size=16)
+
+    def infinite(params, batch):
+        return jnp.log(params["b"] - 0.3) + 0 * batch.sum()
+
+    with pytest.raises(ValueError, match="`loss_fn` is -inf at the origin"):
+        plane(infinite, P0, D1, D2, XS, YS, data=Y)

@@ -13,6 +13,7 @@ pytest.importorskip(
 from benchmarks.peers import bridge
 from tests.peers import rel_err
 from visjax.attribution.cam import fullgrad, score
+from visjax.attribution.cam.process import bilinear_resize
 from visjax.zoo import digits_resnet, load_digits
 
 pytestmark = pytest.mark.peers
@@ -99,7 +100,7 @@ def test_interpolation_matches_torch_and_opencv(size):
 
     a = np.random.default_rng(0).normal(size=(2, 4, 5, 3)).astype(np.float32)
     up = torch.nn.UpsamplingBilinear2d(size=size)(torch.from_numpy(a.transpose(0, 3, 1, 2)))
-    ours = score.upsample_align_corners(jnp.asarray(a), size)
+    ours = bilinear_resize(jnp.asarray(a), size, align_corners=True)
     assert rel_err(ours, up.numpy().transpose(0, 2, 3, 1)) < 1e-6
     cv = np.stack([cv2.resize(a[0, :, :, c], size[::-1]) for c in range(3)], -1)
     ours = fullgrad._resize(jnp.asarray(a[:1]), size)[0]

@@ -44,8 +44,7 @@ def test_cli_landscape_writes_arrays_and_plots(tmp_path, capsys):
     [
         (["--metrics", "hinge"], "unknown loss name"),
         (["--resolution", "1"], "`resolution`"),
-        (["--span", "0"], "`span`"),
-    ],
+    ],  # non-positive sizes are refused by the argument parser: tests/test_cli.py
 )
 def test_cli_landscape_bad_settings_fail_before_training(tmp_path, capsys, argv, message):
     cache = tmp_path / "cache"

@@ -1,5 +1,6 @@
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -125,3 +126,75 @@ def test_trained_digits_cnn_trains_once(tmp_path):
     assert not first.from_cache and second.from_cache
     assert second.model.kind == "linen"
     assert_same_params(first.model, second.model)
+
+
+def test_stale_temp_folders_are_removed_live_ones_kept(tmp_path):
+    stale = tmp_path / ".tmp-m-0123-abc"
+    (stale / "params").mkdir(parents=True)
+    (stale / "params" / "blob").write_bytes(b"x")
+    hour_ago = time.time() - 2 * 3600
+    for p in (stale / "params" / "blob", stale / "params", stale):
+        os.utime(p, (hour_ago, hour_ago))
+    live = tmp_path / ".tmp-m-4567-def"  # a writer saving right now
+    live.mkdir()
+    calls = []
+    load_or_train("m", {}, fake_train(calls), like=digits_cnn("function"), cache=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, entry_name("m", {})])
+
+
+def test_cache_entry_gets_the_umask_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        load_or_train("m", {}, fake_train([]), like=digits_cnn("function"), cache=tmp_path)
+    finally:
+        os.umask(old)
+    entry = tmp_path / entry_name("m", {})
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in (entry, *entry.rglob("*")) if p.is_dir()}
+    assert modes == {0o755}
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in entry.rglob("*") if p.is_file()}
+    assert modes == {0o644}
+
+
+def _refuse_writes(monkeypatch, root):
+    """Make every file or folder creation under ``root`` fail, as on a read-only cache (root
+    ignores chmod, and the tests run as root)."""
+    real_open, real_mkdir = os.open, os.mkdir
+
+    def guarded_open(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and str(path).startswith(str(root)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    def guarded_mkdir(path, *args, **kwargs):
+        if str(path).startswith(str(root)):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", guarded_open)
+    monkeypatch.setattr(os, "mkdir", guarded_mkdir)
+
+
+def test_read_only_cache_serves_its_entries(tmp_path, monkeypatch):
+    calls = []
+    like = digits_cnn("function", seed=9)
+    first = load_or_train("m", {}, fake_train(calls), like=like, cache=tmp_path)
+    _refuse_writes(monkeypatch, tmp_path)
+    again = load_or_train("m", {}, fake_train(calls), like=like, cache=tmp_path)
+    assert again.from_cache and len(calls) == 1
+    assert_same_params(first.model, again.model)
+    # A miss must write: refused before training, naming the folder.
+    with pytest.raises(OSError, match="not writable"):
+        load_or_train("m", {"other": 1}, fake_train(calls), like=like, cache=tmp_path)
+    assert len(calls) == 1
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root ignores chmod")
+def test_read_only_cache_folder_by_chmod(tmp_path):
+    calls = []
+    like = digits_cnn("function", seed=9)
+    load_or_train("m", {}, fake_train(calls), like=like, cache=tmp_path / "c")
+    os.chmod(tmp_path / "c", 0o555)
+    try:
+        assert load_or_train("m", {}, fake_train(calls), like=like, cache=tmp_path / "c").from_cache
+    finally:
+        os.chmod(tmp_path / "c", 0o755)

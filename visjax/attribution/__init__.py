@@ -7,6 +7,7 @@ returns maps ``(N, H', W')`` on a layer's grid.
 
 from visjax.attribution.ablation import feature_ablation as feature_ablation
 from visjax.attribution.ablation import occlusion as occlusion
+from visjax.attribution.baselines import make_baseline as make_baseline
 from visjax.attribution.blur import blur_integrated_gradients as blur_integrated_gradients
 from visjax.attribution.blur import gaussian_blur as gaussian_blur
 from visjax.attribution.cam import ablation_cam as ablation_cam
@@ -28,7 +29,6 @@ from visjax.attribution.integrated import completeness_error as completeness_err
 from visjax.attribution.integrated import expected_gradients as expected_gradients
 from visjax.attribution.integrated import gradient_shap as gradient_shap
 from visjax.attribution.integrated import integrated_gradients as integrated_gradients
-from visjax.attribution.integrated import make_baseline as make_baseline
 from visjax.attribution.integrated import rule_nodes as rule_nodes
 from visjax.attribution.layer import at_layer as at_layer
 from visjax.attribution.masks import feature_mask as feature_mask

@@ -24,30 +24,14 @@ import numpy as np
 from visjax.attribution._target import (
     Target,
     check_batch_size,
-    check_finite,
     prepare,
     resolve,
     select_output,
 )
+from visjax.attribution.baselines import make_baseline
 from visjax.attribution.layer import no_layer
 from visjax.attribution.masks import feature_mask
 from visjax.base.batching import FORWARD_UNROLL, chunked_sum
-
-
-def _baseline(x: jax.Array, baseline: Any) -> jax.Array:
-    if isinstance(baseline, str) or baseline is None:
-        raise TypeError(
-            f"`baseline` must be a number or an array broadcastable to `x`, got {baseline!r}"
-        )
-    b = jnp.asarray(baseline, x.dtype)
-    try:
-        b = jnp.broadcast_to(b, x.shape)
-    except ValueError as e:
-        raise ValueError(
-            f"`baseline` of shape {b.shape} does not broadcast to `x` of shape {x.shape}"
-        ) from e
-    check_finite(b, "baseline")
-    return b
 
 
 def _batched_fn(model, target_fn):
@@ -209,7 +193,7 @@ def occlusion(
     strides = _per_dim(strides, "strides", shape, 1)
     counts = window_counts(shape, window, strides)
     batch_size = check_batch_size(batch_size)
-    b = _baseline(x, baseline)
+    b = make_baseline(x, baseline, named=False)
     target_fn, t = resolve(model, x, target)
     return _occlusion(model, x, b, t, target_fn, window, strides, counts, batch_size)
 
@@ -289,7 +273,7 @@ def feature_ablation(
     if mask is None:
         mask = np.arange(int(np.prod(x.shape[1:])), dtype=np.int32).reshape(x.shape[1:])
     fm = feature_mask(mask, x, name="mask")
-    b = _baseline(x, baseline)
+    b = make_baseline(x, baseline, named=False)
     target_fn, t = resolve(model, x, target)
     return _ablation(model, x, b, t, fm.labels, target_fn, fm.n_features, batch_size)
 

@@ -51,7 +51,7 @@ import jax.extend.core as jcore
 import jax.numpy as jnp
 
 from visjax.attribution._target import Target, check_finite, prepare, resolve, select_output
-from visjax.attribution.integrated import make_baseline
+from visjax.attribution.baselines import make_baseline
 from visjax.attribution.layer import layer_builder
 from visjax.base import interpret
 from visjax.model import Model
@@ -345,7 +345,7 @@ def deeplift(model: Any, x: Any, target: Target, *, baseline: Any = 0.0) -> jax.
       target: an int class, an int array ``(N,)``, or a callable from one example's output to a
         scalar (static: pass the same function object to avoid recompiling).
       baseline: the reference, an array broadcastable to ``x`` or a scalar (default 0), or
-        ``"zeros"``/``"blur"`` (see :func:`visjax.attribution.integrated.make_baseline`).
+        ``"zeros"``/``"blur"`` (see :func:`visjax.attribution.make_baseline`).
 
     Returns:
       Attributions shaped like ``x``. At a layer (``at_layer(deeplift, layer)``, Captum's

@@ -39,7 +39,7 @@ from visjax.attribution._target import (
     require_key,
     resolve,
 )
-from visjax.attribution.blur import gaussian_blur
+from visjax.attribution.baselines import make_baseline
 from visjax.attribution.layer import layer_builder
 from visjax.base.batching import chunked_sum
 from visjax.model import Model
@@ -71,43 +71,6 @@ def rule_nodes(rule: Rule, *, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
     if rule == "riemann_middle":
         return np.linspace(1.0 / (2 * n), 1.0 - 1.0 / (2 * n), n), w
     return np.linspace(1.0 / n, 1.0, n), w  # riemann_right
-
-
-def make_baseline(
-    x: jax.Array, baseline: Any, *, key: jax.Array | None = None, name: str = "baseline"
-) -> jax.Array:
-    """A baseline shaped like ``x`` from an array, a scalar or a name.
-
-    Names: ``"zeros"``; ``"uniform"`` (uniform noise between each example's min and max, needs
-    ``key``); ``"blur"`` (the input blurred with a Gaussian of sigma = a quarter of the larger
-    image side, for NHWC images).
-    """
-    if baseline is None or (isinstance(baseline, str) and baseline == "zeros"):
-        return jnp.zeros_like(x)
-    if isinstance(baseline, str):
-        if baseline == "uniform":
-            key = require_key(key, "the 'uniform' baseline")
-            axes = tuple(range(1, x.ndim))
-            lo, hi = x.min(axes, keepdims=True), x.max(axes, keepdims=True)
-            return lo + (hi - lo) * jax.random.uniform(key, x.shape, x.dtype)
-        if baseline == "blur":
-            if x.ndim != 4:
-                raise ValueError(
-                    f"the 'blur' baseline needs NHWC images, got `x` of shape {x.shape}"
-                )
-            return gaussian_blur(x, max(x.shape[1], x.shape[2]) / 4)
-        raise ValueError(
-            f"`{name}` must be an array, a scalar, 'zeros', 'uniform' or 'blur', got {baseline!r}"
-        )
-    b = jnp.asarray(baseline, x.dtype)
-    try:
-        b = jnp.broadcast_to(b, x.shape)
-    except ValueError as e:
-        raise ValueError(
-            f"`{name}` of shape {b.shape} does not broadcast to `x` of shape {x.shape}"
-        ) from e
-    check_finite(b, name)
-    return b
 
 
 def path_gradient_sum(f, z, zb, ctx, alphas, weights, *, batch_size):

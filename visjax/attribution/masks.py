@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.attribution._target import is_concrete
+from visjax.base.checks import check_positive_int, is_concrete
 
 
 class FeatureMask(NamedTuple):
@@ -122,14 +122,6 @@ def _image_shape(shape: Any, name: str = "shape") -> tuple[int, ...]:
     return shape
 
 
-def _positive(value: Any, name: str, limit: int | None = None) -> int:
-    if not isinstance(value, int | np.integer) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"`{name}` must be an int >= 1, got {value!r}")
-    if limit is not None and value > limit:
-        raise ValueError(f"`{name}` must be at most {limit}, got {value}")
-    return int(value)
-
-
 def _grid(shape: tuple[int, ...], rows: np.ndarray, cols: np.ndarray, n_cols: int) -> np.ndarray:
     labels = (rows[:, None] * n_cols + cols[None, :]).astype(np.int32)
     if len(shape) == 3:
@@ -156,7 +148,7 @@ def square_patches(shape: Any, size: int) -> np.ndarray:
              [2, 2, 3, 3]], dtype=int32)
     """
     shape = _image_shape(shape)
-    size = _positive(size, "size")
+    size = check_positive_int(size, "size")
     h, w = shape[:2]
     return _grid(shape, np.arange(h) // size, np.arange(w) // size, -(-w // size))
 
@@ -184,8 +176,11 @@ def grid_superpixels(shape: Any, n_rows: int, n_cols: int) -> np.ndarray:
     """
     shape = _image_shape(shape)
     h, w = shape[:2]
-    n_rows = _positive(n_rows, "n_rows", h)
-    n_cols = _positive(n_cols, "n_cols", w)
+    n_rows = check_positive_int(n_rows, "n_rows")
+    n_cols = check_positive_int(n_cols, "n_cols")
+    for name, value, limit in (("n_rows", n_rows, h), ("n_cols", n_cols, w)):
+        if value > limit:
+            raise ValueError(f"`{name}` must be at most {limit}, got {value}")
     return _grid(shape, np.arange(h) * n_rows // h, np.arange(w) * n_cols // w, n_cols)
 
 
@@ -225,7 +220,7 @@ def slic_superpixels(
     imgs = np.asarray(images)
     if imgs.ndim != 4:
         raise ValueError(f"`images` must be NHWC (N, H, W, C), got shape {imgs.shape}")
-    n_segments = _positive(n_segments, "n_segments")
+    n_segments = check_positive_int(n_segments, "n_segments")
     out = np.empty((*imgs.shape[:3], 1), np.int32)
     for i, img in enumerate(imgs):
         if img.shape[-1] == 1:

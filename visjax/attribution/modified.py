@@ -42,6 +42,7 @@ import numpy as np
 from visjax.attribution._target import Target, prepare, resolve
 from visjax.attribution.layer import layer_builder
 from visjax.base import interpret
+from visjax.base.checks import is_concrete
 from visjax.model import Model
 
 Backward = Literal["guided", "deconvnet"]
@@ -95,7 +96,7 @@ _RELUS: dict[str, Callable[[jax.Array], jax.Array]] = {
 
 
 def _is_zero(value: Any) -> bool:
-    if isinstance(value, jax.core.Tracer):
+    if not is_concrete(value):
         return False
     return bool(np.all(np.asarray(value) == 0))
 

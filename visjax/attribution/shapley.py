@@ -35,7 +35,7 @@ from visjax.attribution._target import (
     require_key,
     resolve,
 )
-from visjax.attribution.integrated import make_baseline
+from visjax.attribution.baselines import make_baseline
 from visjax.attribution.layer import no_layer
 from visjax.attribution.masks import FeatureMask, feature_mask
 from visjax.base.batching import FORWARD_UNROLL, chunked_sum

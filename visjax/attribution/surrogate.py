@@ -19,24 +19,21 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from visjax.attribution._target import Target, example_fn, require_key
 from visjax.attribution.layer import no_layer
 from visjax.attribution.shapley import evaluate_rows, perturb, setup_perturbation, spread
+from visjax.base.checks import check_positive_int
 
 
 def _check_samples(n_samples: Any, minimum: int, n_features: int, why: str) -> int:
-    if (
-        not isinstance(n_samples, int | np.integer)
-        or isinstance(n_samples, bool)
-        or n_samples < minimum
-    ):
+    try:
+        return check_positive_int(n_samples, "n_samples", minimum)
+    except ValueError:
         raise ValueError(
             f"`n_samples` must be an int >= {minimum} for K = {n_features} features ({why}), "
             f"got {n_samples!r}"
-        )
-    return int(n_samples)
+        ) from None
 
 
 def _kernel_coalitions(u, g, present):

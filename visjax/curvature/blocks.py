@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from visjax.base.checks import check_positive_int
 from visjax.base.data import LossFn
 from visjax.base.trees import layer_groups, param_paths, select
 from visjax.curvature.spectrum import Matvec, check_problem, lanczos, tridiagonal_eigh
@@ -123,10 +124,8 @@ def block_curvature(
       Yao, Gholami, Keutzer, Mahoney, "PyHessian: Neural Networks Through the Lens of the
       Hessian", 2020 (layer-wise trace and eigenvalues); Hutchinson 1989; Lanczos 1950.
     """
-    if not isinstance(n_probes, int) or n_probes < 1:
-        raise ValueError(f"`n_probes` must be a positive int, got {n_probes!r}")
-    if not isinstance(n_iter, int) or n_iter < 1:
-        raise ValueError(f"`n_iter` must be a positive int, got {n_iter!r}")
+    n_probes = check_positive_int(n_probes, "n_probes")
+    n_iter = check_positive_int(n_iter, "n_iter")
     check_problem(loss_fn, params, data, batch_size, devices)
     masks = _masks(params, groups)
     mv = Matvec(loss_fn, params, data, batch_size, devices)

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.base.checks import scalar_loss
+from visjax.base.checks import check_positive_int, scalar_loss
 from visjax.base.data import LossFn, data_sum
 from visjax.curvature.spectrum import check_problem, loss_value
 
@@ -136,8 +136,7 @@ def sharpness(
         raise ValueError(f"`radius` must be a positive number, got {radius!r}") from None
     if not np.isfinite(r) or r <= 0:
         raise ValueError(f"`radius` must be a positive number, got {radius!r}")
-    if not isinstance(n_steps, int) or n_steps < 1:
-        raise ValueError(f"`n_steps` must be a positive int, got {n_steps!r}")
+    n_steps = check_positive_int(n_steps, "n_steps")
     step = 2.5 / n_steps if step_size is None else float(step_size)
     if not np.isfinite(step) or step <= 0:
         raise ValueError(f"`step_size` must be a positive number, got {step_size!r}")

@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from visjax.base.checks import check_batch_size
-from visjax.base.data import LossFn, check_data, data_mesh, data_sum
+from visjax.base.checks import check_batch_size, check_finite, check_positive_int, scalar_loss
+from visjax.base.data import LossFn, check_data, data_mesh, data_sum, first_nonfinite_chunk
 from visjax.curvature.hvp import hvp_jit
 
 
@@ -34,29 +34,64 @@ def flat_hvps(loss_fn, params, data, xs, batch_size, mesh=None):
 
 @functools.partial(jax.jit, static_argnames=("loss_fn", "batch_size", "mesh"))
 def loss_value(loss_fn, params, data, batch_size, mesh=None):
-    return data_sum(lambda b: jnp.asarray(loss_fn(params, b), jnp.float32), data, batch_size, mesh)
+    f = scalar_loss(loss_fn)
+    return data_sum(lambda b: jnp.asarray(f(params, b), jnp.float32), data, batch_size, mesh)
 
 
 def check_problem(
     loss_fn: LossFn, params: Any, data: Any, batch_size: int | None, devices: Any = None
 ) -> int:
-    """Check the inputs and that the loss is a finite scalar at ``params``; the parameter count."""
+    """Check the inputs (``data`` and ``params`` finite, eagerly) and that the loss is a finite
+    scalar at ``params``; the parameter count."""
     check_data(data)
     check_batch_size(batch_size)
     data_mesh(devices)
     leaves = jax.tree.leaves(params)
     if not leaves or not all(jnp.issubdtype(jnp.result_type(a), jnp.floating) for a in leaves):
         raise TypeError("`params` must be a non-empty pytree of floating-point arrays")
+    for path, a in jax.tree_util.tree_leaves_with_path(params):
+        check_finite(a, f"params{jax.tree_util.keystr(path)}")
     value = loss_value(loss_fn, params, data, batch_size)
-    if jnp.shape(value) != ():
-        raise ValueError(f"`loss_fn` must return a scalar, got shape {jnp.shape(value)}")
     if not np.isfinite(float(value)):
-        raise ValueError(f"`loss_fn` is not finite at `params` ({float(value)})")
+        raise ValueError(
+            f"`loss_fn` is not finite at `params` ({float(value)})"
+            + _locate(loss_fn, params, data, batch_size)
+        )
     return int(sum(np.size(a) for a in leaves))
 
 
+def _locate(loss_fn, params, data, batch_size, v=None) -> str:
+    """``": <what> on data chunk [a:b]"``: the first chunk whose loss value, gradient or (with
+    a tangent ``v``) Hessian-vector product is not finite, found by re-running the chunks
+    eagerly; a note when no single chunk gives it."""
+    f = scalar_loss(loss_fn)
+    checks = [
+        ("the loss value", lambda c: f(params, c)),
+        ("its gradient", lambda c: jax.grad(f)(params, c)),
+    ]
+    if v is not None:
+        checks.append(
+            (
+                "the Hessian-vector product",
+                lambda c: jax.jvp(lambda p: jax.grad(f)(p, c), (params,), (v,))[1],
+            )
+        )
+    found = first_nonfinite_chunk(checks, data, batch_size)
+    if found is None:
+        return (
+            "; re-run eagerly, every data chunk gives a finite loss, gradient and product "
+            "(the jitted sum over chunks overflowed, or XLA computed it differently)"
+        )
+    return f": {found} is not finite (found by re-running the chunks eagerly)"
+
+
 class Matvec:
-    """The Hessian (or another symmetric operator) as a function of flat vectors, counting calls."""
+    """The Hessian (or another symmetric operator) as a function of flat vectors, counting calls.
+
+    Each product is checked for NaN/Inf as it comes back (one reduction, one bool to the host);
+    a non-finite one raises ``ValueError`` saying which data chunk first gives a non-finite
+    loss value, gradient or product (:func:`_locate`).
+    """
 
     def __init__(self, loss_fn, params, data, batch_size, devices=None):
         self.loss_fn, self.params, self.data, self.batch_size = loss_fn, params, data, batch_size
@@ -66,7 +101,17 @@ class Matvec:
     def __call__(self, xs: jax.Array) -> jax.Array:
         """``H x`` for each row of ``xs`` ``(m, dim)``."""
         self.calls += xs.shape[0]
-        return flat_hvps(self.loss_fn, self.params, self.data, xs, self.batch_size, self.mesh)
+        out = flat_hvps(self.loss_fn, self.params, self.data, xs, self.batch_size, self.mesh)
+        if not bool(jnp.isfinite(out).all()):
+            if not bool(jnp.isfinite(xs).all()):
+                raise ValueError("the vector of a Hessian-vector product is not finite")
+            row = int(np.argmin(np.isfinite(np.asarray(out)).all(axis=1)))
+            _, unravel = ravel_pytree(self.params)
+            where = _locate(self.loss_fn, self.params, self.data, self.batch_size, unravel(xs[row]))
+            raise ValueError(
+                f"the Hessian-vector product of `loss_fn` is not finite at `params`{where}"
+            )
+        return out
 
 
 class LanczosResult(NamedTuple):
@@ -204,8 +249,7 @@ def top_eigenvalues(
     dim = check_problem(loss_fn, params, data, batch_size, devices)
     if not isinstance(k, int) or not 1 <= k <= dim:
         raise ValueError(f"`k` must be an int in [1, {dim}] (the number of parameters), got {k!r}")
-    if not isinstance(n_iter, int) or n_iter < k:
-        raise ValueError(f"`n_iter` must be an int >= k = {k}, got {n_iter!r}")
+    n_iter = check_positive_int(n_iter, "n_iter", k)
     flat, unravel = ravel_pytree(params)
     mv = Matvec(loss_fn, params, data, batch_size, devices)
     if algorithm == "power":
@@ -292,10 +336,8 @@ def spectral_density(
       A :class:`SpectralDensity`; ``nodes``/``weights`` have shape ``(n_probes, m)``.
     """
     dim = check_problem(loss_fn, params, data, batch_size, devices)
-    if not isinstance(n_probes, int) or n_probes < 1:
-        raise ValueError(f"`n_probes` must be a positive int, got {n_probes!r}")
-    if not isinstance(n_iter, int) or n_iter < 1:
-        raise ValueError(f"`n_iter` must be a positive int, got {n_iter!r}")
+    n_probes = check_positive_int(n_probes, "n_probes")
+    n_iter = check_positive_int(n_iter, "n_iter")
     flat, _ = ravel_pytree(params)
     mv = Matvec(loss_fn, params, data, batch_size, devices)
     m = min(n_iter, dim)

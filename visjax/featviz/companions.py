@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from visjax.base.checks import check_positive_int, is_concrete
 from visjax.model import Model, as_model
 
 Scale = Literal["minmax", "symmetric"]
@@ -39,22 +40,12 @@ class TopActivating(NamedTuple):
 # --------------------------------------------------------------------------- checks
 
 
-def _is_concrete(x: Any) -> bool:
-    return not isinstance(x, jax.core.Tracer)
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int, got {value!r}")
-    return int(value)
-
-
 def _check_data(model: Model, x: Any, name: str) -> jax.Array:
     try:
         x = model.check_x(x)
     except (TypeError, ValueError) as e:
         raise type(e)(str(e).replace("`x`", f"`{name}`", 1)) from None
-    if _is_concrete(x) and not bool(jnp.isfinite(x).all()):
+    if is_concrete(x) and not bool(jnp.isfinite(x).all()):
         raise ValueError(f"`{name}` holds NaN or Inf values")
     return x
 
@@ -322,5 +313,5 @@ def top_activating(
             )
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= n:
         raise ValueError(f"`k` must be an int in [1, {n}] (the number of examples), got {k!r}")
-    size = n if batch_size is None else min(_positive_int(batch_size, "batch_size"), n)
+    size = n if batch_size is None else min(check_positive_int(batch_size, "batch_size"), n)
     return _top_activating(model, x, layer, chans, int(k), size, reduce)

@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from visjax.base.checks import is_concrete
+
 Activations = Mapping[str, jax.Array]
 ObjectiveFn = Callable[[Activations, jax.Array, jax.Array], jax.Array]
 
@@ -122,7 +124,7 @@ class Objective:
 
 
 def _short(x: Any) -> str:
-    return f"{float(x):g}" if not isinstance(x, jax.core.Tracer) else "c"
+    return f"{float(x):g}" if is_concrete(x) else "c"
 
 
 def _select(a: jax.Array, batch: int | None) -> jax.Array:

@@ -18,7 +18,6 @@ References:
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
@@ -26,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
+
+from visjax.base.checks import check_positive_int
 
 __all__ = [
     "LUCID_COLOR_CORRELATION",
@@ -83,23 +84,11 @@ class Param(NamedTuple):
     batch: int
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool):
-        raise ValueError(f"`{name}` must be a positive int, got {value!r}")
-    try:
-        out = operator.index(value)
-    except TypeError:
-        raise ValueError(f"`{name}` must be a positive int, got {value!r}") from None
-    if out < 1:
-        raise ValueError(f"`{name}` must be a positive int, got {value!r}")
-    return out
-
-
 def _check_shape(shape: Any) -> tuple[int, int, int]:
     if not isinstance(shape, tuple | list) or len(shape) != 3:
         raise ValueError(f"`shape` must be (H, W, C), three positive ints, got {shape!r}")
     try:
-        return tuple(_positive_int(s, "shape") for s in shape)  # type: ignore[return-value]
+        return tuple(check_positive_int(s, "shape") for s in shape)  # type: ignore[return-value]
     except ValueError:
         raise ValueError(f"`shape` must be (H, W, C), three positive ints, got {shape!r}") from None
 
@@ -220,7 +209,7 @@ def pixel(
         Lucid ``lucid/optvis/param/spatial.py`` and ``color.py``.
     """
     shape = _check_shape(shape)
-    batch = _positive_int(batch, "batch")
+    batch = check_positive_int(batch, "batch")
     to_valid, from_valid = _color(shape[2], decorrelate, color_matrix, valid)
 
     def init(key: jax.Array) -> jax.Array:
@@ -292,7 +281,7 @@ def fourier(
         Lucid ``lucid/optvis/param/spatial.py``.
     """
     shape = _check_shape(shape)
-    batch = _positive_int(batch, "batch")
+    batch = check_positive_int(batch, "batch")
     h, w, c = shape
     to_valid, from_valid = _color(c, decorrelate, color_matrix, valid)
     freqs, wn = _fft_freqs(h, w)

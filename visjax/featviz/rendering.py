@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from visjax.base.checks import check_batch_size
+from visjax.base.checks import check_batch_size, check_positive_int, is_concrete
 from visjax.featviz.objectives import Objective, channel, class_logit
 from visjax.featviz.param import Param
 from visjax.featviz.transforms import output_shape
@@ -136,7 +136,7 @@ def _check_units(model, x_spec, make, values) -> tuple[str, ...]:
             raise ValueError(f"unknown layer(s) {unknown}; known layers: {list(shapes)}")
         layers |= obj.layers
         for lay, c in obj.units:
-            if isinstance(c, jax.core.Tracer):
+            if not is_concrete(c):
                 continue
             width = out_shape[-1] if lay is None else shapes[lay].shape[-1]
             if not 0 <= int(c) < width:
@@ -262,8 +262,7 @@ def render(
     """
     if not isinstance(param, Param):
         raise ValueError(f"`param` must be a visjax.featviz Param, got {type(param).__name__}")
-    if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 1:
-        raise ValueError(f"`n_steps` must be a positive int, got {n_steps!r}")
+    n_steps = check_positive_int(n_steps, "n_steps")
     check_batch_size(batch_size)
     if loop not in ("python", "scan"):
         raise ValueError(f"`loop` must be 'python' or 'scan', got {loop!r}")

@@ -26,7 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.base.trees import layer_groups, param_paths, select
+from visjax.base.checks import check_positive_int, is_concrete
+from visjax.base.trees import check_like, layer_groups, param_paths, select
 
 STATISTICS = (
     "norm",
@@ -150,8 +151,7 @@ def default_edges(*, low: float = 1e-8, high: float = 1e2, per_decade: int = 1) 
     """
     if not (low > 0 and high > low):
         raise ValueError(f"need 0 < `low` < `high`, got low={low!r}, high={high!r}")
-    if not isinstance(per_decade, int) or per_decade < 1:
-        raise ValueError(f"`per_decade` must be a positive int, got {per_decade!r}")
+    per_decade = check_positive_int(per_decade, "per_decade")
     k = max(1, round(per_decade * math.log10(high / low)))
     mags = np.logspace(math.log10(low), math.log10(high), k + 1)
     return np.concatenate([-mags[::-1], mags])
@@ -176,7 +176,7 @@ def check_edges(edges: Any) -> np.ndarray:
     """
     if edges is None:
         return default_edges()
-    if isinstance(edges, jax.core.Tracer):
+    if not is_concrete(edges):
         raise ValueError("`edges` must be concrete (static histogram bins), got a traced array")
     e = np.asarray(edges, dtype=np.float64)
     if e.ndim != 1 or e.size < 2 or not np.all(np.isfinite(e)) or not np.all(np.diff(e) > 0):
@@ -328,22 +328,6 @@ def _group_stats(
     return out
 
 
-def _check_like(tree: Any, ref: Any, name: str) -> None:
-    if jax.tree.structure(tree) != jax.tree.structure(ref):
-        raise ValueError(
-            f"`{name}` must have the tree structure of `grads`; its paths are "
-            f"{_shown(param_paths(tree))}, those of `grads` {_shown(param_paths(ref))}"
-        )
-    for path, a, b in zip(
-        param_paths(ref), jax.tree.leaves(tree), jax.tree.leaves(ref), strict=True
-    ):
-        if np.shape(a) != np.shape(b):
-            raise ValueError(
-                f"`{name}` leaf '{path}' must have the shape of `grads` there, {np.shape(b)}, "
-                f"got {np.shape(a)}"
-            )
-
-
 def layer_stats(
     grads: Any,
     *,
@@ -409,8 +393,8 @@ def layer_stats(
                 "the statistic 'update_ratio' needs both `updates` and `params` "
                 "(the optimiser's updates and the parameters they apply to)"
             )
-        _check_like(updates, grads, "updates")
-        _check_like(params, grads, "params")
+        check_like(updates, grads, "updates", "grads")
+        check_like(params, grads, "params", "grads")
     members = groups_of(grads, groups, include)
     by_path = dict(zip(param_paths(grads), jax.tree.leaves(grads), strict=True))
     ratio = "update_ratio" in want

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from visjax.base.checks import check_positive_int
 from visjax.gradstats.stats import STATISTICS, Groups, check_edges, check_stats, layer_stats
 
 Aggregate = Literal["ring", "running"]
@@ -104,7 +105,10 @@ def track(
       inner: the optimiser to wrap (extra update arguments, e.g. ``value=``, are passed on).
       groups: ``"layers"`` or group name -> glob pattern(s) over dotted parameter paths.
       include: glob pattern(s) choosing the parameters to track (``None``: all).
-      stats: statistic name(s) from :data:`~visjax.gradstats.stats.STATISTICS` (static).
+      stats: statistic name(s) from :data:`~visjax.gradstats.stats.STATISTICS` (static);
+        ``nonfinite`` is always recorded too (one int per group and step), so that
+        :func:`~visjax.gradstats.stats.flags` flags a step with NaN/Inf gradients whatever
+        ``stats`` holds (the norms leave those entries out).
       edges: histogram edges (static; :func:`~visjax.gradstats.stats.default_edges` if None).
       history: ``aggregate="ring"``: the number of most recent steps kept (static).
       aggregate: ``"ring"`` (the last ``history`` steps) or ``"running"`` (mean, max and last
@@ -132,9 +136,11 @@ def track(
       ([0], [5.0], array([1], dtype=int32))
     """
     want = check_stats(stats)
+    if "nonfinite" not in want:
+        # always counted, so that `flags` sees a NaN step whatever `stats` holds
+        want = (*want, "nonfinite")
     e = check_edges(edges) if "histogram" in want else None
-    if isinstance(history, bool) or not isinstance(history, int) or history < 1:
-        raise ValueError(f"`history` must be a positive int, got {history!r}")
+    history = check_positive_int(history, "history")
     if aggregate not in ("ring", "running"):
         raise ValueError(f"`aggregate` must be 'ring' or 'running', got {aggregate!r}")
     ratio = "update_ratio" in want

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.base.checks import check_tree_like
+from visjax.base.checks import check_positive_int, check_tree_like
 from visjax.base.grids import check_grid
 from visjax.landscape.directions import tree_dot, tree_norm
 from visjax.landscape.losses import as_loss_table
@@ -182,8 +182,7 @@ def plane_through(
     """
     check_tree_like(p2, p1, "p2")
     check_tree_like(p3, p1, "p3")
-    if not isinstance(resolution, int) or resolution < 2:
-        raise ValueError(f"`resolution` must be an int >= 2, got {resolution!r}")
+    resolution = check_positive_int(resolution, "resolution", 2)
     a, b = jax.tree.map(_difference, p2, p1), jax.tree.map(_difference, p3, p1)
     nu = float(tree_norm(a))
     if nu == 0:

@@ -47,19 +47,18 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from visjax.base.checks import check_batch_size, check_tree_like
+from visjax.base.checks import check_batch_size, check_positive_int, check_tree_like
 from visjax.base.data import check_data, data_mesh, data_sum
 from visjax.landscape.losses import as_loss_table
-from visjax.landscape.resume import RunDir, sweep_config
+from visjax.landscape.resume import RunDir, loss_fingerprint, sweep_config
 
 Strategy = Literal["auto", "map", "vmap", "loop"]
 STRATEGIES = ("auto", "map", "vmap", "loop")
 
 
-def dataset_mean(
-    fns: tuple, params: Any, *, data: Any, batch_size: int | None = None
-) -> jax.Array:
+def dataset_mean(fns: tuple, params: Any, *, data: Any, batch_size: int | None = None) -> jax.Array:
     """``(M,)`` batch means of ``fns`` over ``data``, summed in chunks weighted by chunk size."""
+    check_data(data)  # eager NaN/shape check (values skipped for tracers)
     return data_sum(
         lambda batch: jnp.stack([jnp.asarray(f(params, batch), jnp.float32) for f in fns]),
         data,
@@ -160,15 +159,17 @@ def evaluate(
     Args:
       loss_fn: ``(params, batch) -> scalar`` (batch mean), a mapping name -> such functions
         (several metrics from one sweep), or ``(model, "cross_entropy", ...)``. Functions are
-        static: pass the same objects to avoid recompiling.
+        static: pass the same objects to avoid recompiling. Before the sweep each loss is traced
+        and evaluated once (eagerly) at the origin on the first data chunk: a non-scalar loss,
+        data it cannot take or a non-finite value there raise a ``ValueError`` naming it.
       origin: parameters (a pytree).
       directions: ``k`` pytrees shaped like ``origin``.
       coords: ``(P, k)`` coefficients.
       data: one batch (pytree, leading example axis), summed in chunks of ``batch_size``.
       batch_size: examples per data chunk (static); ``None``: the whole batch at once.
       strategy: ``"auto"``, ``"map"``, ``"vmap"`` or ``"loop"`` (see the module docstring).
-      block_size: points per compiled block (default: about 256, evened out so the padding of
-        the last block is small).
+      block_size: points per compiled block, a positive int (default: about 256, evened out so
+        the padding of the last block is small).
       point_chunk: points per vmapped chunk for ``"vmap"``.
       progress: show a tqdm bar (``True``) or call ``progress(done, total)`` after each block.
       devices: ``None`` (all of ``jax.devices()``, of every process), a sequence of devices or a
@@ -182,7 +183,7 @@ def evaluate(
     Returns:
       ``{name: (P,) float32 NumPy array}``; non-finite values are NaN.
     """
-    table, _ = as_loss_table(loss_fn)
+    table, single = as_loss_table(loss_fn)
     fns = tuple(table.values())
     coords = np.asarray(coords, np.float32)
     if coords.ndim != 2 or coords.shape[1] != len(directions) or coords.shape[0] == 0:
@@ -195,8 +196,9 @@ def evaluate(
     if strategy not in STRATEGIES:
         raise ValueError(f"`strategy` must be one of {STRATEGIES}, got {strategy!r}")
     check_batch_size(batch_size)
-    if not isinstance(point_chunk, int) or point_chunk < 1:
-        raise ValueError(f"`point_chunk` must be a positive int, got {point_chunk!r}")
+    point_chunk = check_positive_int(point_chunk, "point_chunk")
+    if block_size is not None:
+        block_size = check_positive_int(block_size, "block_size")
     mesh = data_mesh(devices)
     n_dev = 1 if mesh is None else mesh.size
     strategy = _auto_strategy() if strategy == "auto" else strategy
@@ -214,10 +216,12 @@ def evaluate(
         block = math.ceil(block / unit) * unit  # padded, never an error
     padded = math.ceil(n_points / block) * block
     n_blocks = padded // block
+    prints = _probe_losses(table, single, origin, data, batch_size)
     store = None
     if run_dir is not None:
         config = sweep_config(
             names=table,
+            loss_fingerprints=prints,
             origin=origin,
             directions=directions,
             coords=coords,
@@ -272,6 +276,46 @@ def evaluate(
             stacklevel=2,
         )
     return {name: values[:, m] for m, name in enumerate(table)}
+
+
+def _probe_losses(table, single, origin, data, batch_size) -> dict[str, str]:
+    """Trace each loss and evaluate it eagerly at the origin on the first data chunk, before the
+    sweep: a non-scalar loss, data the loss cannot take (e.g. float class labels) or a non-finite
+    value there (e.g. labels out of range) raise a ``ValueError`` at once. Returns each loss's
+    fingerprint (:func:`visjax.landscape.resume.loss_fingerprint`)."""
+    n = jax.tree.leaves(data)[0].shape[0]
+    first = jax.tree.map(lambda a: a[: batch_size or n], data)
+    # Spread over processes (each holds a part): traced only, no eager value.
+    local = all(
+        not isinstance(a, jax.Array) or a.is_fully_addressable
+        for a in jax.tree.leaves((origin, data))
+    )
+    args = jax.tree.leaves((origin, first))
+    prints = {}
+    for name, fn in table.items():
+        label = "loss_fn" if single else f"loss_fn[{name!r}]"
+        try:
+            # jit's trace cache: a repeated sweep does not trace the loss again
+            closed = jax.jit(fn).trace(origin, first).jaxpr
+        except TypeError as e:
+            if "dtype" not in str(e):
+                raise
+            raise ValueError(
+                f"`data` does not suit `{label}` (integer class labels expected?): {e}"
+            ) from e
+        shapes = [tuple(a.shape) for a in closed.out_avals]
+        if shapes != [()]:
+            shown = shapes[0] if len(shapes) == 1 else shapes
+            raise ValueError(f"`{label}` must return a scalar (the batch mean), got shape {shown}")
+        # eagerly, op by op: the jitted forward on XLA:CPU can drop a NaN
+        value = float(jax.core.eval_jaxpr(closed.jaxpr, closed.consts, *args)[0]) if local else None
+        if value is not None and not math.isfinite(value):
+            raise ValueError(
+                f"`{label}` is {value} at the origin on the first chunk of `data`: check `data` "
+                "(no NaN/Inf, class labels in range) and the parameters"
+            )
+        prints[name] = loss_fingerprint(closed, value)
+    return prints
 
 
 def _progress(progress, total):

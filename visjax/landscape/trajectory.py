@@ -53,6 +53,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from visjax.base.checks import check_positive_int
 from visjax.base.trees import check_like, flat_paths
 from visjax.landscape.directions import Ignore, check_ignore, leaf_roles
 
@@ -95,8 +96,7 @@ class TrajectoryWriter:
         """Save ``params`` as step ``step`` (an int >= 0); return its folder."""
         import orbax.checkpoint as ocp  # noqa: PLC0415 - orbax (~1.1 s), only to save or load
 
-        if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 0:
-            raise ValueError(f"`step` must be an int >= 0, got {step!r}")
+        step = check_positive_int(step, "step", 0)
         path = self.folder / str(int(step))
         if path.exists():
             raise ValueError(

@@ -13,14 +13,15 @@ from typing import Any
 
 import numpy as np
 
+from visjax.base.checks import check_positive_int
 from visjax.plot._figure import new_axes, new_figure, tight
 
 
 def _grid_shape(n: int, ncols: int | None) -> tuple[int, int]:
     if ncols is None:
         ncols = int(np.ceil(np.sqrt(n)))
-    elif isinstance(ncols, bool) or not isinstance(ncols, int | np.integer) or ncols < 1:
-        raise ValueError(f"`ncols` must be a positive int, got {ncols!r}")
+    else:
+        ncols = check_positive_int(ncols, "ncols")
     ncols = min(int(ncols), n)
     return int(np.ceil(n / ncols)), ncols
 

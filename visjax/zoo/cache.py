@@ -6,9 +6,12 @@ orbax-checkpoint (``params/``), the training history and configuration as JSON, 
 ``manifest.json`` with the size and SHA-256 of every other file.
 
 Writes are atomic: an entry is assembled in a temporary folder beside it and renamed into place,
-so a writer killed mid-save leaves at most a temporary folder, never a partial entry. On reading,
-an entry whose manifest is missing or whose files do not match it (truncated, corrupted, edited) is
-discarded and retrained, never a crash.
+so a writer killed mid-save leaves at most a temporary folder, never a partial entry; temporary
+folders older than an hour (a live save takes seconds) are removed by the next write. Reading an
+entry writes nothing, so a read-only cache serves the entries it holds. On reading, an entry whose
+manifest is missing or whose files do not match it (truncated, corrupted, edited) is discarded and
+retrained, never a crash. Files and folders get the permissions the umask gives (see
+:mod:`visjax.base.io`).
 
 The cache folder is ``$VISJAX_CACHE`` if set, else ``$XDG_CACHE_HOME/visjax`` (default
 ``~/.cache/visjax``).
@@ -21,6 +24,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -29,11 +33,13 @@ from typing import Any, NamedTuple
 import jax
 import orbax.checkpoint as ocp
 
-from visjax.base.io import atomic_write_text
+from visjax.base.io import atomic_write_text, make_temp_dir
 from visjax.model import Model
 from visjax.zoo.train import History
 
 _MANIFEST = "manifest.json"
+_TMP_PREFIX = ".tmp-"
+STALE_AFTER_S = 3600.0  # a temporary folder untouched this long belongs to a dead writer
 
 
 class Trained(NamedTuple):
@@ -51,11 +57,7 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
       path: an explicit folder; default ``$VISJAX_CACHE``, else ``$XDG_CACHE_HOME/visjax``
         (``~/.cache/visjax``).
     """
-    if path is None:
-        env = os.environ.get("VISJAX_CACHE")
-        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-        path = env if env else Path(base) / "visjax"
-    path = Path(path).expanduser()
+    path = _resolve(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
@@ -66,6 +68,33 @@ def cache_dir(path: str | os.PathLike | None = None) -> Path:
             "set VISJAX_CACHE to a writable folder"
         ) from e
     return path
+
+
+def _resolve(path: str | os.PathLike | None) -> Path:
+    """The cache folder's path, without creating or probing it (reading needs neither)."""
+    if path is None:
+        env = os.environ.get("VISJAX_CACHE")
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        path = env if env else Path(base) / "visjax"
+    return Path(path).expanduser()
+
+
+def _remove_stale_temps(root: Path, *, older_than_s: float = STALE_AFTER_S) -> None:
+    """Remove temporary folders left by writers killed mid-save.
+
+    A folder counts as stale when neither it nor anything in it changed for ``older_than_s``: a
+    live writer keeps adding files for the few seconds a save takes, so it is never raced. The age
+    is used rather than the writer's PID, which a cache shared between machines or containers
+    cannot check.
+    """
+    now = time.time()
+    for tmp in root.glob(f"{_TMP_PREFIX}*"):
+        try:
+            newest = max((p.lstat().st_mtime for p in (tmp, *tmp.rglob("*"))), default=now)
+        except OSError:  # removed meanwhile by another writer
+            continue
+        if now - newest > older_than_s:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def entry_name(name: str, config: Mapping[str, Any]) -> str:
@@ -146,10 +175,10 @@ def load_or_train(
       A :class:`Trained` with ``from_cache`` telling whether training was skipped.
 
     Raises:
-      OSError: the cache folder is not writable (the message names it).
+      OSError: the entry must be written (a miss) and the cache folder is not writable (the
+        message names it); raised before ``train_fn`` runs. A hit only reads.
     """
-    root = cache_dir(cache)
-    final = root / entry_name(name, config)
+    final = _resolve(cache) / entry_name(name, config)
     if final.exists():
         try:
             model, history = _load(final, like)
@@ -161,8 +190,10 @@ def load_or_train(
                 stacklevel=2,
             )
             shutil.rmtree(final, ignore_errors=True)
+    root = cache_dir(cache)  # a miss writes: check the folder before the training, not after
+    _remove_stale_temps(root)
     model, history = train_fn()
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{final.name}-"))
+    tmp = make_temp_dir(root, prefix=f"{_TMP_PREFIX}{final.name}-")
     try:
         _save(tmp, model, history, config)
         try:

@@ -48,6 +48,7 @@ from typing import Any
 import jax
 from flax import nnx
 
+from visjax.base.checks import check_positive_int
 from visjax.model import Model, as_model
 from visjax.zoo._build import build_nnx
 
@@ -129,8 +130,7 @@ def _classes():
             rngs: nnx.Rngs,
         ):
             n = _blocks_per_stage(depth)
-            if not isinstance(width, int) or width < 1:
-                raise ValueError(f"`width` must be a positive int, got {width!r}")
+            width = check_positive_int(width, "width")
             widths = (width, 2 * width, 4 * width)
             self.stem = nnx.Conv(INPUT_SHAPE[-1], width, (3, 3), padding=1, rngs=rngs)
             self.stages = nnx.List(

@@ -42,6 +42,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from visjax.base.checks import check_positive_int
 from visjax.model import Model, as_model, tag
 from visjax.zoo._build import build_nnx, fresh_params
 from visjax.zoo.cache import Trained, load_or_train
@@ -72,11 +73,6 @@ class Shapes(NamedTuple):
     test: Split
     num_classes: int = NUM_CLASSES
     classes: tuple[str, ...] = SHAPE_CLASSES
-
-
-def _check_int(value: Any, name: str, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"`{name}` must be an int >= {low}, got {value!r}")
 
 
 def _pattern_colours(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -161,9 +157,9 @@ def load_shapes(
       >>> d.train.x.shape, d.test.x.shape, d.classes[d.train.y[0]] in SHAPE_CLASSES
       ((48, 16, 16, 3), (16, 16, 16, 3), True)
     """
-    _check_int(n_per_class, "n_per_class", 2)
-    _check_int(size, "size", 8)
-    _check_int(seed, "seed", 0)
+    check_positive_int(n_per_class, "n_per_class", 2)
+    check_positive_int(size, "size", 8)
+    check_positive_int(seed, "seed", 0)
     if not isinstance(test_fraction, (float, int)) or not 0 < test_fraction < 1:
         raise ValueError(f"`test_fraction` must be in (0, 1), got {test_fraction!r}")
     n_test = round(n_per_class * test_fraction)
@@ -329,7 +325,7 @@ def shapes_cnn(
     if form not in ("nnx", "linen", "function"):
         raise ValueError(f"`form` must be 'nnx', 'linen' or 'function', got {form!r}")
     if image_size is not None:
-        _check_int(image_size, "image_size", 1)
+        check_positive_int(image_size, "image_size")
     shape = (image_size, image_size, 3)
     if form == "nnx":
         module = build_nnx(lambda rngs: _nnx_class()(rngs=rngs), params, seed)

@@ -15,6 +15,7 @@ import numpy as np
 import optax
 
 from visjax.base.callbacks import CheckpointWriter
+from visjax.base.checks import check_positive_int
 from visjax.model import Model, as_model
 from visjax.zoo.data import Split
 
@@ -88,10 +89,9 @@ def train(
     """
     model = as_model(model)
     n = len(train_data.x)
-    if not 1 <= batch_size <= n:
+    if check_positive_int(batch_size, "batch_size") > n:
         raise ValueError(f"`batch_size` must be in [1, {n}], got {batch_size}")
-    if epochs < 1:
-        raise ValueError(f"`epochs` must be at least 1, got {epochs}")
+    check_positive_int(epochs, "epochs")
     opt = optax.adam(1e-2) if optimizer is None else optimizer
 
     @jax.jit

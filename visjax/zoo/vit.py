@@ -51,6 +51,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from visjax.base.checks import check_positive_int
 from visjax.model import Model, as_model, tag
 from visjax.zoo._build import build_nnx
 
@@ -159,8 +160,7 @@ def _check_config(*, patch_size: int, dim: int, depth: int, heads: int, mlp_dim:
         ("heads", heads),
         ("mlp_dim", mlp_dim),
     ):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"`{name}` must be a positive int, got {v!r}")
+        check_positive_int(v, name)
     if INPUT_SHAPE[0] % patch_size:
         raise ValueError(f"`patch_size` must divide the image size 8, got {patch_size}")
     if dim % heads:

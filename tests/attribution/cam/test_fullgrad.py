@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from visjax.attribution.cam import fullgrad
+from visjax.attribution.cam.process import bilinear_matrix
 from visjax.zoo import digits_cnn
 
 
@@ -93,6 +94,7 @@ def test_bad_input(cnn, x):
 
 
 def test_half_pixel_matrix():
-    np.testing.assert_array_equal(fullgrad.half_pixel_matrix(4, 4), np.eye(4))
-    m = fullgrad.half_pixel_matrix(2, 4)  # samples at -0.25 (clamped), 0.25, 0.75, 1.25 (clamped)
+    np.testing.assert_array_equal(bilinear_matrix(4, 4, align_corners=False), np.eye(4))
+    # samples at -0.25 (clamped), 0.25, 0.75, 1.25 (clamped)
+    m = bilinear_matrix(2, 4, align_corners=False)
     np.testing.assert_allclose(m, [[1, 0], [0.75, 0.25], [0.25, 0.75], [0, 1]])

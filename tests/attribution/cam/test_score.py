@@ -5,6 +5,7 @@ import pytest
 
 import visjax
 from visjax.attribution.cam import score
+from visjax.attribution.cam.process import bilinear_matrix
 from visjax.zoo import digits_cnn
 
 
@@ -150,7 +151,7 @@ def test_bad_input(method):
 
 
 def test_interpolation_matrices():
-    np.testing.assert_array_equal(score.align_corners_matrix(5, 5), np.eye(5))
-    m = score.align_corners_matrix(4, 8)
+    np.testing.assert_array_equal(bilinear_matrix(5, 5, align_corners=True), np.eye(5))
+    m = bilinear_matrix(4, 8, align_corners=True)
     np.testing.assert_allclose(m.sum(1), 1, rtol=1e-6)
     np.testing.assert_allclose(m[[0, -1]][:, [0, -1]], np.eye(2))

@@ -14,10 +14,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from visjax.attribution._target import Target, prepare, resolve, select_output
 from visjax.attribution.cam._core import grid_shape, resolve_layer
+from visjax.attribution.cam.process import bilinear_resize
 from visjax.model import Model
 
 SCALE_EPS = 1e-7  # pytorch-grad-cam's scale_cam_image: (m - min) / (max(m - min) + 1e-7)
@@ -79,22 +79,6 @@ def _raw_terms(model: Model, x, t, target_fn, layers: Sequence[str]):
     return gx * x, [gl[n] * layer_bias(model.params, n) for n in layers]
 
 
-def half_pixel_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """``(n_out, n_in)`` linear interpolation with half-pixel centres, edges clamped (OpenCV's
-    ``cv2.resize`` with ``INTER_LINEAR``): output ``i`` samples ``(i + ½) n_in/n_out − ½``."""
-    src = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * np.float32(
-        n_in / n_out
-    ) - np.float32(0.5)
-    src = np.clip(src, 0, n_in - 1)
-    i0 = np.floor(src).astype(np.int64)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    frac = src - i0
-    m = np.zeros((n_out, n_in), np.float32)
-    np.add.at(m, (np.arange(n_out), i0), 1 - frac)
-    np.add.at(m, (np.arange(n_out), i1), frac)
-    return m
-
-
 def _scale(m: jax.Array) -> jax.Array:
     """Min-max scaling of each ``(N, h, w, ...)`` map over its spatial axes (1, 2)."""
     m = m - m.min((1, 2), keepdims=True)
@@ -104,9 +88,7 @@ def _scale(m: jax.Array) -> jax.Array:
 def _resize(m: jax.Array, size: tuple[int, int]) -> jax.Array:
     if m.shape[1:3] == tuple(size):
         return m
-    mh = jnp.asarray(half_pixel_matrix(m.shape[1], size[0]), m.dtype)
-    mw = jnp.asarray(half_pixel_matrix(m.shape[2], size[1]), m.dtype)
-    return jnp.einsum("ph,nhwc,qw->npqc", mh, m, mw)
+    return bilinear_resize(m, size, align_corners=False)
 
 
 @functools.partial(jax.jit, static_argnames=("target_fn", "layers"))

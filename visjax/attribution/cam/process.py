@@ -15,6 +15,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 _EPS = 1e-7  # pytorch-grad-cam's scale_cam_image
 
@@ -55,6 +56,38 @@ def normalize(cams: Any) -> jax.Array:
     cams = _check_maps(cams)
     m = cams - cams.min(axis=(1, 2), keepdims=True)
     return m / (_EPS + m.max(axis=(1, 2), keepdims=True))
+
+
+def bilinear_matrix(n_in: int, n_out: int, *, align_corners: bool) -> np.ndarray:
+    """``(n_out, n_in)`` float32 linear interpolation along one axis.
+
+    ``align_corners=True``: torch's ``UpsamplingBilinear2d``, output ``i`` samples the input at
+    ``i (n_in − 1)/(n_out − 1)``. ``align_corners=False``: half-pixel centres with the edges
+    clamped (OpenCV's ``cv2.resize`` with ``INTER_LINEAR``), output ``i`` samples
+    ``(i + ½) n_in/n_out − ½``.
+    """
+    if align_corners:
+        scale = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+        src = np.arange(n_out, dtype=np.float32) * np.float32(scale)
+    else:
+        src = (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * np.float32(
+            n_in / n_out
+        ) - np.float32(0.5)
+        src = np.clip(src, 0, n_in - 1)
+    i0 = np.floor(src).astype(np.int64)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    frac = src - i0
+    m = np.zeros((n_out, n_in), np.float32)
+    np.add.at(m, (np.arange(n_out), i0), 1 - frac)
+    np.add.at(m, (np.arange(n_out), i1), frac)
+    return m
+
+
+def bilinear_resize(a: jax.Array, size: Sequence[int], *, align_corners: bool) -> jax.Array:
+    """``(N, h, w, C)`` to ``(N, H, W, C)`` by the two :func:`bilinear_matrix` products."""
+    mh = jnp.asarray(bilinear_matrix(a.shape[1], size[0], align_corners=align_corners), a.dtype)
+    mw = jnp.asarray(bilinear_matrix(a.shape[2], size[1], align_corners=align_corners), a.dtype)
+    return jnp.einsum("ph,nhwc,qw->npqc", mh, a, mw)
 
 
 def upsample(cams: Any, size: Sequence[int]) -> jax.Array:

@@ -15,7 +15,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from visjax.attribution._target import Target, check_batch_size, select_output
 from visjax.attribution.cam._core import (
@@ -24,6 +23,7 @@ from visjax.attribution.cam._core import (
     scores_from_layer,
     to_grid,
 )
+from visjax.attribution.cam.process import bilinear_resize
 from visjax.base.batching import FORWARD_UNROLL, chunked_sum
 from visjax.model import Model
 
@@ -31,27 +31,6 @@ from visjax.model import Model
 # the activation's minimum when that minimum is not 0.
 SCORE_EPS = 1e-8
 ABLATION_OFFSET = 1e7
-
-
-def align_corners_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """``(n_out, n_in)`` linear interpolation with aligned corners (torch's
-    ``UpsamplingBilinear2d``): output ``i`` samples the input at ``i (n_in − 1)/(n_out − 1)``."""
-    scale = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
-    src = np.arange(n_out, dtype=np.float32) * np.float32(scale)
-    i0 = np.floor(src).astype(np.int64)
-    i1 = np.minimum(i0 + 1, n_in - 1)
-    frac = src - i0
-    m = np.zeros((n_out, n_in), np.float32)
-    np.add.at(m, (np.arange(n_out), i0), 1 - frac)
-    np.add.at(m, (np.arange(n_out), i1), frac)
-    return m
-
-
-def upsample_align_corners(a: jax.Array, size: tuple[int, int]) -> jax.Array:
-    """``(N, h, w, C)`` to ``(N, H, W, C)`` by bilinear interpolation with aligned corners."""
-    mh = jnp.asarray(align_corners_matrix(a.shape[1], size[0]), a.dtype)
-    mw = jnp.asarray(align_corners_matrix(a.shape[2], size[1]), a.dtype)
-    return jnp.einsum("ph,nhwc,qw->npqc", mh, a, mw)
 
 
 def _rows(n: int, c: int) -> tuple[jax.Array, jax.Array]:
@@ -74,7 +53,7 @@ def _row_scores(score_fn, n: int, c: int, batch_size: int | None) -> jax.Array:
 def _score_cam(model: Model, x, t, target_fn, layer, reshape, batch_size):
     act = to_grid(model.activations(x, layer)[1][layer], reshape)
     n, c = act.shape[0], act.shape[-1]
-    up = upsample_align_corners(act, x.shape[1:3])
+    up = bilinear_resize(act, x.shape[1:3], align_corners=True)
     lo, hi = up.min((1, 2), keepdims=True), up.max((1, 2), keepdims=True)
     masks = (up - lo) / (hi - lo + SCORE_EPS)
 
