@@ -7,7 +7,7 @@ compilation): the HVPs an estimator cannot avoid. PyHessian 0.1 runs on the same
 (one batch, ``cuda=False``); its single-batch path keeps the gradient graph, so each of its HVPs
 is one double-backward without a new forward pass. All timings exclude compilation (one warm-up
 call first). PyHessian's ``density`` calls ``torch.eig`` (removed in torch 2): a shim backed by
-``torch.linalg.eigh`` is installed only for that call (``../shared/PEERS.md``).
+``torch.linalg.eigh`` is installed only for that call (``docs/peers.md``).
 """
 
 from __future__ import annotations

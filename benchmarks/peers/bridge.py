@@ -3,7 +3,7 @@
 ``import_torch()`` imports torch and, on a CPU build of torch, defines the two torchvision operator
 schemas that the registry's (CUDA-only) ``torchvision==0.28.0`` expects from its compiled extension,
 so that torchvision, and the peers that import it (pytorch-grad-cam, Zennit, Lucent), import at all
-(``../shared/PEERS.md``). ``import_peer(name)`` imports a peer module after that, silencing only the
+(``docs/peers.md``). ``import_peer(name)`` imports a peer module after that, silencing only the
 warnings listed for that peer in ``PEER_IMPORT_WARNINGS``.
 
 ``torch_digits_cnn(params)`` builds the digits CNN of :mod:`visjax.zoo.cnn` as a ``torch.nn.Module``
