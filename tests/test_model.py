@@ -382,3 +382,11 @@ def test_public_checks(cnn_models, batch):
     m.check_params(m.params)
     with pytest.raises(ValueError, match=r"`params"):
         m.check_params(jax.tree.map(lambda a: a[..., :1], m.params))
+
+
+def test_replace_refuses_integer_params_and_tag_a_non_string_name():
+    model = visjax.as_model(lambda p, x: x @ p["w"], {"w": jnp.eye(2)}, input_shape=(2,))
+    with pytest.raises(TypeError, match=r"`params\['w'\]`.*floating"):
+        model.replace(params={"w": jnp.eye(2, dtype=jnp.int32)})
+    with pytest.raises(TypeError, match="`name`"):
+        visjax.tag(jnp.ones(2), 3)

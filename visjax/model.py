@@ -57,6 +57,8 @@ def tag(x: Any, name: str) -> Any:
       >>> as_model(apply, jnp.eye(2), input_shape=(2,)).layers
       ('fc',)
     """
+    if not isinstance(name, str):
+        raise TypeError(f"`name` must be a string (the layer's name), got {name!r}")
     scope = _SCOPE.get()
     return checkpoint_name(x, f"{scope}.{name}" if scope else name)
 
@@ -267,8 +269,18 @@ class Model:
 
     # -- checks (trace time: shapes and dtypes only)
     def check_params(self, params: Any) -> None:
-        """Raise ``ValueError`` unless ``params`` has the tree and leaf shapes of the model's."""
+        """Raise ``ValueError`` unless ``params`` has the tree and leaf shapes of the model's, and
+        ``TypeError`` (naming the leaf's path) if a leaf that is floating in the model's is not."""
         check_tree_like(params, self.params, "params")
+        leaves = jax.tree_util.tree_leaves_with_path(params)
+        for (path, a), ref in zip(leaves, jax.tree.leaves(self.params), strict=True):
+            if jnp.issubdtype(jnp.result_type(ref), jnp.floating) and not jnp.issubdtype(
+                jnp.result_type(a), jnp.floating
+            ):
+                raise TypeError(
+                    f"`params{jax.tree_util.keystr(path)}` must have a floating dtype, got "
+                    f"{jnp.result_type(a)}"
+                )
 
     def check_x(self, x: Any) -> jax.Array:
         """``x`` as an array, checked against the model's input (rank, shape, dtype): raises

@@ -116,3 +116,11 @@ def test_bad_arguments(linear, images):
         integrated_gradients(model, images, 0, baseline=jnp.nan)
     with pytest.raises(ValueError, match="`batch_size`"):
         integrated_gradients(model, images, 0, batch_size=0)
+
+
+def test_completeness_error_checks_the_attributions_shape(linear, images):
+    model, _ = linear
+    with pytest.raises(ValueError, match="`attributions`"):
+        completeness_error(model, images, 0, attributions=jnp.zeros((3, 16)))
+    with pytest.raises(ValueError, match="`attributions`"):
+        completeness_error(model, images, 0, attributions=jnp.zeros((2, 4, 4, 1)))

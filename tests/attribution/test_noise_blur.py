@@ -81,3 +81,13 @@ def test_blur_ig_needs_images(linear):
     model, _ = linear
     with pytest.raises(ValueError, match="`max_sigma`"):
         blur_integrated_gradients(model, jnp.ones((1, 4, 4, 1)), 0, max_sigma=0.0)
+
+
+def test_negative_stdev_is_refused(linear, images):
+    model, _ = linear
+    with pytest.raises(ValueError, match="`stdev`"):
+        noise_tunnel(saliency, stdev=-0.1)
+    with pytest.raises(ValueError, match="`stdev`"):
+        expected_gradients(model, images, 0, references=images, stdev=-1.0, key=jax.random.key(0))
+    zero = noise_tunnel(saliency, n_samples=2, stdev=0.0)(model, images, 0, key=jax.random.key(0))
+    np.testing.assert_allclose(zero, saliency(model, images, 0), rtol=1e-6)

@@ -471,3 +471,9 @@ def test_timing_sanity():
     start = time.perf_counter()
     top_eigenvalues(quad_loss, W0 + 1.0, data=BATCH, k=1, n_iter=5, tol=0.0, key=KEY)
     assert time.perf_counter() - start < 5.0
+
+
+@pytest.mark.parametrize("sigma", [0.0, -1.0])
+def test_spectral_density_refuses_a_non_positive_sigma(sigma):
+    with pytest.raises(ValueError, match="`sigma`"):
+        spectral_density(quad_loss, W0, data=BATCH, n_probes=1, n_iter=4, key=KEY, sigma=sigma)

@@ -170,3 +170,16 @@ def test_class_visualisations_show_their_class(shapes):
     assert r > g + 0.05 and r > b + 0.05, (r, g, b)
     r, g, b = np.asarray(out.images[:2]).mean(axis=(0, 1, 2))
     assert abs(r - g) < 0.1 and abs(r - b) < 0.1  # the stripes are near-grey, as in the data
+
+
+def test_transforms_sequence_is_composed_and_units_named():
+    model = digits_cnn("function")
+    kw = dict(param=PARAM, n_steps=2, key=KEY)
+    seq = render(model, units=[1], transforms=[pad(1), jitter(2)], **kw)
+    one = render(model, units=[1], transforms=compose(pad(1), jitter(2)), **kw)
+    np.testing.assert_allclose(seq.images, one.images, rtol=1e-5, atol=1e-6)
+    assert render(model, units=[1], transforms=(), **kw).images.shape == one.images.shape
+    with pytest.raises(ValueError, match=r"`units`.*0 to 9"):
+        render(model, units=[99], **kw)
+    with pytest.raises(TypeError, match="`transforms`"):
+        render(model, units=[1], transforms=3, **kw)

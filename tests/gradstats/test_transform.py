@@ -245,3 +245,8 @@ def test_flags_see_a_nan_step_whatever_stats_holds(aggregate):
     else:
         assert exploding["a"].tolist() == [True] and exploding["b"].tolist() == [False]
     assert list(snap.stats) == ["norm", "nonfinite"]
+
+
+def test_track_refuses_a_non_optax_inner():
+    with pytest.raises(TypeError, match=r"`inner`.*optax\.GradientTransformation"):
+        track("adam")

@@ -174,3 +174,19 @@ def test_loss_mistakes_are_refused_before_the_sweep(monkeypatch):
 
     with pytest.raises(ValueError, match="`loss_fn` is -inf at the origin"):
         plane(infinite, P0, D1, D2, XS, YS, data=Y)
+
+
+def test_labels_out_of_range_past_the_first_chunk_name_the_chunk():
+    # defect 7 of issue 26: the probe sees only the first chunk; a loss that is non-finite at every
+    # point was an all-NaN surface with a generic warning, now an error naming the loss and chunk
+    m = digits_cnn("function")
+    digits = load_digits().train
+    x, y = digits.x[:48], np.array(digits.y[:48])
+    y[40] = 12  # in the third chunk of 16
+    losses = model_losses(m, "cross_entropy", "accuracy")
+    with pytest.raises(
+        ValueError,
+        match=r"`loss_fn\['cross_entropy'\]` is not finite at any of the 20 points "
+        r"\(first on data chunk \[32:48\] at the origin\)",
+    ):
+        plane(losses, m.params, m.params, m.params, XS, YS, data=(x, y), batch_size=16)

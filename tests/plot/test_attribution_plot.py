@@ -28,3 +28,10 @@ def test_grid_layout_and_bad_input():
         attribution_grid(x, {"a": x, "b": x[:1]})
     with pytest.raises(ValueError, match="`attribution` must be"):
         overlay(x[0], np.zeros(4))
+
+
+def test_overlay_refuses_a_map_of_another_size():
+    with pytest.raises(ValueError, match=r"`attribution`.*\(7, 7\).*upsample"):
+        overlay(np.zeros((8, 8)), np.zeros((7, 7)))
+    with pytest.raises(ValueError, match=r"`attributions\['a'\]`"):
+        attribution_grid(np.zeros((1, 8, 8, 1)), {"a": np.zeros((1, 4, 4, 1))})

@@ -3,6 +3,10 @@
 Every method takes ``(model, x, target, *, ...)`` and returns attributions shaped like ``x``,
 except the CAM family (:mod:`visjax.attribution.cam`, whose methods are re-exported here), which
 returns maps ``(N, H', W')`` on a layer's grid.
+
+An empty batch (``N = 0``) gives an empty result of the documented shape (``(0, *x.shape[1:])``,
+the layer's ``(0, ...)`` under :func:`at_layer`, ``(0, H', W')`` for a CAM) without compiling the
+method's program; the arguments are checked as for a non-empty batch.
 """
 
 from visjax.attribution.ablation import feature_ablation as feature_ablation

@@ -8,6 +8,7 @@ tracers and only shapes and dtypes are checked.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -63,10 +64,19 @@ def layer_example_fn(model: Model, target_fn: Callable | None, layer: str) -> Ex
     return f
 
 
+def check_layer(model: Model, x: Any, layer: str) -> None:
+    """Raise ``ValueError`` naming ``layer`` unless it is a layer path of ``model`` (shapes
+    only: works under jit)."""
+    known = model.layer_shapes(x)
+    if layer not in known:
+        raise ValueError(f"`layer` names an unknown layer {layer!r}; known layers: {list(known)}")
+
+
 def attributed_space(model: Model, x, baseline, t, target_fn, layer):
     """``(f, z, z_baseline, ctx)``: what a method attributes to, in input or layer space."""
     if layer is None:
         return example_fn(model, target_fn), x, baseline, t
+    check_layer(model, x, layer)
     z = model.activations(x, layer)[1][layer]
     zb = None if baseline is None else model.activations(baseline, layer)[1][layer]
     return layer_example_fn(model, target_fn, layer), z, zb, (t, x)
@@ -94,7 +104,7 @@ def resolve(model: Model, x: jax.Array, target: Target) -> tuple[Callable | None
         )
     if isinstance(t, int | np.integer):
         t = jnp.full((n,), int(t), jnp.int32)
-    t = t if hasattr(t, "dtype") else jnp.asarray(t)
+    t = t if hasattr(t, "dtype") else np.asarray(t)  # NumPy: a str or None gets a dtype
     if not jnp.issubdtype(t.dtype, jnp.integer):
         raise TypeError(
             "`target` must be an int, an int array of shape (N,) or a callable, "
@@ -110,6 +120,43 @@ def resolve(model: Model, x: jax.Array, target: Target) -> tuple[Callable | None
         if bad.any():
             raise ValueError(f"`target` must be in [0, {n_classes}), got {tv[bad].tolist()}")
     return None, jnp.asarray(t, jnp.int32)
+
+
+def _one_target(target: Any) -> Any:
+    """An empty batch's ``target`` for one stand-in example: ``(0,)`` classes become ``(1,)``."""
+    if callable(target) or np.ndim(target) != 1:
+        return target
+    if np.shape(target) != (0,):
+        raise ValueError(
+            f"`target` must have shape (0,) (one class per example), got {np.shape(target)}"
+        )
+    return jnp.zeros((1,), getattr(target, "dtype", jnp.int32))
+
+
+def empty_batch(method: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
+    """Decorator: ``method(model, x, target, ...)`` on an empty batch (``N = 0``) returns an empty
+    result of its documented shape (like ``x``, the layer's, or the CAM grid's) without compiling
+    the method's program.
+
+    The shape is the method's own, found by tracing it (``jax.eval_shape``, no compilation) on one
+    example of zeros with the same arguments, so every argument is checked as for a real batch.
+    """
+
+    @functools.wraps(method)
+    def wrapped(model: Any, x: Any, *args: Any, **kwargs: Any) -> jax.Array:
+        if np.ndim(x) == 0 or np.shape(x)[0] != 0:
+            return method(model, x, *args, **kwargs)
+        model, x = prepare(model, x)
+        args, kwargs = list(args), dict(kwargs)
+        if args:
+            args[0] = _one_target(args[0])
+        elif "target" in kwargs:
+            kwargs["target"] = _one_target(kwargs["target"])
+        one = jax.ShapeDtypeStruct((1, *x.shape[1:]), x.dtype)
+        spec = jax.eval_shape(lambda x1: method(model, x1, *args, **kwargs), one)
+        return jnp.asarray(np.zeros((0, *spec.shape[1:]), spec.dtype))
+
+    return wrapped
 
 
 def require_key(key: Any, method: str) -> jax.Array:

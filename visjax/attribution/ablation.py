@@ -24,6 +24,7 @@ import numpy as np
 from visjax.attribution._target import (
     Target,
     check_batch_size,
+    empty_batch,
     prepare,
     resolve,
     select_output,
@@ -138,6 +139,7 @@ def _occlusion(model, x, baseline, t, target_fn, window, strides, counts, batch_
     return total / cover
 
 
+@empty_batch
 def occlusion(
     model: Any,
     x: Any,
@@ -219,6 +221,7 @@ def _ablation(model, x, baseline, t, labels, target_fn, n_features, batch_size):
     return jnp.take_along_axis(diffs, flat, axis=1).reshape(x.shape).astype(x.dtype)
 
 
+@empty_batch
 def feature_ablation(
     model: Any,
     x: Any,

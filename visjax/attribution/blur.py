@@ -13,6 +13,7 @@ from visjax.attribution._target import (
     Target,
     check_batch_size,
     check_positive_int,
+    empty_batch,
     example_fn,
     prepare,
     resolve,
@@ -96,6 +97,7 @@ def _blur_ig(model: Model, x, t, target_fn, n_steps, max_sigma, grad_step, sqrt,
     return -chunked_sum(chunk, ex, sig, dsig, batch_size=batch_size)
 
 
+@empty_batch
 def blur_integrated_gradients(
     model: Any,
     x: Any,
@@ -140,9 +142,10 @@ def blur_integrated_gradients(
     if x.ndim != 4:
         raise ValueError(f"`x` must be NHWC images (rank 4) for blur IG, got shape {x.shape}")
     n_steps = check_positive_int(n_steps, "n_steps")
-    if not max_sigma > 0 or not grad_step > 0:
+    if not 0 < max_sigma < np.inf or not 0 < grad_step < np.inf:
         raise ValueError(
-            f"`max_sigma` and `grad_step` must be positive, got {max_sigma!r}, {grad_step!r}"
+            "`max_sigma` and `grad_step` must be positive and finite, got "
+            f"{max_sigma!r}, {grad_step!r}"
         )
     batch_size = check_batch_size(batch_size)
     target_fn, t = resolve(model, x, target)

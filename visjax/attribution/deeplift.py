@@ -50,7 +50,15 @@ import jax
 import jax.extend.core as jcore
 import jax.numpy as jnp
 
-from visjax.attribution._target import Target, check_finite, prepare, resolve, select_output
+from visjax.attribution._target import (
+    Target,
+    check_finite,
+    check_layer,
+    empty_batch,
+    prepare,
+    resolve,
+    select_output,
+)
 from visjax.attribution.baselines import make_baseline
 from visjax.attribution.layer import layer_builder
 from visjax.base import interpret
@@ -326,11 +334,12 @@ def _deeplift_at(model: Any, x: Any, target: Target, *, layer: str | None, basel
     target_fn, t = resolve(model, x, target)
     b = make_baseline(x, baseline)
     if layer is not None:
-        model.activations(x[:1], layer)  # an unknown layer path raises here, listing the known
+        check_layer(model, x, layer)
     return _deeplift(model, x, b, t, target_fn, layer)
 
 
 @layer_builder(lambda layer: functools.partial(_deeplift_at, layer=layer))
+@empty_batch
 def deeplift(model: Any, x: Any, target: Target, *, baseline: Any = 0.0) -> jax.Array:
     """DeepLIFT with the rescale rule: modified gradient × ``(x − baseline)``.
 
@@ -384,11 +393,12 @@ def _deeplift_shap_at(model: Any, x: Any, target: Target, *, layer: str | None, 
     check_finite(refs, "references")
     target_fn, t = resolve(model, x, target)
     if layer is not None:
-        model.activations(x[:1], layer)  # an unknown layer path raises here, listing the known
+        check_layer(model, x, layer)
     return _deeplift_shap(model, x, refs, t, target_fn, layer)
 
 
 @layer_builder(lambda layer: functools.partial(_deeplift_shap_at, layer=layer))
+@empty_batch
 def deeplift_shap(model: Any, x: Any, target: Target, *, references: Any) -> jax.Array:
     """DeepLIFT-SHAP: DeepLIFT averaged over a set of references (Captum's ``DeepLiftShap``).
 

@@ -13,7 +13,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from visjax.attribution._target import Target, attributed_space, prepare, resolve
+from visjax.attribution._target import Target, attributed_space, empty_batch, prepare, resolve
 from visjax.attribution.layer import layer_builder
 from visjax.model import Model
 
@@ -47,6 +47,7 @@ def _gradient_x_input(model: Any, x: Any, target: Target, *, layer: str | None) 
 
 
 @layer_builder(lambda layer: functools.partial(_saliency, layer=layer))
+@empty_batch
 def saliency(model: Any, x: Any, target: Target, *, absolute: bool = True) -> jax.Array:
     """Saliency: the gradient of the target with respect to the input.
 
@@ -80,6 +81,7 @@ def saliency(model: Any, x: Any, target: Target, *, absolute: bool = True) -> ja
 
 
 @layer_builder(lambda layer: functools.partial(_gradient_x_input, layer=layer))
+@empty_batch
 def gradient_x_input(model: Any, x: Any, target: Target) -> jax.Array:
     """Gradient times input: ``φ(x) = x ⊙ ∂f(x)/∂x``.
 

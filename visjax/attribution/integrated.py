@@ -34,6 +34,7 @@ from visjax.attribution._target import (
     check_batch_size,
     check_finite,
     check_positive_int,
+    empty_batch,
     example_fn,
     prepare,
     require_key,
@@ -42,6 +43,7 @@ from visjax.attribution._target import (
 from visjax.attribution.baselines import make_baseline
 from visjax.attribution.layer import layer_builder
 from visjax.base.batching import chunked_sum
+from visjax.base.checks import check_non_negative
 from visjax.model import Model
 
 Rule = Literal[
@@ -123,6 +125,7 @@ def _integrated_gradients(
 
 
 @layer_builder(lambda layer: functools.partial(_integrated_gradients, layer=layer))
+@empty_batch
 def integrated_gradients(
     model: Any,
     x: Any,
@@ -202,9 +205,14 @@ def completeness_error(
     model, x = prepare(model, x)
     target_fn, t = resolve(model, x, target)
     b = make_baseline(x, baseline, key=key)
+    attributions = jnp.asarray(attributions)
+    if attributions.shape != x.shape:
+        raise ValueError(
+            f"`attributions` must have the shape of `x` {x.shape}, got {attributions.shape}"
+        )
     f = jax.vmap(example_fn(model, target_fn))
     delta = f(x, t) - f(b, t)
-    total = jnp.asarray(attributions).reshape(x.shape[0], -1).sum(1)
+    total = attributions.reshape(x.shape[0], -1).sum(1)
     return jnp.abs(total - delta) / jnp.maximum(jnp.abs(delta), 1e-12)
 
 
@@ -250,12 +258,14 @@ def _expected_gradients(
             f"got {refs.shape}"
         )
     check_finite(refs, "references")
+    check_non_negative(stdev, "stdev")
     target_fn, t = resolve(model, x, target)
     stdev = jnp.asarray(stdev, x.dtype)
     return _expected(model, x, refs, t, key, stdev, target_fn, layer, n_samples, batch_size)
 
 
 @layer_builder(lambda layer: functools.partial(_expected_gradients, layer=layer))
+@empty_batch
 def expected_gradients(
     model: Any,
     x: Any,
@@ -279,7 +289,7 @@ def expected_gradients(
       target: an int class, an int array ``(N,)``, or a callable.
       references: the reference set ``(R, ...)`` the baselines are drawn from.
       n_samples: samples per example (static).
-      stdev: standard deviation of the Gaussian noise added to the input per sample.
+      stdev: standard deviation (>= 0) of the Gaussian noise added to the input per sample.
       batch_size: input gradients per chunk (static); ``None``: all at once.
       key: a PRNG key (required: every call draws references, path points and noise).
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import jax
 
+from visjax.attribution._target import empty_batch
+
 _ATTR = "_visjax_layer"
 
 Method = Callable[..., jax.Array]
@@ -109,6 +111,7 @@ def at_layer(method: Method, layer: str) -> Method:
         raise ValueError(f"`method` {name!r} cannot attribute to a layer: {build}")
     built = build(layer)
 
+    @empty_batch
     @functools.wraps(fn)
     def layer_method(*a: Any, **kw: Any) -> jax.Array:
         return built(*args, *a, **{**keywords, **kw})

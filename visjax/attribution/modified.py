@@ -39,7 +39,7 @@ import jax.extend.core as jcore
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.attribution._target import Target, prepare, resolve
+from visjax.attribution._target import Target, check_layer, empty_batch, prepare, resolve
 from visjax.attribution.layer import layer_builder
 from visjax.base import interpret
 from visjax.base.checks import is_concrete
@@ -229,6 +229,7 @@ def modified_method(model: Model, x, t, target_fn, backward: Backward, layer: st
     if layer is None:
         core = functools.partial(modified_gradient, forward, target_fn)
         return jax.vmap(core)(x, t)
+    check_layer(model, x, layer)
     z = model.activations(x, layer)[1][layer]
 
     def layer_core(zi, ti, xi):
@@ -244,6 +245,7 @@ def _modified(model: Any, x: Any, target: Target, *, layer: str | None, backward
 
 
 @layer_builder(lambda layer: functools.partial(_modified, layer=layer, backward="guided"))
+@empty_batch
 def guided_backprop(model: Any, x: Any, target: Target) -> jax.Array:
     """Guided backpropagation: the gradient with every ReLU's backward made guided.
 
@@ -283,6 +285,7 @@ def guided_backprop(model: Any, x: Any, target: Target) -> jax.Array:
 
 
 @layer_builder(lambda layer: functools.partial(_modified, layer=layer, backward="deconvnet"))
+@empty_batch
 def deconvnet(model: Any, x: Any, target: Target) -> jax.Array:
     """Deconvnet: the gradient with every ReLU's backward replaced by ``max(g, 0)``.
 

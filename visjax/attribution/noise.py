@@ -9,15 +9,17 @@ from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from visjax.attribution._target import (
     check_batch_size,
     check_positive_int,
-    is_concrete,
+    empty_batch,
     prepare,
     require_key,
 )
 from visjax.attribution.layer import at_layer, layer_builder
+from visjax.base.checks import check_non_negative
 
 Kind = Literal["smoothgrad", "smoothgrad_sq", "vargrad"]
 KINDS = ("smoothgrad", "smoothgrad_sq", "vargrad")
@@ -47,7 +49,7 @@ def noise_tunnel(
         ``functools.partial`` of one, or any function of that signature.
       kind: how the samples are combined (static).
       n_samples: noisy copies per example (static).
-      stdev: noise standard deviation (may be an array broadcastable to one example).
+      stdev: noise standard deviation, >= 0 (may be an array broadcastable to one example).
       batch_size: noisy copies per call of ``method`` (examples × samples); ``None``: all at once.
 
     Returns:
@@ -72,9 +74,11 @@ def noise_tunnel(
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {KINDS}, got {kind!r}")
     n_samples = check_positive_int(n_samples, "n_samples")
+    check_non_negative(stdev, "stdev")
     batch_size = check_batch_size(batch_size)
     takes_key = "key" in inspect.signature(method).parameters
 
+    @empty_batch
     @functools.wraps(method)
     def wrapped(model: Any, x: Any, target: Any, *, key: jax.Array, **kwargs):
         key = require_key(key, f"noise_tunnel({getattr(method, '__name__', 'method')})")
@@ -115,13 +119,14 @@ def noise_tunnel(
 def _tile_target(target: Any, n: int, n_samples: int) -> Any:
     if callable(target):
         return target
-    t = jnp.asarray(target)
+    t = target if hasattr(target, "dtype") else np.asarray(target)
+    if not jnp.issubdtype(t.dtype, jnp.integer):
+        raise TypeError(f"`target` must hold ints, got dtype {t.dtype}")
+    t = jnp.asarray(t)
     if t.ndim == 0:
         t = jnp.broadcast_to(t, (n,))
     if t.shape != (n,):
         raise ValueError(f"`target` must have shape ({n},) (one class per example), got {t.shape}")
-    if is_concrete(t) and not jnp.issubdtype(t.dtype, jnp.integer):
-        raise TypeError(f"`target` must hold ints, got dtype {t.dtype}")
     return jnp.tile(t, n_samples)
 
 

@@ -30,6 +30,7 @@ from visjax.attribution._target import (
     Target,
     check_batch_size,
     check_positive_int,
+    empty_batch,
     example_fn,
     prepare,
     require_key,
@@ -107,6 +108,7 @@ def _sampling(model, x, b, t, labels, present, key, target_fn, n_features, n_sam
     return spread(jnp.where(present, phi / s_count, 0.0), labels)
 
 
+@empty_batch
 def shapley_value_sampling(
     model: Any,
     x: Any,
@@ -206,6 +208,7 @@ def _exact(model, x, b, t, labels, present, target_fn, n_features, batch_size):
     return spread(jnp.where(present, phi, 0.0), labels)
 
 
+@empty_batch
 def exact_shapley(
     model: Any,
     x: Any,

@@ -20,7 +20,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from visjax.attribution._target import Target, example_fn, require_key
+from visjax.attribution._target import Target, empty_batch, example_fn, require_key
 from visjax.attribution.layer import no_layer
 from visjax.attribution.shapley import evaluate_rows, perturb, setup_perturbation, spread
 from visjax.base.checks import check_positive_int
@@ -89,6 +89,7 @@ def _kernel_shap(
     return spread(phi, labels)
 
 
+@empty_batch
 def kernel_shap(
     model: Any,
     x: Any,
@@ -195,6 +196,7 @@ def _lime(
     return spread(phi, labels)
 
 
+@empty_batch
 def lime(
     model: Any,
     x: Any,

@@ -74,3 +74,27 @@ def scalar_loss(
         return value
 
     return f
+
+
+def check_non_negative(value: Any, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` if a concrete ``value`` (a scalar or an array) holds a
+    negative, NaN or Inf entry (0 is allowed; under jit the check is skipped)."""
+    if is_concrete(value):
+        v = np.asarray(value, dtype=np.float64)
+        if not (np.isfinite(v) & (v >= 0)).all():
+            raise ValueError(f"`{name}` must be finite and >= 0, got {value!r}")
+
+
+def check_key(key: Any, name: str = "key") -> None:
+    """Raise ``TypeError`` naming ``name`` unless ``key`` is one PRNG key: a typed key
+    (``jax.random.key``) of shape ``()`` or a legacy ``uint32`` key of shape ``(2,)``."""
+    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
+    if dtype is not None:
+        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) and shape == ():
+            return
+        if dtype == jnp.uint32 and shape == (2,):  # a legacy jax.random.PRNGKey
+            return
+        got = f"an array of dtype {dtype} and shape {shape}"
+    else:
+        got = f"{type(key).__name__} {key!r}"
+    raise TypeError(f"`{name}` must be one PRNG key such as jax.random.key(0), got {got}")

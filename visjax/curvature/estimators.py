@@ -8,7 +8,7 @@ import jax
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from visjax.base.checks import check_positive_int
+from visjax.base.checks import check_key, check_positive_int
 from visjax.base.data import LossFn
 from visjax.curvature.spectrum import Matvec, check_problem, lanczos
 
@@ -88,6 +88,7 @@ def trace(
     if not isinstance(deflate, int) or deflate < 0:
         raise ValueError(f"`deflate` must be a non-negative int, got {deflate!r}")
     check_problem(loss_fn, params, data, batch_size, devices)
+    check_key(key)
     flat, _ = ravel_pytree(params)
     mv = Matvec(loss_fn, params, data, batch_size, devices)
     basis, exact = None, 0.0
@@ -126,6 +127,7 @@ def hessian_diag(
     """
     _check_probe_args(n_probes, probe_batch)
     check_problem(loss_fn, params, data, batch_size, devices)
+    check_key(key)
     flat, unravel = ravel_pytree(params)
     mv = Matvec(loss_fn, params, data, batch_size, devices)
     total = None

@@ -16,7 +16,13 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from visjax.base.checks import check_batch_size, check_finite, check_positive_int, scalar_loss
+from visjax.base.checks import (
+    check_batch_size,
+    check_finite,
+    check_key,
+    check_positive_int,
+    scalar_loss,
+)
 from visjax.base.data import LossFn, check_data, data_mesh, data_sum, first_nonfinite_chunk
 from visjax.curvature.hvp import hvp_jit
 
@@ -247,8 +253,10 @@ def top_eigenvalues(
     if which not in ("largest", "magnitude"):
         raise ValueError(f"`which` must be 'largest' or 'magnitude', got {which!r}")
     dim = check_problem(loss_fn, params, data, batch_size, devices)
-    if not isinstance(k, int) or not 1 <= k <= dim:
+    check_key(key)
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= dim:
         raise ValueError(f"`k` must be an int in [1, {dim}] (the number of parameters), got {k!r}")
+    k = int(k)
     n_iter = check_positive_int(n_iter, "n_iter", k)
     flat, unravel = ravel_pytree(params)
     mv = Matvec(loss_fn, params, data, batch_size, devices)
@@ -328,7 +336,7 @@ def spectral_density(
       n_iter: Lanczos steps per probe (PyHessian's default: 100).
       key: PRNG key for the probes.
       grid: points to evaluate the density at.
-      sigma: PyHessian's ``sigma_squared``.
+      sigma: PyHessian's ``sigma_squared`` (> 0).
       batch_size: examples per data chunk.
       devices: the data axis is sharded over these (as :func:`visjax.curvature.hvp`).
 
@@ -336,8 +344,18 @@ def spectral_density(
       A :class:`SpectralDensity`; ``nodes``/``weights`` have shape ``(n_probes, m)``.
     """
     dim = check_problem(loss_fn, params, data, batch_size, devices)
+    check_key(key)
+    if grid is not None:
+        check_finite(np.asarray(grid, float), "grid")
     n_probes = check_positive_int(n_probes, "n_probes")
     n_iter = check_positive_int(n_iter, "n_iter")
+    if (
+        isinstance(sigma, bool)
+        or not isinstance(sigma, int | float | np.integer | np.floating)
+        or not np.isfinite(sigma)
+        or sigma <= 0
+    ):
+        raise ValueError(f"`sigma` must be a finite number > 0, got {sigma!r}")
     flat, _ = ravel_pytree(params)
     mv = Matvec(loss_fn, params, data, batch_size, devices)
     m = min(n_iter, dim)

@@ -26,7 +26,7 @@ import optax
 from visjax.base.checks import check_batch_size, check_positive_int, is_concrete
 from visjax.featviz.objectives import Objective, channel, class_logit
 from visjax.featviz.param import Param
-from visjax.featviz.transforms import output_shape
+from visjax.featviz.transforms import compose, output_shape
 from visjax.model import as_model
 
 DEFAULT_OPTIMIZER = optax.adam(0.05)
@@ -122,8 +122,9 @@ def _groups(objective, units) -> list[tuple[Callable, np.ndarray, np.ndarray, An
     return out
 
 
-def _check_units(model, x_spec, make, values) -> tuple[str, ...]:
-    """Layers and channel indices of every unit's objective against the model, before compiling."""
+def _check_units(model, x_spec, make, values, arg: str = "units") -> tuple[str, ...]:
+    """Layers and channel indices of every unit's objective against the model, before compiling
+    (``arg`` names the argument the units come from in errors)."""
     shapes = model.layer_shapes(x_spec)
     out_shape = jax.eval_shape(model.apply, model.params, x_spec).shape
     layers: set[str] = set()
@@ -141,8 +142,36 @@ def _check_units(model, x_spec, make, values) -> tuple[str, ...]:
             width = out_shape[-1] if lay is None else shapes[lay].shape[-1]
             if not 0 <= int(c) < width:
                 where = "the output" if lay is None else f"layer {lay!r}"
-                raise ValueError(f"channel {int(c)} out of range: {where} has {width} channels")
+                raise ValueError(
+                    f"`{arg}`: channel {int(c)} out of range: {where} has {width} channels "
+                    f"(valid: 0 to {width - 1})"
+                )
     return tuple(sorted(layers))
+
+
+@functools.lru_cache(maxsize=64)
+def _composed(transforms: tuple) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    # cached, so that rendering again with an equal list reuses the compiled programs
+    return compose(*transforms)
+
+
+def _transform(transforms: Any) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """``transforms`` as one transform: ``None`` or ``()`` the identity, a sequence composed."""
+    if transforms is None:
+        return _identity
+    if callable(transforms):
+        return transforms
+    if isinstance(transforms, Sequence) and not isinstance(transforms, str):
+        if not all(callable(t) for t in transforms):
+            raise TypeError(
+                "`transforms` must be a transform (key, images) -> images or a sequence of them, "
+                f"got {transforms!r}"
+            )
+        return _identity if len(transforms) == 0 else _composed(tuple(transforms))
+    raise TypeError(
+        "`transforms` must be a transform (key, images) -> images or a sequence of them, got "
+        f"{transforms!r}"
+    )
 
 
 def _unit_key(key: jax.Array, layer: str | None, value: int) -> jax.Array:
@@ -202,7 +231,9 @@ def render(
     objective: Objective | Callable[[Any], Objective] | None = None,
     *,
     param: Param,
-    transforms: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+    transforms: Callable[[jax.Array, jax.Array], jax.Array]
+    | Sequence[Callable[[jax.Array, jax.Array], jax.Array]]
+    | None = None,
     n_steps: int = 128,
     optimizer: optax.GradientTransformation = DEFAULT_OPTIMIZER,
     key: jax.Array,
@@ -228,7 +259,8 @@ def render(
         id) to its objective.
       param: the image parameterisation (:func:`visjax.featviz.fourier`, ``pixel``).
       transforms: ``(key, images) -> images`` drawn each step (e.g.
-        :func:`visjax.featviz.standard_transforms`); ``None``: none.
+        :func:`visjax.featviz.standard_transforms`), or a sequence of them applied in order (as
+        :func:`visjax.featviz.compose`, Lucid's list); ``None`` or ``()``: none.
       n_steps: optimisation steps (static).
       optimizer: an optax transformation applied to the negated gradient (Lucid: Adam 0.05).
       key: PRNG key.
@@ -269,7 +301,7 @@ def render(
     if not isinstance(optimizer, optax.GradientTransformation):
         raise ValueError("`optimizer` must be an optax.GradientTransformation")
     model = as_model(model)
-    transform = _identity if transforms is None else transforms
+    transform = _transform(transforms)
     shape = output_shape(transform, param.shape)
     x_spec = jnp.zeros((param.batch, *shape), jnp.float32)
     groups = _groups(objective, units)
@@ -283,7 +315,9 @@ def render(
         bar = tqdm(total=n_units * n_steps, desc="render", unit="unit-step", leave=False)
     try:
         for make, values, positions, lay in groups:
-            capture = _check_units(model, x_spec, make, values)
+            capture = _check_units(
+                model, x_spec, make, values, "units" if units is not None else "objective"
+            )
             spec = (make, param, transform, optimizer, capture)
             size = len(values) if batch_size is None else batch_size
             for start in range(0, len(values), size):

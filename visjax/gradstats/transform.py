@@ -120,6 +120,7 @@ def track(
       ``update_ratio`` is tracked).
 
     Raises:
+      TypeError: ``inner`` is not an ``optax.GradientTransformation``.
       ValueError: an unknown statistic (listing the known ones), bad ``history``,
         ``aggregate`` or ``edges``; from ``init``, groups or include matching nothing; from
         ``update``, ``params=None`` with ``update_ratio``.
@@ -135,6 +136,11 @@ def track(
       >>> snap.steps.tolist(), snap.stats["norm"]["w"].tolist(), snap.stats["nonfinite"]["b"]
       ([0], [5.0], array([1], dtype=int32))
     """
+    if not isinstance(inner, optax.GradientTransformation):
+        raise TypeError(
+            "`inner` must be an optax.GradientTransformation (e.g. optax.adam(1e-3)), got "
+            f"{inner!r}"
+        )
     want = check_stats(stats)
     if "nonfinite" not in want:
         # always counted, so that `flags` sees a NaN step whatever `stats` holds

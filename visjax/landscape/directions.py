@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from visjax.base.checks import check_key
 from visjax.base.trees import check_like, flat_paths, param_paths
 
 Normalization = Literal["filter", "layer", "model"] | None
@@ -79,19 +80,6 @@ def check_ignore(ignore: Any) -> str | tuple[str, ...] | None:
         "`ignore` must be 'biasbn', None or a sequence (a tuple under jit) of glob patterns "
         f"over dotted parameter paths, got {ignore!r}"
     )
-
-
-def _check_key(key: Any) -> None:
-    dtype, shape = getattr(key, "dtype", None), getattr(key, "shape", None)
-    if dtype is not None:
-        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) and shape == ():
-            return
-        if dtype == jnp.uint32 and shape == (2,):  # a legacy jax.random.PRNGKey
-            return
-        got = f"an array of dtype {dtype} and shape {shape}"
-    else:
-        got = f"{type(key).__name__} {key!r}"
-    raise TypeError(f"`key` must be one PRNG key such as jax.random.key(0), got {got}")
 
 
 def leaf_roles(
@@ -321,7 +309,7 @@ def random_direction(
       ``--xnorm ''`` and ``--xignore ''`` (no normalisation, biases copied); the paper's
       figures and scripts pass ``filter`` and ``biasbn``, the defaults here.
     """
-    _check_key(key)
+    check_key(key)
     normalization = _check_normalization(normalization)
     ignore = check_ignore(ignore)
     paths, w_leaves, treedef = flat_paths(params)
@@ -432,7 +420,7 @@ def random_plane(
       Li, Xu, Taylor, Studer, Goldstein, "Visualizing the Loss Landscape of Neural Nets",
       NeurIPS 2018. https://arxiv.org/abs/1712.09913
     """
-    _check_key(key)
+    check_key(key)
     normalization = _check_normalization(normalization)
     ignore = check_ignore(ignore)
     k1, k2 = jax.random.split(key)

@@ -48,7 +48,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from visjax.base.checks import check_batch_size, check_positive_int, check_tree_like
-from visjax.base.data import check_data, data_mesh, data_sum
+from visjax.base.data import check_data, data_mesh, data_sum, first_nonfinite_chunk
 from visjax.landscape.losses import as_loss_table
 from visjax.landscape.resume import RunDir, loss_fingerprint, sweep_config
 
@@ -233,6 +233,7 @@ def evaluate(
         )
         store = RunDir(run_dir, config, write=jax.process_index() == 0)
     coords = np.concatenate([coords, np.repeat(coords[-1:], padded - n_points, axis=0)])
+    given = (origin, data)  # for the eager diagnosis of an all-NaN loss below
     origin = _replicated(origin, mesh)
     directions = tuple(_replicated(d, mesh) for d in directions)
     data = _replicated(data, mesh)
@@ -266,6 +267,7 @@ def evaluate(
         report(None)
     values = np.concatenate(out)[:n_points]
     bad = ~np.isfinite(values)
+    _refuse_all_nonfinite(table, single, bad, *given, batch_size)
     if bad.any():
         values = np.where(bad, np.nan, values)
         counts = {name: int(bad[:, m].sum()) for m, name in enumerate(table)}
@@ -276,6 +278,30 @@ def evaluate(
             stacklevel=2,
         )
     return {name: values[:, m] for m, name in enumerate(table)}
+
+
+def _refuse_all_nonfinite(table, single, bad, origin, data, batch_size) -> None:
+    """A loss that is non-finite at every point is a data or loss mistake (e.g. class labels out
+    of range past the first chunk, which the probe does not see), not a landscape: raise a
+    ``ValueError`` naming the loss and, found eagerly at the origin, the first data chunk that
+    gives a non-finite value."""
+    local = all(
+        not isinstance(a, jax.Array) or a.is_fully_addressable
+        for a in jax.tree.leaves((origin, data))
+    )
+    for m, (name, fn) in enumerate(table.items()):
+        if not bad[:, m].all():
+            continue
+        label = "loss_fn" if single else f"loss_fn[{name!r}]"
+        where = None
+        if local:
+            check = ("first", lambda c, f=fn: f(origin, c))
+            where = first_nonfinite_chunk([check], data, batch_size)
+        raise ValueError(
+            f"`{label}` is not finite at any of the {bad.shape[0]} points"
+            + (f" ({where} at the origin)" if where else "")
+            + ": check `data` (no NaN/Inf, class labels in range) and the parameters"
+        )
 
 
 def _probe_losses(table, single, origin, data, batch_size) -> dict[str, str]:

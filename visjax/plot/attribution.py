@@ -10,12 +10,12 @@ import numpy as np
 from visjax.plot._figure import new_figure, tight
 
 
-def _to_map(attribution: Any) -> np.ndarray:
+def _to_map(attribution: Any, name: str = "attribution") -> np.ndarray:
     a = np.asarray(attribution, dtype=np.float64)
     if a.ndim == 3:  # (H, W, C): sum over channels, as Captum's visualisation does
         a = a.sum(-1)
     if a.ndim != 2:
-        raise ValueError(f"`attribution` must be (H, W) or (H, W, C), got shape {a.shape}")
+        raise ValueError(f"`{name}` must be (H, W) or (H, W, C), got shape {a.shape}")
     return a
 
 
@@ -41,6 +41,7 @@ def _draw_overlay(
     alpha: float = 0.65,
     cmap: str | None = None,
     title: str | None = None,
+    name: str = "attribution",
 ):
     """Draw an attribution heatmap over a (grey-scale) image on ``ax``; returns the image artist.
 
@@ -49,13 +50,18 @@ def _draw_overlay(
     unsigned maps run from 0 to that percentile. NaN/Inf values are left transparent (the image
     shows through) and ignored by the percentile.
     """
-    a = _to_map(attribution)
+    a = _to_map(attribution, name)
+    img = to_image(image)
+    if a.shape != img.shape[:2]:
+        raise ValueError(
+            f"`{name}` must have the image's (H, W) {img.shape[:2]}, got {a.shape}: upsample it "
+            "first (e.g. visjax.attribution.cam.upsample(maps, (H, W)) for class activation maps)"
+        )
     finite = np.isfinite(a)
     if signed is None:
         signed = bool((a[finite] < 0).any())
     vmax = np.percentile(np.abs(a[finite]), percentile) if finite.any() else 1.0
     vmax = vmax if vmax > 0 else 1.0
-    img = to_image(image)
     ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
     masked = np.ma.masked_invalid(a)
     artist = ax.imshow(
@@ -89,7 +95,8 @@ def overlay(
 
     Args:
       image: ``(H, W)`` or ``(H, W, C)``; min-max scaled for display.
-      attribution: ``(H, W)`` or ``(H, W, C)`` (channels summed).
+      attribution: ``(H, W)`` or ``(H, W, C)`` (channels summed), on the image's ``(H, W)`` grid
+        (upsample a coarser map first, e.g. :func:`visjax.attribution.cam.upsample`).
       signed: diverging colours around 0; default: when any value is negative.
       percentile: colour scale clipped at this percentile of ``|attribution|``.
       alpha: opacity of the heatmap.
@@ -184,7 +191,12 @@ def attribution_grid(
         images,
         attributions,
         lambda ax, i, name, a: _draw_overlay(
-            ax, images[i], a, percentile=percentile, title=name if i == 0 else None
+            ax,
+            images[i],
+            a,
+            percentile=percentile,
+            title=name if i == 0 else None,
+            name=f"attributions[{name!r}]",
         ),
         row_labels=row_labels,
         cell=cell,

@@ -72,3 +72,11 @@ def test_bad_input(maps):
         multi_layer(grad_cam, [])
     with pytest.raises(TypeError, match="`layers`"):
         multi_layer(grad_cam, "conv2")
+
+
+def test_postprocess_refuses_non_finite_maps(maps):
+    bad = jnp.asarray(maps).at[0, 0, 0].set(jnp.nan)
+    with pytest.raises(ValueError, match="`cams`"):
+        postprocess(bad, (8, 8))
+    with pytest.raises(ValueError, match="`cams`"):
+        postprocess(jnp.asarray(maps).at[1, 1, 1].set(jnp.inf))

@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from visjax.attribution._target import Target
+from visjax.attribution._target import Target, empty_batch
 from visjax.attribution.cam._core import Reshape, activation_and_grad, prepare_cam, to_grid
 from visjax.model import Model
 
@@ -55,6 +55,7 @@ def _no_target(out: Any) -> jax.Array:
     return jnp.zeros(())
 
 
+@empty_batch
 def eigen_cam(
     model: Any,
     x: Any,
@@ -101,6 +102,7 @@ def eigen_cam(
     return _eigen(model, x, t, False, target_fn, layer, reshape)
 
 
+@empty_batch
 def eigen_grad_cam(
     model: Any, x: Any, target: Target, *, layer: str | None = None, reshape: Reshape = None
 ) -> jax.Array:

@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from visjax.attribution._target import Target, prepare, resolve, select_output
+from visjax.attribution._target import Target, empty_batch, prepare, resolve, select_output
 from visjax.attribution.cam._core import grid_shape, resolve_layer
 from visjax.attribution.cam.process import bilinear_resize
 from visjax.model import Model
@@ -101,6 +101,7 @@ def _full_grad(model: Model, x, t, target_fn, layers):
     return _scale(total[..., None])[..., 0]
 
 
+@empty_batch
 def full_grad(
     model: Any, x: Any, target: Target, *, layers: Sequence[str] | None = None
 ) -> jax.Array:

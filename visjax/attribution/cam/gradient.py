@@ -37,7 +37,7 @@ from typing import Any, Literal
 import jax
 import jax.numpy as jnp
 
-from visjax.attribution._target import Target
+from visjax.attribution._target import Target, empty_batch
 from visjax.attribution.cam._core import Reshape, activation_and_grad, prepare_cam
 from visjax.attribution.cam.process import postprocess
 from visjax.attribution.modified import modified_method
@@ -117,6 +117,7 @@ _ARGS = """Args:
       TypeError: a ``layer`` or ``reshape`` of the wrong type, a non-integer target."""
 
 
+@empty_batch
 def grad_cam(
     model: Any, x: Any, target: Target, *, layer: str | None = None, reshape: Reshape = None
 ) -> jax.Array:
@@ -139,6 +140,7 @@ def grad_cam(
     return _method("grad_cam", model, x, target, layer, reshape)
 
 
+@empty_batch
 def grad_cam_plus_plus(
     model: Any, x: Any, target: Target, *, layer: str | None = None, reshape: Reshape = None
 ) -> jax.Array:
@@ -165,6 +167,7 @@ def grad_cam_plus_plus(
     return _method("grad_cam_plus_plus", model, x, target, layer, reshape)
 
 
+@empty_batch
 def xgrad_cam(
     model: Any, x: Any, target: Target, *, layer: str | None = None, reshape: Reshape = None
 ) -> jax.Array:
@@ -186,6 +189,7 @@ def xgrad_cam(
     return _method("xgrad_cam", model, x, target, layer, reshape)
 
 
+@empty_batch
 def hires_cam(
     model: Any, x: Any, target: Target, *, layer: str | None = None, reshape: Reshape = None
 ) -> jax.Array:
@@ -210,6 +214,7 @@ def hires_cam(
     return _method("hires_cam", model, x, target, layer, reshape)
 
 
+@empty_batch
 def layer_cam(
     model: Any, x: Any, target: Target, *, layer: str | None = None, reshape: Reshape = None
 ) -> jax.Array:
@@ -238,6 +243,7 @@ def _guided_grad_cam(model: Model, x, t, target_fn, layer: str, reshape: Reshape
     return modified_method(model, x, t, target_fn, "guided") * cam[..., None]
 
 
+@empty_batch
 def guided_grad_cam(
     model: Any, x: Any, target: Target, *, layer: str | None = None, reshape: Reshape = None
 ) -> jax.Array:

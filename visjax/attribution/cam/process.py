@@ -17,6 +17,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from visjax.attribution._target import empty_batch
+from visjax.base.checks import check_finite
+from visjax.model import as_model
+
 _EPS = 1e-7  # pytorch-grad-cam's scale_cam_image
 
 
@@ -124,12 +128,18 @@ def postprocess(cams: Any, size: Sequence[int] | None = None) -> jax.Array:
     Returns:
       Maps ``(N, H, W)`` in ``[0, 1)``.
 
+    Raises:
+      ValueError: ``cams`` holds NaN or Inf (checked when concrete; under a caller's ``jit`` the
+        check is skipped and one NaN makes its whole map NaN, through the min-max scaling).
+
     Example:
       >>> import jax.numpy as jnp
       >>> postprocess(jnp.arange(8.0).reshape(2, 2, 2) - 3, (4, 4)).shape
       (2, 4, 4)
     """
-    m = normalize(positive(_check_maps(cams)))
+    cams = _check_maps(cams)
+    check_finite(cams, "cams")
+    m = normalize(positive(cams))
     if size is not None:
         m = upsample(m, size)
     return normalize(m)
@@ -167,8 +177,9 @@ def multi_layer(
     if not layers:
         raise ValueError("`layers` must name at least one layer")
 
+    @empty_batch
     def averaged(model: Any, x: Any, target: Any, **kwargs: Any) -> jax.Array:
-        x = jnp.asarray(x)
+        x = as_model(model).check_x(x)
         if x.ndim != 4:
             raise ValueError(f"`x` must be NHWC images (N, H, W, C), got shape {x.shape}")
         size = x.shape[1:3]

@@ -16,7 +16,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from visjax.attribution._target import Target, check_batch_size, select_output
+from visjax.attribution._target import Target, check_batch_size, empty_batch, select_output
 from visjax.attribution.cam._core import (
     Reshape,
     prepare_cam,
@@ -73,6 +73,7 @@ def _checked(model, x, target, layer, reshape, batch_size, *, image: bool):
     return model, x, t, target_fn, layer, check_batch_size(batch_size)
 
 
+@empty_batch
 def score_cam(
     model: Any,
     x: Any,
@@ -145,10 +146,13 @@ def _ablation_cam(model: Model, x, t, target_fn, layer, reshape, batch_size):
         return scores_from_layer(model, x[e], t[e], target_fn, layer, a)
 
     ablated = _row_scores(score, n, c, batch_size)
-    weights = (original[:, None] - ablated) / original[:, None]
+    # A zero score leaves the relative drop undefined: its weights are 0 (pytorch-grad-cam: NaN).
+    s = original[:, None]
+    weights = jnp.where(s == 0, 0.0, (s - ablated) / jnp.where(s == 0, 1.0, s))
     return jnp.einsum("nhwc,nc->nhw", to_grid(raw, reshape), weights.astype(raw.dtype))
 
 
+@empty_batch
 def ablation_cam(
     model: Any,
     x: Any,
@@ -166,8 +170,9 @@ def ablation_cam(
 
     As pytorch-grad-cam's ``AblationCAM`` with its default ``AblationLayer``: the ablation value
     is 0 when the example's activation has minimum 0, else ``min − 10⁷`` (and there is no
-    epsilon in ``/s``). pytorch-grad-cam recomputes that minimum after each row of a batch, so
-    its k-th row of a batch gets ``min − k·10⁷``; here every row gets ``min − 10⁷``: identical
+    epsilon in ``/s``; a score ``s = 0`` gives weights 0, where it gives NaN). pytorch-grad-cam
+    recomputes that minimum after each row of a batch, so its k-th row of a batch gets
+    ``min − k·10⁷``; here every row gets ``min − 10⁷``: identical
     whenever a ReLU follows the layer. The channel is the activation's last axis, also for token
     layers (``reshape`` only arranges the map).
 

@@ -1,0 +1,638 @@
+"""Bad inputs, generated: every public method either refuses them by name or returns a finite
+result of the documented shape.
+
+Property (hypothesis): for each case of the conformance list (``tests/test_conformance.py``) and
+each parameter-space tool (landscape ``plane``/``interpolate``, curvature ``top_eigenvalues``/
+``trace``/``hessian_diag``/``spectral_density``, gradstats ``per_example_grads``/
+``per_example_stats``), a generated input (wrong rank or H/W/C, integer or boolean dtype, NaN/Inf
+at a random position, targets out of range, negative, float or of the wrong length, zero or
+negative sizes, negative ``stdev``) raises ``ValueError``/``TypeError`` whose message names the
+argument as the checks write it (backticked: "`x`"); a valid input (drawn values on a small fixed
+set of shapes, so compiled programs are reused) gives a finite result of the documented shape.
+
+Invalid inputs stop at the eager checks, so the default run is fast (``max_examples`` small,
+``derandomize=True``: the same examples on every run); ``-m slow`` runs more examples.
+String batch sizes are not fuzzed as invalid: ``batch_size="auto"`` is a planned value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.test_conformance import CASES, KEY, Case
+from visjax import attribution as va
+from visjax import curvature, gradstats, landscape
+from visjax.attribution import cam
+from visjax.zoo import digits_cnn
+
+FAST = settings(
+    max_examples=6,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+SLOW = settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+N_CLASSES = 10
+VALID_N = (1, 2)  # the fixed set of valid batch sizes (compiled programs are reused)
+
+
+def _refused(exc: BaseException, name: str) -> bool:
+    return isinstance(exc, ValueError | TypeError) and f"`{name}" in str(exc)
+
+
+def _check_outcome(call: Callable[[], Any], name: str, *, must_raise: bool, shape=None):
+    """Either a ValueError/TypeError naming ``name`` or (unless ``must_raise``) a finite result
+    of ``shape`` (a shape, or a tree of shapes)."""
+    try:
+        out = call()
+    except (ValueError, TypeError) as e:
+        assert _refused(e, name), f"message does not name `{name}`: {type(e).__name__}: {e}"
+        return None
+    assert not must_raise, f"bad `{name}` accepted"
+    leaves = jax.tree.leaves(out)
+    assert all(bool(np.isfinite(np.asarray(a)).all()) for a in leaves), "non-finite result"
+    if shape is not None:
+        assert jax.tree.map(np.shape, out) == shape
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Attribution and model cases: bad `x`, bad `target`, bad sizes.
+
+
+@st.composite
+def bad_x(draw):
+    """``(x, target, why)``: an ``x`` every case must refuse, with a valid target."""
+    n = draw(st.sampled_from(VALID_N))
+    t = np.arange(n) % N_CLASSES
+    kind = draw(st.sampled_from(["rank", "hwc", "int", "bool", "nonfinite", "type"]))
+    if kind == "type":
+        return draw(st.sampled_from([None, "x", {"x": 1}, [[0.5] * 8] * 8])), t, kind
+    if kind == "rank":
+        shape = draw(st.sampled_from([(8, 8, 1), (n, 8, 8), (n, 8, 8, 1, 1), (n, 64), ()]))
+        return np.full(shape, 0.5, np.float32), t, kind
+    if kind == "hwc":
+        h, w, c = draw(
+            st.tuples(st.integers(1, 12), st.integers(1, 12), st.integers(1, 4)).filter(
+                lambda s: s != (8, 8, 1)
+            )
+        )
+        return np.full((n, h, w, c), 0.5, np.float32), t, kind
+    if kind == "int":
+        return np.ones((n, 8, 8, 1), draw(st.sampled_from([np.int32, np.uint8]))), t, kind
+    if kind == "bool":
+        return np.ones((n, 8, 8, 1), bool), t, kind
+    x = np.full((n, 8, 8, 1), 0.5, np.float32)
+    x.flat[draw(st.integers(0, x.size - 1))] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+    return x, t, kind
+
+
+@st.composite
+def bad_target(draw):
+    """``(x, target)``: a valid ``x`` and a ``target`` every case must refuse."""
+    n = draw(st.sampled_from(VALID_N))
+    x = np.full((n, 8, 8, 1), 0.5, np.float32)
+    t = np.arange(n) % N_CLASSES
+    kind = draw(
+        st.sampled_from(["high", "negative", "float", "length", "bool", "rank", "scalar", "type"])
+    )
+    if kind == "scalar":
+        return x, draw(st.integers(N_CLASSES, 10_000) | st.integers(-10_000, -1))
+    if kind == "type":
+        return x, draw(st.sampled_from([None, "3", 3.0, [1.5]]))
+    i = draw(st.integers(0, n - 1))
+    if kind == "high":
+        t[i] = draw(st.integers(N_CLASSES, 10_000))
+    elif kind == "negative":
+        t[i] = draw(st.integers(-10_000, -1))
+    elif kind == "float":
+        t = t.astype(draw(st.sampled_from([np.float32, np.float16]))) + 0.5
+    elif kind == "length":
+        t = np.arange(draw(st.integers(0, 5).filter(lambda m: m != n))) % N_CLASSES
+    elif kind == "bool":
+        t = draw(st.sampled_from([True, np.ones(n, bool)]))
+    else:
+        t = t[:, None]
+    return x, t
+
+
+@st.composite
+def valid_input(draw):
+    n = draw(st.sampled_from(VALID_N))
+    x = np.asarray(
+        draw(st.lists(st.floats(0, 1, width=32), min_size=n * 64, max_size=n * 64)), np.float32
+    ).reshape(n, 8, 8, 1)
+    t = np.asarray(draw(st.lists(st.integers(0, N_CLASSES - 1), min_size=n, max_size=n)))
+    return x, t
+
+
+def _uses_target(case: Case) -> bool:
+    return not case.name.startswith("Model.")
+
+
+def _checks_finite(case: Case) -> bool:
+    # Model.__call__/apply/activations/perturbed check shapes and dtypes only (they run under
+    # jit): a forward pass propagates NaN as jnp does.
+    return not case.name.startswith("Model.")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return digits_cnn("nnx", seed=3)
+
+
+def _x_property(case, model, data):
+    x, t, kind = data
+    if kind == "nonfinite" and not _checks_finite(case):
+        return
+    _check_outcome(lambda: case.fn(model, x, t), "x", must_raise=True)
+
+
+def _target_property(case, model, data):
+    x, t = data
+    if t is None and case.name == "eigen_cam":
+        return  # class-agnostic: `target=None` is documented
+    _check_outcome(lambda: case.fn(model, x, t), "target", must_raise=True)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+@FAST
+@given(data=bad_x())
+def test_bad_x_refused(case, model, data):
+    _x_property(case, model, data)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if _uses_target(c)], ids=lambda c: c.name)
+@FAST
+@given(data=bad_target())
+def test_bad_target_refused(case, model, data):
+    _target_property(case, model, data)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+@SLOW
+@given(data=bad_x())
+def test_bad_x_refused_more(case, model, data):
+    _x_property(case, model, data)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", [c for c in CASES if _uses_target(c)], ids=lambda c: c.name)
+@SLOW
+@given(data=bad_target())
+def test_bad_target_refused_more(case, model, data):
+    _target_property(case, model, data)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+@settings(SLOW, max_examples=5)
+@given(data=valid_input())
+def test_valid_input_finite(case, model, data):
+    x, t = data
+    _check_outcome(lambda: case.fn(model, x, t), "x", must_raise=False, shape=case.shape(x.shape))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_empty_batch(case, model):
+    """An empty batch gives an empty result of the documented shape."""
+    x = np.zeros((0, 8, 8, 1), np.float32)
+    t = np.zeros((0,), np.int32)
+    out = case.fn(model, x, t)
+    assert out.shape == case.shape(x.shape)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+@pytest.mark.parametrize("x", [None, "x", {"x": 1}], ids=["None", "str", "dict"])
+def test_non_array_x_refused(case, model, x):
+    _check_outcome(lambda: case.fn(model, x, np.array([0, 3])), "x", must_raise=True)
+
+
+def test_ablation_cam_zero_score_finite(model):
+    """All-zero input: every logit is 0, and Ablation-CAM's relative drop (s − s_c)/s was 0/0."""
+    x = np.zeros((1, 8, 8, 1), np.float32)
+    assert float(jnp.abs(model(x)).max()) == 0.0
+    out = cam.ablation_cam(model, x, np.array([0]), layer="conv2", batch_size=40)
+    assert out.shape == (1, 8, 8)
+    assert bool(jnp.all(jnp.isfinite(out)))
+
+
+class Size(NamedTuple):
+    name: str  # the argument
+    fn: Callable  # (model, x, target, value) -> result
+    shape: Callable = lambda s: s
+
+
+REFS = jnp.zeros((2, 8, 8, 1)) + 0.5
+GRID8 = np.arange(8).reshape(2, 4).repeat(4, 0).repeat(2, 1)[..., None]
+
+SIZES = [
+    Size("n_steps", lambda m, x, t, v: va.integrated_gradients(m, x, t, n_steps=v)),
+    Size("batch_size", lambda m, x, t, v: va.integrated_gradients(m, x, t, batch_size=v)),
+    Size("n_steps", lambda m, x, t, v: va.blur_integrated_gradients(m, x, t, n_steps=v)),
+    Size(
+        "n_samples",
+        lambda m, x, t, v: va.expected_gradients(m, x, t, references=REFS, n_samples=v, key=KEY),
+    ),
+    Size(
+        "batch_size",
+        lambda m, x, t, v: va.expected_gradients(
+            m, x, t, references=REFS, n_samples=4, key=KEY, batch_size=v
+        ),
+    ),
+    Size(
+        "n_samples",
+        lambda m, x, t, v: va.noise_tunnel(va.saliency, n_samples=v, stdev=0.1)(m, x, t, key=KEY),
+    ),
+    Size("batch_size", lambda m, x, t, v: va.occlusion(m, x, t, window=(3, 3, 1), batch_size=v)),
+    Size("batch_size", lambda m, x, t, v: va.feature_ablation(m, x, t, batch_size=v)),
+    Size(
+        "n_samples",
+        lambda m, x, t, v: va.shapley_value_sampling(m, x, t, mask=GRID8, n_samples=v, key=KEY),
+    ),
+    Size(
+        "batch_size",
+        lambda m, x, t, v: va.exact_shapley(m, x, t, mask=GRID8, batch_size=v),
+    ),
+    Size("n_samples", lambda m, x, t, v: va.kernel_shap(m, x, t, mask=GRID8, n_samples=v, key=KEY)),
+    Size("n_samples", lambda m, x, t, v: va.lime(m, x, t, mask=GRID8, n_samples=v, key=KEY)),
+    Size("batch_size", lambda m, x, t, v: cam.score_cam(m, x, t, layer="conv2", batch_size=v)),
+    Size("batch_size", lambda m, x, t, v: cam.ablation_cam(m, x, t, layer="conv2", batch_size=v)),
+]
+
+# Zero, negative, fractional and boolean sizes (never strings: `batch_size="auto"` is planned).
+BAD_SIZE = st.one_of(st.integers(-1_000, 0), st.sampled_from([2.5, 3.0, True, np.float32(4.0)]))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=[f"{i}-{s.name}" for i, s in enumerate(SIZES)])
+@FAST
+@given(value=BAD_SIZE)
+def test_bad_size_refused(size, model, value):
+    x = np.full((2, 8, 8, 1), 0.5, np.float32)
+    t = np.array([0, 3])
+    _check_outcome(lambda: size.fn(model, x, t, value), size.name, must_raise=True)
+
+
+@FAST
+@given(stdev=st.floats(-100, 0, exclude_max=True, allow_nan=False) | st.just(float("nan")))
+def test_negative_stdev_refused(model, stdev):
+    x = np.full((2, 8, 8, 1), 0.5, np.float32)
+
+    def call():
+        fn = va.noise_tunnel(va.saliency, n_samples=2, stdev=stdev)
+        return fn(model, x, np.array([0, 3]), key=KEY)
+
+    _check_outcome(call, "stdev", must_raise=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parameter-space tools: bad `data`, sizes, grids and directions on a small linear classifier.
+
+PARAMS = {"w": jnp.full((3, 4), 0.1), "b": jnp.zeros(4)}
+
+
+def LOSS(params, batch):
+    x, y = batch
+    logits = x @ params["w"] + params["b"]
+    return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
+
+def _data(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, 3)).astype(np.float32), (np.arange(n) % 4).astype(np.int32)
+
+
+GRID = np.linspace(-1.0, 1.0, 3)
+
+
+def _plane(data, batch_size=None, xs=GRID, d1=PARAMS):
+    return landscape.plane(LOSS, PARAMS, d1, PARAMS, xs, GRID, data=data, batch_size=batch_size)
+
+
+TOOLS = {
+    "plane": (lambda data, bs: _plane(data, bs), {"loss": (3, 3)}),
+    "interpolate": (
+        lambda data, bs: landscape.interpolate(
+            LOSS, PARAMS, jax.tree.map(lambda a: a + 1, PARAMS), GRID, data=data, batch_size=bs
+        ),
+        {"loss": (3,)},
+    ),
+    "top_eigenvalues": (
+        lambda data, bs: (
+            curvature.top_eigenvalues(
+                LOSS, PARAMS, data=data, k=2, n_iter=8, key=KEY, batch_size=bs
+            ).eigenvalues
+        ),
+        (2,),
+    ),
+    "trace": (
+        lambda data, bs: (
+            curvature.trace(LOSS, PARAMS, data=data, n_probes=4, key=KEY, batch_size=bs).estimate
+        ),
+        (),
+    ),
+    "hessian_diag": (
+        lambda data, bs: curvature.hessian_diag(
+            LOSS, PARAMS, data=data, n_probes=4, key=KEY, batch_size=bs
+        ),
+        {"b": (4,), "w": (3, 4)},
+    ),
+    "spectral_density": (
+        lambda data, bs: (
+            curvature.spectral_density(
+                LOSS, PARAMS, data=data, n_iter=6, key=KEY, grid=GRID, sigma=0.1, batch_size=bs
+            ).density
+        ),
+        (3,),
+    ),
+    "per_example_grads": (
+        lambda data, bs: gradstats.per_example_grads(LOSS, PARAMS, data=data, batch_size=bs),
+        None,  # (N, ...) per leaf: checked below
+    ),
+    "per_example_stats": (
+        lambda data, bs: {  # noise_scale is +inf by design when the batch cannot resolve |G|²
+            k: v
+            for k, v in gradstats.per_example_stats(LOSS, PARAMS, data=data, batch_size=bs)
+            .total._asdict()
+            .items()
+            if k != "noise_scale"
+        },
+        None,
+    ),
+}
+
+
+@st.composite
+def bad_data(draw):
+    kind = draw(st.sampled_from(["empty", "nonfinite", "ragged", "dtype", "scalar", "none"]))
+    if kind == "none":
+        return draw(st.sampled_from([None, (), {}]))
+    x, y = _data(4)
+    if kind == "empty":
+        return x[:0], y[:0]
+    if kind == "nonfinite":
+        x = x.copy()
+        x.flat[draw(st.integers(0, x.size - 1))] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+        return x, y
+    if kind == "ragged":
+        return x, y[: draw(st.integers(0, 3))]
+    if kind == "dtype":
+        return x, y.astype(draw(st.sampled_from([np.complex64, np.str_, object])))
+    return np.float32(1.0), y
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+@FAST
+@given(data=bad_data())
+def test_bad_data_refused(tool, data):
+    fn, _ = TOOLS[tool]
+    _check_outcome(lambda: fn(data, None), "data", must_raise=True)
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+@FAST
+@given(value=BAD_SIZE)
+def test_bad_batch_size_refused(tool, value):
+    fn, _ = TOOLS[tool]
+    _check_outcome(lambda: fn(_data(4), value), "batch_size", must_raise=True)
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_empty_data_refused(tool):
+    fn, _ = TOOLS[tool]
+    x, y = _data(0)
+    with pytest.raises(ValueError, match="`data`"):
+        fn((x, y), None)
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+@settings(FAST, max_examples=3)
+@given(seed=st.integers(0, 2**16), batch_size=st.sampled_from([None, 2, 3]))
+def test_valid_data_finite(tool, seed, batch_size):
+    fn, shape = TOOLS[tool]
+    out = _check_outcome(
+        lambda: fn(_data(4, seed), batch_size), "data", must_raise=False, shape=shape
+    )
+    if tool == "per_example_grads":
+        assert jax.tree.map(np.shape, out) == {"b": (4, 4), "w": (4, 3, 4)}
+
+
+TOOL_ARGS = [
+    ("n_iter", lambda v: curvature.top_eigenvalues(LOSS, PARAMS, data=_data(4), n_iter=v, key=KEY)),
+    ("k", lambda v: curvature.top_eigenvalues(LOSS, PARAMS, data=_data(4), k=v, key=KEY)),
+    ("n_probes", lambda v: curvature.trace(LOSS, PARAMS, data=_data(4), n_probes=v, key=KEY)),
+    (
+        "probe_batch",
+        lambda v: curvature.trace(LOSS, PARAMS, data=_data(4), probe_batch=v, key=KEY),
+    ),
+    (
+        "n_probes",
+        lambda v: curvature.hessian_diag(LOSS, PARAMS, data=_data(4), n_probes=v, key=KEY),
+    ),
+    (
+        "n_probes",
+        lambda v: curvature.spectral_density(LOSS, PARAMS, data=_data(4), n_probes=v, key=KEY),
+    ),
+    (
+        "n_iter",
+        lambda v: curvature.spectral_density(LOSS, PARAMS, data=_data(4), n_iter=v, key=KEY),
+    ),
+    ("k", lambda v: curvature.top_eigenvalues(LOSS, PARAMS, data=_data(4), k=abs(v) + 17, key=KEY)),
+    ("key", lambda v: curvature.trace(LOSS, PARAMS, data=_data(4), n_probes=2, key=None)),
+    ("key", lambda v: curvature.top_eigenvalues(LOSS, PARAMS, data=_data(4), key=None)),
+    (
+        "grid",
+        lambda v: curvature.spectral_density(
+            LOSS, PARAMS, data=_data(4), n_iter=4, key=KEY, grid=np.array([0.0, np.nan, v])
+        ),
+    ),
+    (
+        "block_size",
+        lambda v: landscape.interpolate(LOSS, PARAMS, PARAMS, GRID, data=_data(4), block_size=v),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "fn"), TOOL_ARGS, ids=[f"{i}-{a[0]}" for i, a in enumerate(TOOL_ARGS)]
+)
+@FAST
+@given(value=BAD_SIZE)
+def test_bad_tool_argument_refused(name, fn, value):
+    _check_outcome(lambda: fn(value), name, must_raise=True)
+
+
+@st.composite
+def bad_grid(draw):
+    kind = draw(st.sampled_from(["decreasing", "nonfinite", "empty", "rank"]))
+    g = np.linspace(-1, 1, 4)
+    if kind == "decreasing":
+        i = draw(st.integers(1, 3))
+        g[i] = g[i - 1] - draw(st.floats(0, 1))
+    elif kind == "nonfinite":
+        g[draw(st.integers(0, 3))] = draw(st.sampled_from([np.nan, np.inf, -np.inf]))
+    elif kind == "empty":
+        g = g[:0]
+    else:
+        g = g.reshape(2, 2)
+    return g
+
+
+@FAST
+@given(grid=bad_grid())
+def test_bad_grid_refused(grid):
+    _check_outcome(lambda: _plane(_data(4), xs=grid), "xs", must_raise=True)
+    _check_outcome(
+        lambda: landscape.interpolate(LOSS, PARAMS, PARAMS, grid, data=_data(4)),
+        "alphas",
+        must_raise=True,
+    )
+
+
+@FAST
+@given(
+    shape=st.sampled_from([(3,), (4, 3), (3, 4, 1), (), (0, 4)]),
+    leaf=st.sampled_from(["w", "b"]),
+)
+def test_bad_direction_refused(shape, leaf):
+    d1 = dict(PARAMS)
+    if np.shape(d1[leaf]) == shape:
+        return
+    d1[leaf] = jnp.zeros(shape)
+    _check_outcome(lambda: _plane(_data(4), d1=d1), "d1", must_raise=True)
+
+
+@FAST
+@given(sigma=st.floats(-10, 0, allow_nan=False) | st.just(float("nan")))
+def test_bad_sigma_refused(sigma):
+    _check_outcome(
+        lambda: curvature.spectral_density(
+            LOSS, PARAMS, data=_data(4), n_iter=4, key=KEY, grid=GRID, sigma=sigma
+        ),
+        "sigma",
+        must_raise=True,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Other attribution arguments: baselines, references, masks, windows, layers, keys.
+
+X2 = np.full((2, 8, 8, 1), 0.5, np.float32)
+T2 = np.array([0, 3])
+
+
+def _nonfinite(shape):
+    return st.builds(
+        lambda i, v: (
+            np.where(np.arange(int(np.prod(shape))) == i, v, 0.5).reshape(shape).astype(np.float32)
+        ),
+        st.integers(0, int(np.prod(shape)) - 1),
+        st.sampled_from([np.nan, np.inf, -np.inf]),
+    )
+
+
+BAD_BASELINE = st.one_of(
+    _nonfinite((2, 8, 8, 1)),
+    _nonfinite((8, 8, 1)),
+    st.sampled_from([np.float32(np.nan), float("inf")]),
+    st.sampled_from([(2, 7, 8, 1), (3, 8, 8, 1), (8, 8, 2), (5,)]).map(
+        lambda s: np.zeros(s, np.float32)
+    ),
+)
+BAD_REFERENCES = st.one_of(
+    _nonfinite((2, 8, 8, 1)),
+    st.sampled_from([(0, 8, 8, 1), (2, 8, 8), (2, 7, 8, 1), (2, 8, 8, 2)]).map(
+        lambda s: np.zeros(s, np.float32)
+    ),
+)
+BAD_MASK = st.one_of(
+    st.sampled_from([(8, 8), (7, 8, 1), (2, 2, 8, 8, 1), (8, 8, 2)]).map(
+        lambda s: np.zeros(s, np.int32)
+    ),
+    st.just(GRID8.astype(np.float32) + 0.5),
+    st.just(GRID8 - 1),  # a negative feature id
+)
+BAD_WINDOW = st.one_of(
+    st.integers(-5, 0),
+    st.tuples(st.integers(-3, 0), st.integers(1, 3), st.integers(1, 1)),
+    st.just((2, 2, 1, 1, 1)),
+    st.just((9, 2, 1)),
+)
+
+OTHER_ARGS = [
+    ("baseline", BAD_BASELINE, lambda m, v: va.deeplift(m, X2, T2, baseline=v)),
+    ("baseline", BAD_BASELINE, lambda m, v: va.integrated_gradients(m, X2, T2, baseline=v)),
+    ("baseline", BAD_BASELINE, lambda m, v: va.occlusion(m, X2, T2, window=2, baseline=v)),
+    ("baseline", BAD_BASELINE, lambda m, v: va.feature_ablation(m, X2, T2, baseline=v)),
+    (
+        "references",
+        BAD_REFERENCES,
+        lambda m, v: va.expected_gradients(m, X2, T2, references=v, n_samples=2, key=KEY),
+    ),
+    ("references", BAD_REFERENCES, lambda m, v: va.deeplift_shap(m, X2, T2, references=v)),
+    ("mask", BAD_MASK, lambda m, v: va.feature_ablation(m, X2, T2, mask=v)),
+    ("mask", BAD_MASK, lambda m, v: va.exact_shapley(m, X2, T2, mask=v)),
+    ("mask", BAD_MASK, lambda m, v: va.kernel_shap(m, X2, T2, mask=v, n_samples=8, key=KEY)),
+    ("window", BAD_WINDOW, lambda m, v: va.occlusion(m, X2, T2, window=v)),
+    ("strides", st.integers(-5, 0), lambda m, v: va.occlusion(m, X2, T2, window=2, strides=v)),
+    (
+        "max_sigma",
+        st.floats(-10, 0, exclude_max=True) | st.just(float("nan")) | st.just(float("inf")),
+        lambda m, v: va.blur_integrated_gradients(m, X2, T2, max_sigma=v),
+    ),
+    (
+        "layer",
+        st.sampled_from(["conv9", "", "CONV2"]),
+        lambda m, v: cam.grad_cam(m, X2, T2, layer=v),
+    ),
+    (
+        "layer",
+        st.sampled_from(["conv9", "dense_x"]),
+        lambda m, v: va.at_layer(va.saliency, v)(m, X2, T2),
+    ),
+    (
+        "stdev",
+        st.floats(-10, 0, exclude_max=True) | st.just(float("nan")),
+        lambda m, v: va.expected_gradients(
+            m, X2, T2, references=REFS, n_samples=2, stdev=v, key=KEY
+        ),
+    ),
+    (
+        "key",
+        st.just(None),
+        lambda m, v: va.shapley_value_sampling(m, X2, T2, mask=GRID8, n_samples=2, key=v),
+    ),
+    (
+        "key",
+        st.just(None),
+        lambda m, v: va.noise_tunnel(va.saliency, n_samples=2, stdev=0.1)(m, X2, T2, key=v),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "values", "fn"), OTHER_ARGS, ids=[f"{i}-{a[0]}" for i, a in enumerate(OTHER_ARGS)]
+)
+@FAST
+@given(data=st.data())
+def test_bad_argument_refused(model, name, values, fn, data):
+    value = data.draw(values)
+    _check_outcome(lambda: fn(model, value), name, must_raise=True)
