@@ -61,3 +61,17 @@ def make_baseline(
         ) from e
     check_finite(b, name)
     return b
+
+
+def check_references(references: Any, x: jax.Array) -> jax.Array:
+    """``references`` as an ``(R, *x.shape[1:])`` array of ``x``'s dtype, ``R >= 1``, all finite
+    (the reference set of expected gradients / GradientSHAP and DeepLiftShap); a ``ValueError``
+    naming ``references`` otherwise."""
+    refs = jnp.asarray(references, x.dtype)
+    if refs.ndim != x.ndim or refs.shape[1:] != x.shape[1:] or refs.shape[0] < 1:
+        raise ValueError(
+            f"`references` must have shape (R, {', '.join(map(str, x.shape[1:]))}), "
+            f"got {refs.shape}"
+        )
+    check_finite(refs, "references")
+    return refs

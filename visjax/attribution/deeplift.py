@@ -52,14 +52,13 @@ import jax.numpy as jnp
 
 from visjax.attribution._target import (
     Target,
-    check_finite,
     check_layer,
     empty_batch,
     prepare,
     resolve,
     select_output,
 )
-from visjax.attribution.baselines import make_baseline
+from visjax.attribution.baselines import check_references, make_baseline
 from visjax.attribution.layer import layer_builder
 from visjax.base import interpret
 from visjax.model import Model
@@ -384,13 +383,7 @@ def deeplift(model: Any, x: Any, target: Target, *, baseline: Any = 0.0) -> jax.
 
 def _deeplift_shap_at(model: Any, x: Any, target: Target, *, layer: str | None, references: Any):
     model, x = prepare(model, x)
-    refs = jnp.asarray(references, x.dtype)
-    if refs.ndim != x.ndim or refs.shape[1:] != x.shape[1:] or refs.shape[0] < 1:
-        raise ValueError(
-            f"`references` must have shape (R, {', '.join(map(str, x.shape[1:]))}), "
-            f"got {refs.shape}"
-        )
-    check_finite(refs, "references")
+    refs = check_references(references, x)
     target_fn, t = resolve(model, x, target)
     if layer is not None:
         check_layer(model, x, layer)

@@ -32,7 +32,6 @@ from visjax.attribution._target import (
     Target,
     attributed_space,
     check_batch_size,
-    check_finite,
     check_positive_int,
     empty_batch,
     example_fn,
@@ -40,7 +39,7 @@ from visjax.attribution._target import (
     require_key,
     resolve,
 )
-from visjax.attribution.baselines import make_baseline
+from visjax.attribution.baselines import check_references, make_baseline
 from visjax.attribution.layer import layer_builder
 from visjax.base.batching import chunked_sum
 from visjax.base.checks import check_non_negative
@@ -251,13 +250,7 @@ def _expected_gradients(
     key = require_key(key, "expected_gradients")
     n_samples = check_positive_int(n_samples, "n_samples")
     batch_size = check_batch_size(batch_size)
-    refs = jnp.asarray(references, x.dtype)
-    if refs.ndim != x.ndim or refs.shape[1:] != x.shape[1:] or refs.shape[0] < 1:
-        raise ValueError(
-            f"`references` must have shape (R, {', '.join(map(str, x.shape[1:]))}), "
-            f"got {refs.shape}"
-        )
-    check_finite(refs, "references")
+    refs = check_references(references, x)
     check_non_negative(stdev, "stdev")
     target_fn, t = resolve(model, x, target)
     stdev = jnp.asarray(stdev, x.dtype)
