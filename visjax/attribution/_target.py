@@ -18,6 +18,7 @@ import numpy as np
 
 from visjax.base.checks import check_batch_size as check_batch_size
 from visjax.base.checks import check_finite as check_finite
+from visjax.base.checks import check_key
 from visjax.base.checks import check_positive_int as check_positive_int
 from visjax.base.checks import is_concrete as is_concrete
 from visjax.model import Model, as_model
@@ -164,4 +165,5 @@ def require_key(key: Any, method: str) -> jax.Array:
         raise ValueError(
             f"`key` is required: {method} draws random numbers (pass jax.random.key(...))"
         )
+    check_key(key)
     return key
