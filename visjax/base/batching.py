@@ -11,6 +11,7 @@ the remainder is driven by a ``lax.scan`` over groups of unrolled chunks that ca
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -25,19 +26,111 @@ MAX_UNROLL = 64
 # 0.65 vs 6.1 s, peak RSS 440 vs 687 MB): those methods pass ``max_unroll=FORWARD_UNROLL``.
 FORWARD_UNROLL = 1
 
+AUTO = "auto"
+# The rule behind ``batch_size="auto"`` (see :func:`auto_rows`). Constants come from measurements
+# on XLA:CPU (2 cores, docs/design.md "Fast by default"): the steady-state time of chunked work is
+# flat (within 1.2x of the best) for chunks whose intermediates take about 1-16 MiB, and grows past
+# that as the working set leaves the caches (IG on 256 digits, 16,384 rows of ~45 KiB: one batch
+# 2.4x slower than chunks of 256 rows); accelerators want the largest chunk that fits.
+CPU_CHUNK_BYTES = 8 * 2**20
+ACCELERATOR_CHUNK_BYTES = 512 * 2**20
+# Each unrolled chunk is one more copy of the program for XLA to compile (about 75 ms per chunk of
+# a digits CNN's input gradients): auto keeps unrolled drivers to this many chunks, which bounds
+# the first call's compile time (scan-driven forward-only work has no such cost). A scan over the
+# chunks would compile once, but gradient work inside an XLA loop body runs 6-8x slower on
+# XLA:CPU (IG chunks of 256: scan/fori_loop 1.9 s, unrolled 0.25 s), so that is not an option.
+# IG, 64 steps x 256 digits: 8 chunks of 2,048 rows 316 ms (first call 1.07 s), 16 chunks of 1,024
+# 268 ms (1.50 s), 64 chunks of 256 252 ms (4.3 s), one batch 585 ms (0.80 s).
+AUTO_MAX_UNROLLED = 16
+
+
+def tree_bytes_per_row(fn: Callable[..., Any], *xs: Any) -> int:
+    """Bytes of every intermediate value ``fn`` creates per row of ``xs``, from its jaxpr.
+
+    ``fn`` is traced (not run) on chunks of 1 and 2 rows; the difference of the total bytes of
+    all equation outputs (nested jaxprs included) is the per-row cost, so parameter-sized values
+    that do not grow with the chunk are not counted.
+    """
+
+    def total(rows):
+        part = jax.tree.map(lambda a: jax.ShapeDtypeStruct((rows, *a.shape[1:]), a.dtype), xs)
+        return _jaxpr_bytes(jax.make_jaxpr(fn)(*part).jaxpr)
+
+    return max(total(2) - total(1), 1)
+
+
+def _jaxpr_bytes(jaxpr: Any) -> int:
+    size = 0
+    for eqn in jaxpr.eqns:
+        for v in eqn.outvars:
+            aval = getattr(v, "aval", None)
+            if hasattr(aval, "shape") and hasattr(aval, "dtype"):
+                size += int(math.prod(aval.shape)) * aval.dtype.itemsize
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, tuple | list) else (value,):
+                inner = getattr(sub, "jaxpr", sub)
+                if hasattr(inner, "eqns"):
+                    size += _jaxpr_bytes(inner)
+    return size
+
+
+def auto_rows(
+    n: int, row_bytes: int, *, max_chunks: int | None = None, backend: str | None = None
+) -> int | None:
+    """The chunk size ``batch_size="auto"`` picks for ``n`` rows costing ``row_bytes`` each.
+
+    Rows per chunk ``r = budget / row_bytes`` with ``budget`` 8 MiB of intermediates on CPU (the
+    caches) and 512 MiB on GPU/TPU (large chunks, bounded memory); at least 1 row. With
+    ``max_chunks`` (unrolled drivers) the chunk grows to ``ceil(n / max_chunks)`` so the program
+    holds at most that many copies. The chunks are then evened out (``ceil(n / ceil(n / r))``:
+    no tiny remainder chunk). ``None`` (one batch) when one chunk holds every row.
+    """
+    backend = backend or jax.default_backend()
+    budget = CPU_CHUNK_BYTES if backend == "cpu" else ACCELERATOR_CHUNK_BYTES
+    rows = max(1, budget // max(int(row_bytes), 1))
+    if max_chunks is not None:
+        rows = max(rows, -(-n // max_chunks))
+    if rows >= n:
+        return None
+    chunks = -(-n // rows)
+    return -(-n // chunks)
+
+
+def resolve_batch_size(
+    batch_size: int | str | None, fn: Callable[..., Any], *xs: Any, max_chunks: int | None = None
+) -> int | None:
+    """``batch_size`` with ``"auto"`` replaced by :func:`auto_rows` for ``fn`` on ``xs`` rows
+    (``fn`` is traced on 1 and 2 rows, never run)."""
+    if batch_size != AUTO:
+        return batch_size
+    n = jax.tree.leaves(xs)[0].shape[0]
+    if n <= 1:
+        return None
+    # Not cached: inside a trace this runs once per compile, and a cache keyed on the callable
+    # would keep closures (and the arrays or tracers they hold) alive.
+    return auto_rows(n, tree_bytes_per_row(fn, *xs), max_chunks=max_chunks)
+
 
 def _slices(n: int, batch_size: int) -> list[tuple[int, int]]:
     return [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
 
 
 def chunked_sum(
-    fn: Callable[..., Any], *xs: Any, batch_size: int | None, max_unroll: int = MAX_UNROLL
+    fn: Callable[..., Any],
+    *xs: Any,
+    batch_size: int | str | None,
+    max_unroll: int = MAX_UNROLL,
 ) -> Any:
     """``sum over chunks of fn(*chunk)``: rows of ``xs`` (leading axis) in chunks of ``batch_size``.
 
     ``fn`` maps a chunk (arrays with a leading axis of at most ``batch_size`` rows) to a pytree
-    of partial sums of fixed shape. With ``batch_size=None`` everything is one chunk.
+    of partial sums of fixed shape. With ``batch_size=None`` everything is one chunk; with
+    ``"auto"`` the chunk comes from :func:`auto_rows` (at most ``AUTO_MAX_UNROLLED`` unrolled
+    chunks when ``max_unroll > 1``).
     """
+    if batch_size == AUTO:
+        cap = AUTO_MAX_UNROLLED if max_unroll > 1 else None
+        batch_size = resolve_batch_size(batch_size, fn, *xs, max_chunks=cap)
     n = jax.tree.leaves(xs)[0].shape[0]
     size = n if batch_size is None else min(batch_size, n)
     bounds = _slices(n, size)

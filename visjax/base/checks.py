@@ -25,15 +25,15 @@ def check_positive_int(value: Any, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_batch_size(batch_size: Any, name: str = "batch_size") -> int | None:
-    """``batch_size`` as an int, or ``None`` (one chunk); raises ``ValueError`` naming ``name``
-    unless a positive int or ``None``."""
-    if batch_size is None:
-        return None
+def check_batch_size(batch_size: Any, name: str = "batch_size") -> int | str | None:
+    """``batch_size`` as an int, ``"auto"`` (chosen from the shapes and the backend) or ``None``
+    (one chunk); raises ``ValueError`` naming ``name`` otherwise."""
+    if batch_size is None or (isinstance(batch_size, str) and batch_size == "auto"):
+        return batch_size
     if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-        raise ValueError(f"`{name}` must be a positive int or None, got {batch_size!r}")
+        raise ValueError(f"`{name}` must be a positive int, 'auto' or None, got {batch_size!r}")
     if batch_size < 1:
-        raise ValueError(f"`{name}` must be a positive int or None, got {batch_size!r}")
+        raise ValueError(f"`{name}` must be a positive int, 'auto' or None, got {batch_size!r}")
     return int(batch_size)
 
 

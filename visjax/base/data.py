@@ -16,7 +16,7 @@ import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from visjax.base.batching import chunked_sum
+from visjax.base.batching import AUTO, AUTO_MAX_UNROLLED, chunked_sum, resolve_batch_size
 from visjax.base.checks import is_concrete
 
 LossFn = Callable[[Any, Any], jax.Array]
@@ -112,14 +112,27 @@ def data_mesh(devices: Any = None) -> Mesh | None:
     return Mesh(np.array(found), ("data",)) if len(found) > 1 else None
 
 
-def _weighted_sum(fn: Callable[[Any], Any], data: Any, batch_size: int | None) -> Any:
+def data_batch_size(
+    batch_size: int | str | None, fn: Callable[[Any], Any], data: Any
+) -> int | None:
+    """The examples per chunk :func:`data_sum` uses for ``fn`` on ``data``: ``batch_size`` itself,
+    or for ``"auto"`` the rule of :func:`visjax.base.batching.auto_rows` (per-example bytes of
+    ``fn``'s intermediates, at most ``AUTO_MAX_UNROLLED`` chunks). Callers that need the chunk
+    ranges outside the trace (error messages, probes) resolve with this, so they agree with it."""
+    if batch_size != AUTO:
+        return batch_size
+    return resolve_batch_size(batch_size, fn, data, max_chunks=AUTO_MAX_UNROLLED)
+
+
+def _weighted_sum(fn: Callable[[Any], Any], data: Any, batch_size: int | str | None) -> Any:
     leaves, treedef = jax.tree.flatten(data)
+    size = data_batch_size(batch_size, fn, data)
 
     def chunk(*parts):
         out = fn(jax.tree.unflatten(treedef, parts))
         return jax.tree.map(lambda a: a * parts[0].shape[0], out)
 
-    return chunked_sum(chunk, *leaves, batch_size=batch_size)
+    return chunked_sum(chunk, *leaves, batch_size=size)
 
 
 def data_sum(
