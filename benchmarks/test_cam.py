@@ -6,8 +6,10 @@ jitted forward over exactly the ``N·C`` masked inputs (built beforehand); Ablat
 the full forwards of ``N·C`` inputs are shown instead, to see whether XLA drops the work before
 the layer: it does (XLA's cost analysis: 2.1e9 flops from ``stages.1`` on, 9.2e9 for the full
 forwards), though the time fell only about 2x, the late small-grid convolutions being slow.
-pytorch-grad-cam runs its per-example loops with ``batch_size = C`` (one forward per example, all
-its channels at once); its progress bars are switched off.
+Each case also times the default call (``batch_size="auto"``; for Grad-CAM, which has no size
+to tune, the call without a jit around it). pytorch-grad-cam runs its per-example loops with
+``batch_size = C`` (one forward per example, all its channels at once); its progress bars are
+switched off.
 """
 
 import functools
@@ -21,6 +23,7 @@ import pytest
 from benchmarks.harness import measure, report, run_benchmark
 from visjax.attribution.cam import _core, score
 from visjax.attribution.cam.gradient import grad_cam
+from visjax.attribution.cam.process import bilinear_resize
 from visjax.base.batching import FORWARD_UNROLL, chunked_sum
 from visjax.zoo import digits_resnet
 from visjax.zoo.pretrained import trained_digits_cnn
@@ -76,7 +79,7 @@ def peer_thunk(cls_name, tm, layer, x, t, **attrs):
 def masked_inputs(model, x, layer):
     """The ``N·C`` masked inputs of Score-CAM (outside the timing)."""
     act = model.activations(x, layer)[1][layer]
-    up = score.upsample_align_corners(act, x.shape[1:3])
+    up = bilinear_resize(act, x.shape[1:3], align_corners=True)
     lo, hi = up.min((1, 2), keepdims=True), up.max((1, 2), keepdims=True)
     masks = (up - lo) / (hi - lo + 1e-8)
     xm = x[:, None] * jnp.moveaxis(masks, -1, 1)[..., None]
@@ -120,6 +123,11 @@ def timings_for(net, digits, method):
             lambda m, x, t: _core.activation_and_grad(m, x, t, None, layer)[1],
         )
         cases["visjax Grad-CAM"] = (fn, (model, x, t))
+        # No batch_size to tune: the default call is the one above; this is it unjitted.
+        cases["visjax default, eager call"] = (
+            functools.partial(grad_cam, layer=layer),
+            (model, x, t),
+        )
         cases["floor (fwd+bwd to layer)"] = (floor, (model, x, t))
         base = "floor (fwd+bwd to layer)"
         if peer is not None:
@@ -129,6 +137,10 @@ def timings_for(net, digits, method):
         xm, e = masked_inputs(model, x, layer)
         floor = jax.jit(functools.partial(forward_floor, chunk=CHUNK))
         cases["visjax Score-CAM"] = (fn, (model, x, t))
+        cases["visjax default"] = (
+            jax.jit(functools.partial(score.score_cam, layer=layer)),
+            (model, x, t),
+        )
         cases["floor (N·C masked fwd)"] = (floor, (model, xm, e, t))
         base = "floor (N·C masked fwd)"
         if peer is not None:
@@ -139,6 +151,10 @@ def timings_for(net, digits, method):
     else:
         fn = jax.jit(functools.partial(score.ablation_cam, layer=layer, batch_size=CHUNK))
         cases["visjax Ablation-CAM"] = (fn, (model, x, t))
+        cases["visjax default"] = (
+            jax.jit(functools.partial(score.ablation_cam, layer=layer)),
+            (model, x, t),
+        )
         xm, e = masked_inputs(model, x, layer)
         cases["N·C full forwards"] = (
             jax.jit(functools.partial(forward_floor, chunk=CHUNK)),

@@ -6,8 +6,10 @@ The floor of an estimator is ``n_hvp x`` one Hessian-vector product over the who
 compilation): the HVPs an estimator cannot avoid. PyHessian 0.1 runs on the same weights and data
 (one batch, ``cuda=False``); its single-batch path keeps the gradient graph, so each of its HVPs
 is one double-backward without a new forward pass. All timings exclude compilation (one warm-up
-call first). PyHessian's ``density`` calls ``torch.eig`` (removed in torch 2): a shim backed by
-``torch.linalg.eigh`` is installed only for that call (``docs/peers.md``).
+call first). Each estimator is also timed as the user calls it, with no ``batch_size`` (the
+default ``"auto"``; rows ending "default"). PyHessian's ``density`` calls ``torch.eig``
+(removed in torch 2): a shim backed by ``torch.linalg.eigh`` is installed only for that call
+(``docs/peers.md``).
 """
 
 from __future__ import annotations
@@ -96,13 +98,13 @@ def row(case, ours, n_hvp, floor_hvp, peer_s):
 
 def print_table():
     print(
-        f"\n{'case':<34} {'visjax s':>9} {'n_hvp':>6} {'floor s':>8} {'vj/floor':>8}"
+        f"\n{'case':<42} {'visjax s':>9} {'n_hvp':>6} {'floor s':>8} {'vj/floor':>8}"
         f" {'PyHess s':>9} {'PyH/vj':>7}"
     )
     for case, ours, n, floor, ratio, peer_s, speed in ROWS:
         p = f"{peer_s:9.3f}" if peer_s is not None else f"{'-':>9}"
         s = f"{speed:7.2f}" if speed is not None else f"{'-':>7}"
-        print(f"{case:<34} {ours:9.3f} {n:6d} {floor:8.3f} {ratio:8.2f} {p} {s}")
+        print(f"{case:<42} {ours:9.3f} {n:6d} {floor:8.3f} {ratio:8.2f} {p} {s}")
 
 
 def test_curvature_vs_floor_and_pyhessian(benchmark, setup, monkeypatch):
@@ -114,8 +116,9 @@ def test_curvature_vs_floor_and_pyhessian(benchmark, setup, monkeypatch):
 
     # ---- HVP floor
     hv = {b: (lambda b=b: hvp(loss, params, v, data=data, batch_size=b)) for b in (None, 128)}
+    hv["auto (default)"] = lambda: hvp(loss, params, v, data=data)
     t = measure({f"hvp batch_size={b}": (f, ()) for b, f in hv.items()}, rounds=10, warmup=2)
-    floor_hvp = min(x.median_s for x in t.values())
+    floor_hvp = min(x.median_s for n, x in t.items() if "default" not in n)
     torch, h = pyhessian_object(model, data)
     torch_hvp_s = None
     if h is not None:
@@ -143,9 +146,10 @@ def test_curvature_vs_floor_and_pyhessian(benchmark, setup, monkeypatch):
     )
 
     # ---- top eigenvalues
-    def eig(k, algorithm, tol):
+    def eig(k, algorithm, tol, **bs):
+        bs = bs or {"batch_size": BS}
         return top_eigenvalues(
-            loss, params, data=data, k=k, algorithm=algorithm, tol=tol, key=key, batch_size=BS
+            loss, params, data=data, k=k, algorithm=algorithm, tol=tol, key=key, **bs
         )
 
     checks = {}
@@ -169,6 +173,10 @@ def test_curvature_vs_floor_and_pyhessian(benchmark, setup, monkeypatch):
                 rel = np.abs(vals - peer_vals) / np.abs(peer_vals)
                 info[f"{case}_rel_vs_pyhessian"] = rel.tolist()
                 print(f"  {case}: {vals} vs PyHessian {peer_vals} (rel {rel.max():.1e})")
+            # The user's call: no batch_size (the default "auto"), same method settings.
+            s, res = timed(lambda k=k, m=method, tl=tol: eig(k, m, tl, batch_size="auto"))
+            row(f"{case} default", s, res.n_hvp, floor_hvp, peer_s)
+            info[f"{case} default_s"], info[f"{case} default_n_hvp"] = s, res.n_hvp
         if peer_s is not None:
             info[f"pyhessian top-{k}_s"], info[f"pyhessian top-{k}_values"] = (
                 peer_s,
@@ -194,8 +202,10 @@ def test_curvature_vs_floor_and_pyhessian(benchmark, setup, monkeypatch):
     # the latter's standard error is far below the plain one's at the same number of HVPs.
     settings = [(n, pb, 0) for n in sorted({n_peer, 100}) for pb in (1, 8)] + [(10, 8, 20)]
     for n, pb, deflate in settings:
-        s, res = timed(
-            lambda n=n, pb=pb, d=deflate: trace(
+
+        def tr(n=n, pb=pb, d=deflate, **bs):
+            bs = bs or {"batch_size": BS}
+            return trace(
                 loss,
                 params,
                 data=data,
@@ -203,11 +213,21 @@ def test_curvature_vs_floor_and_pyhessian(benchmark, setup, monkeypatch):
                 probe_batch=pb,
                 deflate=d,
                 key=jax.random.key(3),
-                batch_size=BS,
+                **bs,
             )
-        )
+
+        s, res = timed(tr)
         case = f"trace n={n} probe_batch={pb}" + (f" deflate={deflate}" if deflate else "")
         row(case, s, res.n_hvp, floor_hvp, peer_s if n == n_peer or deflate else None)
+        s_def, _ = timed(lambda tr=tr: tr(batch_size="auto"))
+        row(
+            f"{case} default",
+            s_def,
+            res.n_hvp,
+            floor_hvp,
+            peer_s if n == n_peer or deflate else None,
+        )
+        info[f"{case} default_s"] = s_def
         info[f"{case}_s"], info[f"{case}_estimate"] = s, res.estimate
         info[f"{case}_stderr"] = res.stderr
         print(f"  {case}: {res.estimate:.3f} +- {res.stderr:.3f} ({res.n_hvp} HVPs)")
@@ -235,6 +255,9 @@ def test_curvature_vs_floor_and_pyhessian(benchmark, setup, monkeypatch):
     )
     n_dens = int(np.isfinite(res.nodes).sum())
     row("density n_probes=1 n_iter=100", s, n_dens, floor_hvp, peer_s)
+    s_def, _ = timed(lambda: spectral_density(loss, params, data=data, n_iter=100, key=key))
+    row("density n_probes=1 n_iter=100 default", s_def, n_dens, floor_hvp, peer_s)
+    info["density default_s"] = s_def
     info["density_s"], info["density_max_node"] = s, float(np.nanmax(res.nodes))
     print(f"  density: top node {np.nanmax(res.nodes):.4f} (top eigenvalue {lam:.4f})")
 

@@ -141,9 +141,12 @@ def test_featviz_vs_floor_and_lucent(benchmark, setup):
     results = {}
     for n_units in (1, 8):
         units = [(LAYER, c) for c in range(n_units)]
-        for loop in ("python", "scan"):
+        # "python"/"scan": every unit in one vmapped program (batch_size=None); "default": the
+        # user's call, no batch_size ("auto": units per chunk from the per-unit step's bytes).
+        for loop in ("python", "scan", "default"):
 
             def run(units=units, loop=loop):
+                tuned = {} if loop == "default" else {"loop": loop, "batch_size": None}
                 return render(
                     model,
                     units=units,
@@ -152,7 +155,7 @@ def test_featviz_vs_floor_and_lucent(benchmark, setup):
                     n_steps=STEPS,
                     optimizer=opt,
                     key=jax.random.key(0),
-                    loop=loop,
+                    **tuned,
                 ).images
 
             results[(n_units, loop)] = timed(run) / n_units
@@ -161,11 +164,22 @@ def test_featviz_vs_floor_and_lucent(benchmark, setup):
         floor64 = timed(floor_fns(model, n_units, SIZE)[0]) / n_units
         lucent = lucent_seconds(peer, n_units) / n_units if peer else None
         ours = results[(n_units, "python")]
+        default = results[(n_units, "default")]
         ROWS.append(
-            (n_units, ours, results[(n_units, "scan")], floor_py, floor_fori, floor64, lucent)
+            (
+                n_units,
+                ours,
+                default,
+                results[(n_units, "scan")],
+                floor_py,
+                floor_fori,
+                floor64,
+                lucent,
+            )
         )
         info[f"units={n_units}"] = {
             "visjax_python_s_per_unit": ours,
+            "visjax_default_s_per_unit": default,
             "visjax_scan_s_per_unit": results[(n_units, "scan")],
             f"floor_python_{seen}px_s_per_unit": floor_py,
             f"floor_fori_{seen}px_s_per_unit": floor_fori,
@@ -177,14 +191,14 @@ def test_featviz_vs_floor_and_lucent(benchmark, setup):
         f" (network sees {seen}px)"
     )
     print(
-        f"{'units':>5} {'visjax':>8} {'scan':>8} {'floor':>8} {'fori':>8} {'floor64':>8}"
-        f" {'vj/floor':>8} {'Lucent':>8} {'Lu/vj':>6}"
+        f"{'units':>5} {'visjax':>8} {'default':>8} {'scan':>8} {'floor':>8} {'fori':>8}"
+        f" {'floor64':>8} {'vj/floor':>8} {'def/vj':>6} {'Lucent':>8} {'Lu/vj':>6}"
     )
-    for n, ours, scan, fp, ff, f64, lu in ROWS:
+    for n, ours, default, scan, fp, ff, f64, lu in ROWS:
         lus = f"{lu:8.2f}" if lu else f"{'-':>8}"
         sp = f"{lu / ours:6.1f}" if lu else f"{'-':>6}"
         print(
-            f"{n:5d} {ours:8.3f} {scan:8.3f} {fp:8.3f} {ff:8.3f} {f64:8.3f} {ours / fp:8.2f}"
-            f" {lus} {sp}"
+            f"{n:5d} {ours:8.3f} {default:8.3f} {scan:8.3f} {fp:8.3f} {ff:8.3f} {f64:8.3f}"
+            f" {ours / fp:8.2f} {default / ours:6.2f} {lus} {sp}"
         )
     benchmark.pedantic(lambda: None, rounds=1)

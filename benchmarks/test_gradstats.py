@@ -11,7 +11,8 @@ optimiser state donated), timed per step after compilation, in interleaved round
 - host (wandb.watch style): the bare step also returns the gradients, which are pulled to the host
   every step and histogrammed/normed per layer with NumPy;
 - per-example statistics (``per_example_stats`` on the same batch, a separate jitted call): its own
-  time against the bare step, the set Cockpit computes with BackPACK.
+  time against the bare step, the set Cockpit computes with BackPACK; the default call
+  (``batch_size="auto"``) next to explicit sizes (one batch, chunks of 16).
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ from visjax.landscape import model_losses
 from visjax.zoo import digits_cnn, digits_resnet, load_digits
 
 STEPS, BATCH, ROUNDS = 40, 64, 5
+PE_SIZES = {
+    "default": {},
+    "batch_size=None": {"batch_size": None},
+    "batch_size=16": {"batch_size": 16},
+}
 LAYER_STATS = ("norm", "mean", "std", "max_abs", "zero_fraction", "nonfinite", "update_ratio")
 
 
@@ -94,14 +100,22 @@ def test_gradstats_overhead(benchmark):
             "host (wandb.watch style)": (make_step(loss, adam, with_grads=True), adam, True),
         }
         t = per_step_times(variants, model.params, batches)
-        pe = jax.jit(lambda p, b, loss=loss: per_example_stats(loss, p, data=b))
-        jax.block_until_ready(pe(model.params, batches[0]))
-        pe_times = []
+        # The user's call (batch_size "auto") and explicit sizes, interleaved.
+        pe = {
+            f"per-example stats ({label})": jax.jit(
+                lambda p, b, loss=loss, kw=kw: per_example_stats(loss, p, data=b, **kw)
+            )
+            for label, kw in PE_SIZES.items()
+        }
+        for fn in pe.values():
+            jax.block_until_ready(fn(model.params, batches[0]))
+        pe_times = {label: [] for label in pe}
         for b in batches[:10]:
-            t0 = time.perf_counter()
-            jax.block_until_ready(pe(model.params, b))
-            pe_times.append(time.perf_counter() - t0)
-        t["per-example stats (own call)"] = float(np.median(pe_times))
+            for label, fn in pe.items():
+                t0 = time.perf_counter()
+                jax.block_until_ready(fn(model.params, b))
+                pe_times[label].append(time.perf_counter() - t0)
+        t.update({label: float(np.median(v)) for label, v in pe_times.items()})
         for variant, s in t.items():
             rows.append((name, variant, s, s / t["bare"]))
             benchmark.extra_info[f"{name} {variant} s/step"] = s

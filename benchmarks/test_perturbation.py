@@ -49,14 +49,19 @@ def perturbed(x, masks, baseline=0.0):
     return jnp.asarray(np.where(m, baseline, xs).reshape(-1, *x.shape[1:]))
 
 
-def compare(benchmark, setup, title, fn, masks, peer):
+def compare(benchmark, setup, title, method, kwargs, masks, peer):
+    """``method(**kwargs)`` with ``batch_size=CHUNK``, with the default (``"auto"``) jitted, and
+    as a user calls it (no jit around it: its eager checks included), against the floors."""
     model, x, t = setup
+    fn = jax.jit(functools.partial(method, **kwargs, batch_size=CHUNK))
     points = perturbed(x, masks)
     tt = jnp.repeat(t, len(masks))
     floor = jax.jit(functools.partial(floor_fn, chunk=CHUNK))
     with_x = jnp.concatenate([x, points]), jnp.concatenate([t, tt])
     cases = {
-        "visjax": (fn, (model, x, t)),
+        f"visjax batch_size={CHUNK}": (fn, (model, x, t)),
+        "visjax default": (jax.jit(functools.partial(method, **kwargs)), (model, x, t)),
+        "visjax default, eager call": (functools.partial(method, **kwargs), (model, x, t)),
         f"floor (chunks of {CHUNK})": (floor, (model, points, tt)),
         "floor + f(x)": (floor, (model, *with_x)),
     }
@@ -69,7 +74,7 @@ def compare(benchmark, setup, title, fn, masks, peer):
 
 
 def test_occlusion_vs_floor_and_captum(benchmark, setup):
-    fn = jax.jit(functools.partial(occlusion, window=(3, 3, 1), strides=1, batch_size=CHUNK))
+    kwargs = {"window": (3, 3, 1), "strides": 1}
     masks = []
     for i in range(6):
         for j in range(6):
@@ -84,12 +89,12 @@ def test_occlusion_vs_floor_and_captum(benchmark, setup):
         strides=1,
         perturbations_per_eval=CHUNK // N,
     )
-    compare(benchmark, setup, f"occlusion 3x3 stride 1 (36 windows), {N} digits", fn, masks, peer)
+    title = f"occlusion 3x3 stride 1 (36 windows), {N} digits"
+    compare(benchmark, setup, title, occlusion, kwargs, masks, peer)
 
 
 def test_feature_ablation_vs_floor_and_captum(benchmark, setup):
     mask = square_patches((8, 8, 1), 4)
-    fn = jax.jit(functools.partial(feature_ablation, mask=mask, batch_size=CHUNK))
     masks = [mask == k for k in range(int(mask.max()) + 1)]
     peer = None
     try:
@@ -99,6 +104,5 @@ def test_feature_ablation_vs_floor_and_captum(benchmark, setup):
         )
     except ImportError:
         pass
-    compare(
-        benchmark, setup, f"feature ablation 4x4 patches (4 features), {N} digits", fn, masks, peer
-    )
+    title = f"feature ablation 4x4 patches (4 features), {N} digits"
+    compare(benchmark, setup, title, feature_ablation, {"mask": mask}, masks, peer)

@@ -1,6 +1,6 @@
 import pytest
 
-from visjax.cli import main
+from visjax.cli import _parser, main
 
 
 @pytest.mark.slow  # end to end: trains and renders every demo section
@@ -43,6 +43,12 @@ def test_help(argv, capsys):
         main(argv)
     assert e.value.code == 0
     assert "usage" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, "auto"), ("auto", "auto"), ("64", 64)])
+def test_landscape_batch_size_defaults_to_auto(value, expected):
+    argv = ["landscape", "--out", "o"] + ([] if value is None else ["--batch-size", value])
+    assert _parser().parse_args(argv).batch_size == expected
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ set of shapes, so compiled programs are reused) gives a finite result of the doc
 
 Invalid inputs stop at the eager checks, so the default run is fast (``max_examples`` small,
 ``derandomize=True``: the same examples on every run); ``-m slow`` runs more examples.
-String batch sizes are not fuzzed as invalid: ``batch_size="auto"`` is a planned value.
+Strings other than ``"auto"`` (the default batch size) are fuzzed as invalid sizes.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from tests.test_conformance import CASES, KEY, Case
 from visjax import attribution as va
-from visjax import curvature, gradstats, landscape
+from visjax import curvature, evaluation, gradstats, landscape
 from visjax.attribution import cam
 from visjax.zoo import digits_cnn
 
@@ -278,8 +278,9 @@ SIZES = [
     Size("batch_size", lambda m, x, t, v: cam.ablation_cam(m, x, t, layer="conv2", batch_size=v)),
 ]
 
-# Zero, negative, fractional and boolean sizes (never strings: `batch_size="auto"` is planned).
+# Zero, negative, fractional and boolean sizes; batch sizes also refuse strings other than "auto".
 BAD_SIZE = st.one_of(st.integers(-1_000, 0), st.sampled_from([2.5, 3.0, True, np.float32(4.0)]))
+BAD_BATCH = BAD_SIZE | st.sampled_from(["Auto", "big", ""])
 
 
 @pytest.mark.parametrize("size", SIZES, ids=[f"{i}-{s.name}" for i, s in enumerate(SIZES)])
@@ -289,6 +290,17 @@ def test_bad_size_refused(size, model, value):
     x = np.full((2, 8, 8, 1), 0.5, np.float32)
     t = np.array([0, 3])
     _check_outcome(lambda: size.fn(model, x, t, value), size.name, must_raise=True)
+
+
+BATCH_SIZES = [s for s in SIZES if s.name == "batch_size"]
+
+
+@pytest.mark.parametrize("size", BATCH_SIZES, ids=[f"{i}" for i in range(len(BATCH_SIZES))])
+@pytest.mark.parametrize("value", ["Auto", "big", ""])
+def test_string_batch_size_refused(size, model, value):
+    x = np.full((2, 8, 8, 1), 0.5, np.float32)
+    t = np.array([0, 3])
+    _check_outcome(lambda: size.fn(model, x, t, value), "batch_size", must_raise=True)
 
 
 @FAST
@@ -409,7 +421,7 @@ def test_bad_data_refused(tool, data):
 
 @pytest.mark.parametrize("tool", TOOLS)
 @FAST
-@given(value=BAD_SIZE)
+@given(value=BAD_BATCH)
 def test_bad_batch_size_refused(tool, value):
     fn, _ = TOOLS[tool]
     _check_outcome(lambda: fn(_data(4), value), "batch_size", must_raise=True)
@@ -625,6 +637,7 @@ OTHER_ARGS = [
         st.just(None),
         lambda m, v: va.noise_tunnel(va.saliency, n_samples=2, stdev=0.1)(m, X2, T2, key=v),
     ),
+    ("batch_size", BAD_BATCH, lambda m, v: evaluation.predict(m, X2, batch_size=v)),
 ]
 
 
@@ -636,3 +649,55 @@ OTHER_ARGS = [
 def test_bad_argument_refused(model, name, values, fn, data):
     value = data.draw(values)
     _check_outcome(lambda: fn(model, value), name, must_raise=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation metrics: labels and probabilities.
+
+METRICS = {
+    "roc_auc": evaluation.roc_auc,
+    "average_precision": evaluation.average_precision,
+    "expected_calibration_error": evaluation.expected_calibration_error,
+    "most_confident_errors": evaluation.most_confident_errors,
+}
+
+
+@st.composite
+def bad_probs(draw):
+    """(labels, probs, the argument the error must name)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    n = draw(st.integers(1, 6))
+    p = rng.dirichlet(np.ones(3), size=n)
+    y = rng.integers(0, 3, n)
+    kind = draw(st.sampled_from(["sum", "range", "nonfinite", "rank", "length", "label"]))
+    if kind == "sum":
+        p[draw(st.integers(0, n - 1))] *= draw(st.sampled_from([0.5, 1.01, 2.0]))
+    elif kind == "range":
+        p[0] = [1.5, -0.25, -0.25]
+    elif kind == "nonfinite":
+        p[0, draw(st.integers(0, 2))] = draw(st.sampled_from([np.nan, np.inf]))
+    elif kind == "rank":
+        p = p[0]
+    elif kind == "length":
+        y = np.concatenate([y, [0]])
+    else:
+        y[0] = draw(st.sampled_from([3, -1]))
+    return y, p, "y_true" if kind in ("length", "label") else "probs"
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@FAST
+@given(case=bad_probs())
+def test_bad_probabilities_refused(metric, case):
+    y, p, name = case
+    _check_outcome(lambda: METRICS[metric](y, p), name, must_raise=True)
+
+
+@pytest.mark.parametrize("metric", ["roc_auc", "average_precision", "expected_calibration_error"])
+@FAST
+@given(seed=st.integers(0, 2**16))
+def test_valid_probabilities_finite(metric, seed):
+    rng = np.random.default_rng(seed)
+    y = np.concatenate([np.arange(3), rng.integers(0, 3, 5)])
+    p = rng.dirichlet(np.ones(3), size=8)
+    _check_outcome(lambda: METRICS[metric](y, p), "probs", must_raise=False, shape=())

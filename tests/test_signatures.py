@@ -168,6 +168,7 @@ def test_every_package_has_public_functions():
     for pkg in (
         "visjax.attribution",
         "visjax.curvature",
+        "visjax.evaluation",
         "visjax.featviz",
         "visjax.gradstats",
         "visjax.inspect",

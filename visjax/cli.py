@@ -26,6 +26,18 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _batch_size(text: str) -> int | str:
+    """An argparse type: ``auto`` or an integer >= 1."""
+    if text == "auto":
+        return text
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"must be a positive integer or 'auto', got {text!r}"
+        ) from None
+
+
 def _positive_float(text: str) -> float:
     """An argparse type: a finite number > 0."""
     try:
@@ -96,7 +108,11 @@ def _parser() -> argparse.ArgumentParser:
         help="direction normalisation (Li et al. 2018; default filter)",
     )
     q.add_argument(
-        "--batch-size", type=_positive_int, default=128, help="data chunk size (default 128)"
+        "--batch-size",
+        type=_batch_size,
+        default="auto",
+        help="data examples per chunk, or auto: chosen from the backend and the model "
+        "(default: auto)",
     )
     q.add_argument(
         "--strategy",

@@ -1,3 +1,4 @@
+import functools
 import itertools
 
 import jax
@@ -8,6 +9,7 @@ import pytest
 from visjax.attribution import ablation as occ_module
 from visjax.attribution.ablation import feature_ablation, occlusion
 from visjax.attribution.masks import square_patches
+from visjax.base import batching
 
 
 def reference_occlusion(f, x, window, strides, baseline):
@@ -143,6 +145,75 @@ def test_chunked_jit_batch_and_no_retrace(trained_cnn, digits, method):
     size = core._cache_size()
     fn(trained_cnn, x * 2.0, t).block_until_ready()
     assert core._cache_size() == size
+
+
+@pytest.mark.parametrize("pick", [None, 5])
+@pytest.mark.parametrize("method", ["occlusion", "ablation"])
+def test_auto_default_splits_and_equals_explicit_sizes(
+    trained_cnn, digits, method, pick, monkeypatch
+):
+    # pick None: a 1-byte chunk budget, so "auto" (the default) runs every row in its own chunk;
+    # pick 5: chunks of 5 that do not divide the rows (27 or 12), so the rows are padded.
+    monkeypatch.setattr(batching, "CPU_CHUNK_BYTES", 1)
+    monkeypatch.setattr(batching, "CPU_FORWARD_CHUNK_BYTES", 1)
+    monkeypatch.setattr(batching, "ACCELERATOR_CHUNK_BYTES", 1)
+    picks = []
+    real = batching.auto_rows
+    monkeypatch.setattr(
+        batching, "auto_rows", lambda *a, **k: picks.append(pick or real(*a, **k)) or picks[-1]
+    )
+    x = jnp.asarray(digits.test.x[:3])
+    t = jnp.array([1, 4, 7])
+    if method == "occlusion":
+        core = occ_module._occlusion
+        fn = functools.partial(occlusion, window=(3, 3, 1), strides=3)  # 9 windows: 27 rows
+    else:
+        core = occ_module._ablation
+        fn = functools.partial(feature_ablation, mask=square_patches((8, 8, 1), 4))  # 12 rows
+    core.clear_cache()
+    default = fn(trained_cnn, x, t)
+    core.clear_cache()
+    assert picks == [pick or 1]
+    for size in (None, 5):
+        want = fn(trained_cnn, x, t, batch_size=size)
+        # Elements whose windows change nothing are differences of equal logits computed in
+        # batches of other sizes: float32 reordering, compared to the attributions' scale.
+        scale = float(jnp.abs(want).max())
+        np.testing.assert_allclose(default, want, rtol=1e-5, atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize("bad", [0, -3, 1.5, True, "big"])
+def test_bad_batch_size_names_it(trained_cnn, digits, bad):
+    x = jnp.asarray(digits.test.x[:2])
+    with pytest.raises(ValueError, match="batch_size"):
+        occlusion(trained_cnn, x, 1, window=3, batch_size=bad)
+    with pytest.raises(ValueError, match="batch_size"):
+        feature_ablation(trained_cnn, x, 1, batch_size=bad)
+
+
+def test_number_baseline_checked_and_equal_to_array(trained_cnn, digits):
+    x = jnp.asarray(digits.test.x[:2])
+    for bad in (float("nan"), np.inf, 10**400):
+        with pytest.raises(ValueError, match="baseline"):
+            feature_ablation(trained_cnn, x, 1, baseline=bad)
+    np.testing.assert_allclose(
+        feature_ablation(trained_cnn, x, 1, baseline=0.3),
+        feature_ablation(trained_cnn, x, 1, baseline=jnp.full(x.shape, 0.3)),
+        rtol=1e-6,
+    )
+
+
+def test_mask_checks_are_remembered_by_content(trained_cnn, digits):
+    x = jnp.asarray(digits.test.x[:2])
+    mask = square_patches((8, 8, 1), 4)
+    first = feature_ablation(trained_cnn, x, 1, mask=mask)
+    np.testing.assert_array_equal(feature_ablation(trained_cnn, x, 1, mask=mask.copy()), first)
+    changed = mask.copy()
+    changed[0, 0, 0] = 7  # no longer 0..K-1: checked again, not taken from the cache
+    with pytest.raises(ValueError, match="mask"):
+        feature_ablation(trained_cnn, x, 1, mask=changed)
+    merged = np.minimum(mask, 1)  # 2 features: a different result
+    assert not np.allclose(feature_ablation(trained_cnn, x, 1, mask=merged), first)
 
 
 def test_callable_target(trained_cnn, digits):

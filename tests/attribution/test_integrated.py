@@ -12,6 +12,37 @@ from visjax.attribution import (
     rule_nodes,
 )
 from visjax.attribution.integrated import RULES
+from visjax.base import batching
+
+BAD_BATCH_SIZES = [0, -1, 1.5, "big", True]
+
+
+def split_auto(monkeypatch) -> list:
+    """``batch_size="auto"`` with a 64 KiB chunk budget, so small cases split into several chunks;
+    returns the list of the sizes auto resolves to (recorded while tracing: use shapes no other
+    test compiles, or the jit cache skips the trace)."""
+    monkeypatch.setattr(batching, "CPU_CHUNK_BYTES", 64 * 2**10)
+    monkeypatch.setattr(batching, "CPU_FORWARD_CHUNK_BYTES", 64 * 2**10)
+    monkeypatch.setattr(batching, "ACCELERATOR_CHUNK_BYTES", 64 * 2**10)
+    sizes = []
+    real = batching.resolve_batch_size
+
+    def spy(*args, **kwargs):
+        sizes.append(real(*args, **kwargs))
+        return sizes[-1]
+
+    monkeypatch.setattr(batching, "resolve_batch_size", spy)
+    monkeypatch.setattr("visjax.attribution.noise.resolve_batch_size", spy)
+    return sizes
+
+
+def assert_auto_matches(default, explicit, sizes, rows):
+    """The default (``"auto"``) split ``rows`` into several chunks and equals every explicit
+    size's result up to float32 reordering."""
+    assert any(s is not None and s < rows for s in sizes), (sizes, rows)
+    scale = float(jnp.abs(default).max())
+    for out in explicit:
+        np.testing.assert_allclose(out, default, rtol=1e-5, atol=1e-6 * scale)
 
 
 @pytest.mark.parametrize("method", RULES)
@@ -124,3 +155,32 @@ def test_completeness_error_checks_the_attributions_shape(linear, images):
         completeness_error(model, images, 0, attributions=jnp.zeros((3, 16)))
     with pytest.raises(ValueError, match="`attributions`"):
         completeness_error(model, images, 0, attributions=jnp.zeros((2, 4, 4, 1)))
+
+
+def test_auto_batch_size_is_the_default(trained_cnn, digits, monkeypatch):
+    sizes = split_auto(monkeypatch)
+    x, t = jnp.asarray(digits.test.x[:3]), jnp.asarray(digits.test.y[:3])
+    kw = {"n_steps": 13, "rule": "riemann_trapezoid"}
+    default = integrated_gradients(trained_cnn, x, t, **kw)
+    explicit = [integrated_gradients(trained_cnn, x, t, **kw, batch_size=b) for b in (None, 8)]
+    assert_auto_matches(default, explicit, sizes, 3 * 13)
+
+
+def test_auto_batch_size_expected_gradients(trained_cnn, digits, monkeypatch):
+    sizes = split_auto(monkeypatch)
+    x, t = jnp.asarray(digits.test.x[:3]), jnp.asarray(digits.test.y[:3])
+    kw = {"references": jnp.asarray(digits.train.x[:5]), "n_samples": 11, "key": jax.random.key(4)}
+    default = expected_gradients(trained_cnn, x, t, **kw)
+    explicit = [expected_gradients(trained_cnn, x, t, **kw, batch_size=b) for b in (None, 8)]
+    assert_auto_matches(default, explicit, sizes, 3 * 11)
+
+
+@pytest.mark.parametrize("bad", BAD_BATCH_SIZES)
+def test_bad_batch_sizes_are_refused(linear, images, bad):
+    model, _ = linear
+    with pytest.raises(ValueError, match="`batch_size`"):
+        integrated_gradients(model, images, 0, batch_size=bad)
+    with pytest.raises(ValueError, match="`batch_size`"):
+        expected_gradients(
+            model, images, 0, references=images, key=jax.random.key(0), batch_size=bad
+        )

@@ -4,6 +4,11 @@ import numpy as np
 import pytest
 import scipy.ndimage as ndimage
 
+from tests.attribution.test_integrated import (
+    BAD_BATCH_SIZES,
+    assert_auto_matches,
+    split_auto,
+)
 from visjax.attribution import (
     blur_integrated_gradients,
     expected_gradients,
@@ -91,3 +96,33 @@ def test_negative_stdev_is_refused(linear, images):
         expected_gradients(model, images, 0, references=images, stdev=-1.0, key=jax.random.key(0))
     zero = noise_tunnel(saliency, n_samples=2, stdev=0.0)(model, images, 0, key=jax.random.key(0))
     np.testing.assert_allclose(zero, saliency(model, images, 0), rtol=1e-6)
+
+
+def test_noise_tunnel_auto_batch_size_matches_explicit_sizes(trained_cnn, digits, monkeypatch):
+    sizes = split_auto(monkeypatch)
+    x, t = jnp.asarray(digits.test.x[:3]), jnp.asarray(digits.test.y[:3])
+    key = jax.random.key(2)
+    default = noise_tunnel(saliency, n_samples=7, stdev=0.2)(trained_cnn, x, t, key=key)
+    explicit = [
+        noise_tunnel(saliency, n_samples=7, stdev=0.2, batch_size=b)(trained_cnn, x, t, key=key)
+        for b in (None, 4)
+    ]
+    assert_auto_matches(default, explicit, sizes, 3 * 7)
+
+
+def test_blur_ig_auto_batch_size_matches_explicit_sizes(trained_cnn, digits, monkeypatch):
+    sizes = split_auto(monkeypatch)
+    x, t = jnp.asarray(digits.test.x[:3]), jnp.asarray(digits.test.y[:3])
+    kw = {"max_sigma": 4.0, "n_steps": 17}
+    default = blur_integrated_gradients(trained_cnn, x, t, **kw)
+    explicit = [blur_integrated_gradients(trained_cnn, x, t, **kw, batch_size=b) for b in (None, 8)]
+    assert_auto_matches(default, explicit, sizes, 3 * 17)
+
+
+@pytest.mark.parametrize("bad", BAD_BATCH_SIZES)
+def test_bad_batch_sizes_are_refused(trained_cnn, digits, bad):
+    x = jnp.asarray(digits.test.x[:2])
+    with pytest.raises(ValueError, match="`batch_size`"):
+        noise_tunnel(saliency, batch_size=bad)
+    with pytest.raises(ValueError, match="`batch_size`"):
+        blur_integrated_gradients(trained_cnn, x, 0, batch_size=bad)

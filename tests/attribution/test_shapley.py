@@ -4,6 +4,11 @@ import numpy as np
 import pytest
 
 import visjax
+from tests.attribution.test_integrated import (
+    BAD_BATCH_SIZES,
+    assert_auto_matches,
+    split_auto,
+)
 from visjax.attribution.shapley import (
     _exact,
     _sampling,
@@ -195,3 +200,29 @@ def test_exact_matches_a_reference_over_all_permutations(trained_cnn, digits):
     ref /= len(perms)
     phi = per_feature(exact_shapley(trained_cnn, x, t, mask=mask), mask)
     np.testing.assert_allclose(phi, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_auto_batch_size_matches_explicit_sizes(trained_cnn, digits, monkeypatch):
+    sizes = split_auto(monkeypatch)
+    x, t = jnp.asarray(digits.test.x[:3]), jnp.asarray(digits.test.y[:3])
+    default = shapley_value_sampling(trained_cnn, x, t, mask=GRID8, n_samples=5, key=KEY)
+    explicit = [
+        shapley_value_sampling(trained_cnn, x, t, mask=GRID8, n_samples=5, key=KEY, batch_size=b)
+        for b in (None, 16)
+    ]
+    assert_auto_matches(default, explicit, sizes, 3 * 5 * 8)
+    sizes.clear()
+    default = exact_shapley(trained_cnn, x[:1], t[:1], mask=GRID8)
+    explicit = [
+        exact_shapley(trained_cnn, x[:1], t[:1], mask=GRID8, batch_size=b) for b in (None, 16)
+    ]
+    assert_auto_matches(default, explicit, sizes, 2**8)
+
+
+@pytest.mark.parametrize("bad", BAD_BATCH_SIZES)
+def test_bad_batch_sizes_are_refused(linear, images, bad):
+    model, _ = linear
+    with pytest.raises(ValueError, match="`batch_size`"):
+        exact_shapley(model, images, 0, mask=MASK4, batch_size=bad)
+    with pytest.raises(ValueError, match="`batch_size`"):
+        shapley_value_sampling(model, images, 0, mask=MASK4, key=KEY, batch_size=bad)

@@ -3,6 +3,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.attribution.test_integrated import (
+    BAD_BATCH_SIZES,
+    assert_auto_matches,
+    split_auto,
+)
 from tests.attribution.test_shapley import (
     GRID8,
     MASK4,
@@ -122,3 +127,21 @@ def test_errors(linear, images):
         lime(model, images, 0, mask=MASK4, n_samples=4, key=KEY)
     with pytest.raises(ValueError, match="n_samples"):
         lime(model, images, 0, mask=MASK4, n_samples=10.0, key=KEY)
+
+
+@pytest.mark.parametrize("method", [kernel_shap, lime])
+def test_auto_batch_size_matches_explicit_sizes(trained_cnn, digits, monkeypatch, method):
+    sizes = split_auto(monkeypatch)
+    x, t = jnp.asarray(digits.test.x[:3]), jnp.asarray(digits.test.y[:3])
+    kw = {"mask": GRID8, "n_samples": 23, "key": KEY}
+    default = method(trained_cnn, x, t, **kw)
+    explicit = [method(trained_cnn, x, t, **kw, batch_size=b) for b in (None, 16)]
+    assert_auto_matches(default, explicit, sizes, 3 * 23)
+
+
+@pytest.mark.parametrize("bad", BAD_BATCH_SIZES)
+@pytest.mark.parametrize("method", [kernel_shap, lime])
+def test_bad_batch_sizes_are_refused(linear, images, method, bad):
+    model, _ = linear
+    with pytest.raises(ValueError, match="`batch_size`"):
+        method(model, images, 0, mask=MASK4, key=KEY, batch_size=bad)

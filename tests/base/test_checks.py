@@ -29,7 +29,7 @@ def test_batch_size():
     assert check_batch_size(4) == 4
     assert type(check_batch_size(np.int32(4))) is int
     for bad in (0, -3, 2.0, True, "8"):
-        with pytest.raises(ValueError, match=r"`batch_size` must be a positive int, .auto. or None"):
+        with pytest.raises(ValueError, match=r"`batch_size` must be a positive int, .auto."):
             check_batch_size(bad)
     with pytest.raises(ValueError, match=r"`probe_batch`"):
         check_batch_size(0, "probe_batch")

@@ -165,8 +165,9 @@ def test_top_activating_bad_input(cnn_models, digits_x):
         top_activating(m, x, layer="conv2", channels=-1, k=2)
     with pytest.raises(ValueError, match=r"`layer` 'conv3'.*known"):
         top_activating(m, x, layer="conv3", channels=0, k=2)
-    with pytest.raises(ValueError, match="`batch_size`"):
-        top_activating(m, x, layer="conv2", channels=0, k=2, batch_size=0)
+    for bad in (0, 1.5, "big"):
+        with pytest.raises(ValueError, match="`batch_size`"):
+            top_activating(m, x, layer="conv2", channels=0, k=2, batch_size=bad)
     with pytest.raises(ValueError, match="`reduce`"):
         top_activating(m, x, layer="conv2", channels=0, k=2, reduce="sum")
     nan_x = np.where(np.arange(20)[:, None, None, None] == 3, np.nan, x)
@@ -174,3 +175,23 @@ def test_top_activating_bad_input(cnn_models, digits_x):
         top_activating(m, nan_x, layer="conv2", channels=0, k=2)
     with pytest.raises(ValueError, match="`x` must be a batch"):
         top_activating(m, x[..., 0], layer="conv2", channels=0, k=2)
+
+
+def test_top_activating_auto_batch_size_equals_explicit_and_one_chunk(
+    cnn_models, digits_x, monkeypatch
+):
+    import visjax.base.batching as batching
+
+    m = cnn_models["function"]
+    x = digits_x[:90]
+    # A small budget: "auto" runs the 90 examples in several chunks.
+    row = batching.tree_bytes_per_row(lambda xc: m.activations(xc, "conv2")[1]["conv2"], x)
+    monkeypatch.setattr(batching, "CPU_CHUNK_BYTES", 20 * row)
+    monkeypatch.setattr(batching, "CPU_FORWARD_CHUNK_BYTES", 20 * row)
+    monkeypatch.setattr(batching, "ACCELERATOR_CHUNK_BYTES", 20 * row)
+    assert batching.auto_rows(90, row) == 18
+    auto = top_activating(m, x, layer="conv2", channels=[0, 7], k=6)
+    for other in (None, 25):
+        got = top_activating(m, x, layer="conv2", channels=[0, 7], k=6, batch_size=other)
+        np.testing.assert_array_equal(got.indices, auto.indices)
+        np.testing.assert_allclose(got.values, auto.values, rtol=1e-5, atol=1e-7)

@@ -119,8 +119,9 @@ def test_bad_input_before_compiling():
         render(model, channel("conv1", 0), units=[1], **kw)
     with pytest.raises(ValueError, match="`param`"):
         render(model, units=[1], param=None, n_steps=2, key=KEY)
-    with pytest.raises(ValueError, match="`batch_size`"):
-        render(model, units=[1], batch_size=0, **kw)
+    for bad in (0, 1.5, "big"):
+        with pytest.raises(ValueError, match="`batch_size`"):
+            render(model, units=[1], batch_size=bad, **kw)
 
 
 def test_non_finite_rendering_is_an_error():
@@ -183,3 +184,21 @@ def test_transforms_sequence_is_composed_and_units_named():
         render(model, units=[99], **kw)
     with pytest.raises(TypeError, match="`transforms`"):
         render(model, units=[1], transforms=3, **kw)
+
+
+def test_auto_batch_size_equals_explicit_and_one_chunk(cnn, monkeypatch):
+    import visjax.base.batching as batching
+    import visjax.featviz.rendering as render_module
+
+    # A tiny budget: "auto" renders the 5 units one per chunk.
+    monkeypatch.setattr(batching, "CPU_CHUNK_BYTES", 64)
+    monkeypatch.setattr(batching, "ACCELERATOR_CHUNK_BYTES", 64)
+    monkeypatch.setattr(render_module, "_AUTO_SIZES", {})
+    units = [("conv2", c) for c in range(5)]
+    kw = dict(param=PARAM, transforms=TRANSFORMS, n_steps=4, optimizer=OPT, key=KEY, units=units)
+    auto = render(cnn, **kw)
+    assert list(render_module._AUTO_SIZES.values()) == [1]
+    for other in (None, 2):
+        got = render(cnn, batch_size=other, **kw)
+        np.testing.assert_allclose(got.images, auto.images, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got.traces, auto.traces, rtol=1e-5, atol=1e-6)

@@ -5,6 +5,8 @@ closed forms on a linear regression (``g_i = (w·x_i − y_i) x_i`` for ``½(w·
 direct NumPy computation of Cockpit's norm and inner-product tests.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -205,7 +207,7 @@ def test_bad_input_names_the_argument():
         per_example_grads(lin_loss, PARAMS, data=(X, Y[:5]))
     with pytest.raises(ValueError, match="`data`"):
         per_example_stats(lin_loss, PARAMS, data=(X[:1], Y[:1]))
-    for bad in (0, -2, 1.5, True):
+    for bad in (0, -2, 1.5, True, "big"):
         with pytest.raises(ValueError, match="`batch_size`"):
             per_example_stats(lin_loss, PARAMS, data=(X, Y), batch_size=bad)
         with pytest.raises(ValueError, match="`batch_size`"):
@@ -226,3 +228,25 @@ def test_many_chunks_take_the_lax_map_path():
     one = per_example_grads(lin_loss, PARAMS, data=(x, y))
     many = per_example_grads(lin_loss, PARAMS, data=(x, y), batch_size=1)  # 70 chunks > MAX_UNROLL
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), one, many)
+
+
+def test_auto_batch_size_equals_explicit_and_one_batch(monkeypatch):
+    import visjax.base.batching as batching
+    from visjax.gradstats.per_example import _grads_of_chunk
+
+    # A tiny budget: "auto" splits the 12 examples into several chunks (at most 16 unrolled).
+    monkeypatch.setattr(batching, "CPU_CHUNK_BYTES", 64)
+    monkeypatch.setattr(batching, "ACCELERATOR_CHUNK_BYTES", 64)
+    x, y = np.concatenate([X, X[:2] + 1.0]), np.concatenate([Y, Y[:2]])  # 12: a fresh trace
+    data = (jnp.asarray(x), jnp.asarray(y))
+    size = batching.resolve_batch_size(
+        "auto", lambda b: _grads_of_chunk(lin_loss, PARAMS, b), data, max_chunks=16
+    )
+    assert size is not None and size < 12
+    close = functools.partial(np.testing.assert_allclose, rtol=1e-5, atol=1e-7)
+    auto = per_example_grads(lin_loss, PARAMS, data=data)
+    for other in (None, 5):
+        jax.tree.map(close, auto, per_example_grads(lin_loss, PARAMS, data=data, batch_size=other))
+    auto = per_example_stats(lin_loss, PARAMS, data=data)
+    for other in (None, 5):
+        jax.tree.map(close, auto, per_example_stats(lin_loss, PARAMS, data=data, batch_size=other))

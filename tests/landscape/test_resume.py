@@ -12,6 +12,7 @@ import textwrap
 import numpy as np
 import pytest
 
+from visjax.base import batching
 from visjax.landscape import surface
 from visjax.landscape.slices import interpolate, plane
 
@@ -113,6 +114,35 @@ def test_another_configuration_in_the_folder_is_refused(tmp_path):
     np.save(tmp_path / "stray" / "block_000000.npy", np.zeros((2, 1), np.float32))
     with pytest.raises(ValueError, match=r"no sweep\.json"):
         _sweep(tmp_path / "stray")
+
+
+def test_auto_resumes_with_the_size_the_folder_was_written_with(tmp_path, monkeypatch):
+    # "auto" is resolved once and the int is stored: a re-run with "auto" on a machine whose rule
+    # picks another size (here: another CPU budget) keeps the folder's chunking, so it resumes
+    # without recomputing and gives the same values bit for bit
+    run = tmp_path / "run"
+    monkeypatch.setattr(batching, "CPU_CHUNK_BYTES", 1)  # "auto" splits 37 rows into chunks
+    first = _sweep(run, batch_size="auto")
+    stored = json.loads((run / "sweep.json").read_text())["batch_size"]
+    assert isinstance(stored, int) and stored < 37
+    monkeypatch.undo()  # back to the real budget: "auto" alone would now pick one chunk
+    for f in sorted(run.glob("block_*.npy"))[18:]:
+        f.unlink()  # half finished
+    calls = _count_blocks(monkeypatch)
+    resumed = _sweep(run, batch_size="auto")
+    assert len(calls) == 18  # the finished blocks were kept
+    np.testing.assert_array_equal(resumed, first)
+    np.testing.assert_array_equal(_sweep(run, batch_size=stored), first)  # the same as explicit
+    assert json.loads((run / "sweep.json").read_text())["batch_size"] == stored
+    with pytest.raises(ValueError, match=r"differs in \['batch_size'\]"):
+        _sweep(run, batch_size=None)
+    # a folder written with an explicit size is resumed by the default call
+    _sweep(tmp_path / "explicit")
+    calls.clear()
+    explicit = tmp_path / "explicit"
+    again = plane(quadratic, P0, D1, D2, XS, YS, data=Y, block_size=2, run_dir=explicit)
+    assert not calls
+    np.testing.assert_array_equal(again["loss"], _sweep())
 
 
 def test_the_same_loss_name_bound_to_another_function_is_refused(tmp_path):

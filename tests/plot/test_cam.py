@@ -51,7 +51,7 @@ def test_grid_layout_and_bad_input():
     x = rng.random((2, 8, 8, 1))
     cams = {"gradcam": rng.random((2, 2, 2)), "scorecam": rng.random((2, 4, 4))}
     fig = cam_grid(x, cams, row_labels=["r0", "r1"])
-    assert len(fig.axes) == 6
+    assert len(fig.axes) == 8  # 2 x 3 cells, then one colour bar under each method's column
     assert [a.get_title() for a in fig.axes[:3]] == ["input", "gradcam", "scorecam"]
     assert fig.axes[3].get_ylabel() == "r1"
     assert [len(a.get_images()) for a in fig.axes[:3]] == [1, 2, 2]
@@ -67,3 +67,27 @@ def test_grid_layout_and_bad_input():
         cam_overlay(x[0], np.zeros((9, 9)))
     with pytest.raises(ValueError, match="`image` must have 1 or 3 channels"):
         cam_overlay(np.zeros((4, 4, 2)), np.zeros((2, 2)))
+
+
+def test_grid_maps_in_their_units_on_shared_or_column_scales():
+    rng = np.random.default_rng(2)
+    x = rng.random((2, 8, 8, 1))
+    cams = {"gradcam": 5.0 * rng.random((2, 2, 2)), "scorecam": 0.1 * rng.random((2, 4, 4))}
+
+    def clims(fig):
+        return [[fig.axes[3 * i + j].get_images()[1].get_clim() for j in (1, 2)] for i in (0, 1)]
+
+    bars = lambda fig: [ax for ax in fig.axes if hasattr(ax, "_colorbar")]  # noqa: E731
+    fig = cam_grid(x, cams)
+    (g0, s0), (g1, s1) = clims(fig)
+    assert g0 == g1 == (cams["gradcam"].min(), cams["gradcam"].max())
+    assert s0 == s1 == (cams["scorecam"].min(), cams["scorecam"].max())
+    assert len(bars(fig)) == 2
+    # the map is drawn in its units, not min-max scaled
+    assert fig.axes[1].get_images()[1].get_array().max() == pytest.approx(cams["gradcam"][0].max())
+    fig = cam_grid(x, cams, scale="shared")
+    every = {c for row in clims(fig) for c in row}
+    assert every == {(min(c.min() for c in cams.values()), cams["gradcam"].max())}
+    (bar,) = bars(fig)
+    assert "one scale for every map" in bar.get_ylabel()
+    assert len(bars(cam_grid(x, cams, scale="each"))) == 4

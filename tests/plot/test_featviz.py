@@ -66,13 +66,17 @@ def test_filter_and_feature_map_grids_of_the_digits_cnn(cnn_models, batch):
     np.testing.assert_allclose(arr, f2[0].mean(-1), rtol=1e-6)
 
     maps = np.asarray(feature_maps(m, batch, layer="conv2"))[0]
-    fig = feature_map_grid(maps, ncols=8)
+    fig = feature_map_grid(maps, ncols=8, scale="each")
     _render(fig)
-    assert len(fig.axes) == 32
+    assert len(fig.axes) == 33  # 32 channels and the colour bar
     arr = fig.axes[1].get_images()[0].get_array()
     assert np.isclose(arr.min(), 0.0) and np.isclose(arr.max(), 1.0)
-    shared = feature_map_grid(maps, shared_scale=True).axes[1].get_images()[0]
-    assert np.allclose(shared.get_clim(), (maps.min(), maps.max()))
+    bar = fig.axes[-1]
+    assert [t.get_text() for t in bar.get_yticklabels()] == ["min", "max"]
+    shared = feature_map_grid(maps)  # the default: one scale for every channel
+    assert np.allclose(shared.axes[1].get_images()[0].get_clim(), (maps.min(), maps.max()))
+    assert shared.axes[-1].get_ylabel() == "activation (one scale for every channel)"
+    np.testing.assert_allclose(shared.axes[-1].get_ylim(), (maps.min(), maps.max()), rtol=1e-6)
 
 
 def test_bad_input():
@@ -88,3 +92,23 @@ def test_bad_input():
         filter_grid(np.zeros((3, 3, 1)))
     with pytest.raises(ValueError, match="`maps` must be"):
         feature_map_grid(np.zeros((2, 8, 8, 4)))
+    with pytest.raises(ValueError, match="`scale` must be"):
+        feature_map_grid(np.zeros((8, 8, 4)), scale="column")
+
+
+def test_class_grid_titles_stay_clear_of_the_row_above():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    labels = ["horizontal stripes", "vertical stripes", "checkerboard", "circle", "red", "green",
+              "blue", "diagonal"]  # fmt: skip
+    fig = image_grid(np.random.default_rng(0).random((8, 32, 32, 3)), labels=labels, ncols=4,
+                     title="classes")  # fmt: skip
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    top_row = [ax.get_window_extent(renderer) for ax in fig.axes[:4]]
+    for ax in fig.axes[4:]:
+        title = ax.title.get_window_extent(renderer)
+        assert not any(title.overlaps(box) for box in top_row)
+        assert title.y0 >= ax.get_window_extent(renderer).y1  # above its own panel
+    suptitle = fig._suptitle.get_window_extent(renderer)
+    assert not any(suptitle.overlaps(ax.title.get_window_extent(renderer)) for ax in fig.axes)

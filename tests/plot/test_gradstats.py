@@ -1,4 +1,5 @@
 import io
+import re
 from typing import NamedTuple
 
 import matplotlib.pyplot as plt
@@ -134,6 +135,21 @@ def test_histograms_over_time_heatmap_shape_and_axes():
     assert ax.get_title() == "conv1 histogram"
 
 
+def test_histogram_ticks_share_one_format_and_label_the_zero_band_0():
+    # default_edges as float32 (what JAX hands back): 1e-8 is not exactly a power of ten
+    mags = np.logspace(-8, 2, 11).astype(np.float32).astype(np.float64)
+    edges = np.concatenate([-mags[::-1], mags])
+    hist = {"histogram": {"fc": np.ones((STEPS.size, 21))}}
+    ax = histograms_over_time(Snapshot(STEPS, hist, edges), "fc", max_ticks=22).axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    ticks = list(ax.get_yticks())
+    assert labels[ticks.index(10.5)] == "0"  # the middle of the bin [-1e-8, 1e-8)
+    others = [lab for lab in labels if lab != "0"]
+    assert others and all(re.fullmatch(r"\$-?10\^\{-?\d+\}\$", lab) for lab in others), labels
+    assert "e-0" not in " ".join(labels)
+    assert "; 0: [$-10^{-8}$, $10^{-8}$)" in ax.get_ylabel()
+
+
 def test_histograms_over_time_single_step_all_empty_and_given_axes():
     snap = _snapshot()
     one = Snapshot(snap.steps[:1], {"histogram": {"conv1": np.zeros((1, 6))}}, snap.edges)
@@ -190,5 +206,11 @@ def test_noise_scale_log_with_gaps():
     ax = fig.axes[0]
     assert ax.get_yscale() == "log" and ax.get_title() == "B"
     np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), [10, np.nan, 100, np.nan, 1e3])
+    marks = ax.get_lines()[1]  # the undefined steps, marked and explained in the legend
+    np.testing.assert_array_equal(marks.get_xdata(), [10, 50])
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[1].startswith("undefined at 2 steps") and "<= 0" in legend[1]
+    clean = noise_scale(STEPS, np.ones(5)).axes[0]
+    assert len(clean.get_lines()) == 1 and clean.get_legend() is None
     with pytest.raises(ValueError, match="values"):
         noise_scale(STEPS, [1.0, 2.0])

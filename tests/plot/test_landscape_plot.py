@@ -2,6 +2,7 @@ import io
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm
 from matplotlib.contour import ContourSet
 from matplotlib.figure import Figure
@@ -97,7 +98,40 @@ def test_contour_orientation_levels_and_labels():
     assert len(cs.labelTexts) >= 3
     assert ax.get_xlim() == (-1.0, 1.0) and ax.get_ylim() == (0.0, 3.0)
     assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_title()) == ("alpha", "beta", "plane")
-    assert len(fig.axes) == 1  # no colour bar for lines
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "loss"  # the lines' colour bar
+    assert not isinstance(cs.norm, LogNorm)  # values <= 0: evenly spaced levels
+
+
+def _bowl():
+    x, y = np.meshgrid(np.linspace(-1, 1, 21), np.linspace(-1, 1, 21), indexing="ij")
+    return np.linspace(-1, 1, 21), 0.1 + 5.0 * (x**2 + y**2) ** 2
+
+
+def test_contour_log_levels_by_default_for_a_positive_loss_reach_the_basin_floor():
+    xs, z = _bowl()
+    fig = loss_contour(xs, xs, z, colorbar=False)
+    (cs,) = _contours(fig.axes[0], filled=False)
+    assert isinstance(cs.norm, LogNorm) and len(fig.axes) == 1
+    ratios = cs.levels[1:] / cs.levels[:-1]
+    np.testing.assert_allclose(ratios, ratios[0])
+    # linear levels would start at min + (max - min) / 20 = 1.1: the floor would have no line
+    assert cs.levels[0] < 0.15
+    fig = loss_contour(xs, xs, z, log=False)
+    assert _contours(fig.axes[0], filled=False)[0].levels[0] > 1.0
+
+
+def test_contour_labels_are_few_spread_and_off_the_marks():
+    xs, z = _bowl()
+    z = z + 50.0 * (xs[:, None] < -0.6) * (xs[:, None] + 0.6) ** 2  # lines crowd in one corner
+    fig = loss_contour(xs, xs, z, levels=30, log=False, marks={"trained": (0.0, 0.0)})
+    _render(fig)
+    (cs,) = _contours(fig.axes[0], filled=False)
+    pos = np.array([t.get_position() for t in cs.labelTexts])
+    assert 3 <= len(pos) <= 8
+    assert len({t.get_text() for t in cs.labelTexts}) == len(pos)  # one label per line
+    d = np.linalg.norm(pos[:, None] - pos[None], axis=-1) + 10 * np.eye(len(pos))
+    assert d.min() > 0.15  # spread, not piled up (the plot is 2 wide)
+    assert np.linalg.norm(pos, axis=1).min() > 0.05  # off the "trained" mark
 
 
 def test_contour_asymmetric_surface_is_not_transposed():
@@ -202,6 +236,17 @@ def test_surface_3d_axes_orientation_and_colour_bar():
     corners = (surface[:-1, :-1] + surface[1:, :-1] + surface[:-1, 1:] + surface[1:, 1:]) / 4
     np.testing.assert_allclose(surf.get_array(), corners.reshape(-1))
     assert ax.get_zlabel() == "loss" and ax.get_title() == "3d"
+
+
+def test_surface_3d_colour_bar_does_not_cover_the_z_label():
+    x, y = np.meshgrid(XS, YS, indexing="ij")
+    fig = loss_surface_3d(XS, YS, 2.0 + x + 10.0 * y)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    ax, cbar = fig.axes
+    label = ax.zaxis.label.get_window_extent(renderer)
+    assert not label.overlaps(cbar.get_window_extent(renderer))
+    assert fig.bbox.contains(label.x1 - 1, label.y0 + 1)  # inside the figure
 
 
 def test_surface_3d_clips_at_vmax_leaves_nan_out_and_logs():

@@ -71,7 +71,7 @@ def test_grid_layout_and_bad_input():
     x = np.random.default_rng(0).random((2, 4, 4, 1))
     vals = {"occlusion": np.ones((2, 4)), "lime": x}
     fig = feature_values_grid(x, MASK, vals, row_labels=["r0", "r1"])
-    assert len(fig.axes) == 6
+    assert len(fig.axes) == 8  # 2 x 3 cells, then one colour bar under each method's column
     assert [a.get_title() for a in fig.axes[:3]] == ["input", "occlusion", "lime"]
     assert fig.axes[3].get_ylabel() == "r1"
     # Per-example masks; K is taken over all of them.
@@ -84,3 +84,23 @@ def test_grid_layout_and_bad_input():
         feature_values_grid(x, MASK, {"b": np.ones((2, 3))})
     with pytest.raises(ValueError, match="`masks` must be"):
         feature_values_grid(x, np.zeros((3, 4, 4), int), vals)
+
+
+def test_grid_shared_scale_spans_all_methods_and_says_so():
+    x = np.random.default_rng(3).random((2, 4, 4, 1))
+    vals = {"occlusion": np.array([[1.0, -2.0, 0.5, 0.0], [0.1, 0.2, 0.3, 0.4]]),
+            "shapley": 10.0 * np.ones((2, 4))}  # fmt: skip
+
+    def clims(fig):
+        return [fig.axes[3 * i + j].get_images()[1].get_clim() for i in (0, 1) for j in (1, 2)]
+
+    bars = lambda fig: [ax for ax in fig.axes if hasattr(ax, "_colorbar")]  # noqa: E731
+    fig = feature_values_grid(x, MASK, vals)
+    assert clims(fig) == [(-2.0, 2.0), (-10.0, 10.0)] * 2 and len(bars(fig)) == 2
+    fig = feature_values_grid(x, MASK, vals, scale="shared")
+    assert set(clims(fig)) == {(-10.0, 10.0)}
+    (bar,) = bars(fig)
+    assert "feature value (one scale for every map)" == bar.get_ylabel()
+    fig = feature_values_grid(x, MASK, vals, scale="each")
+    assert clims(fig) == [(-2.0, 2.0), (-10.0, 10.0), (-0.4, 0.4), (-10.0, 10.0)]
+    assert len(bars(fig)) == 4

@@ -10,6 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 import visjax.plot as vp
+from visjax import evaluation
 from visjax.curvature import SpectralDensity
 
 RNG = np.random.default_rng(0)
@@ -40,7 +41,22 @@ GRID = np.linspace(-1, 1, 21)
 DENSITY = SpectralDensity(GRID, np.exp(-(GRID**2)), np.zeros((1, 3)), np.zeros((1, 3)))
 
 # name -> (args, where: "ax" | "ax3d" | "fig")
+LABELS = np.array([0, 1, 2, 1, 0, 2])
+PROBS = np.full((6, 3), 0.2) + 0.4 * np.eye(3)[[0, 1, 1, 1, 2, 2]]
+CURVES_ROC = evaluation.roc_curves(LABELS, PROBS)
+CURVES_PR = evaluation.precision_recall_curves(LABELS, PROBS)
+BINS = evaluation.calibration_bins(LABELS, PROBS, n_bins=5)
+
 CASES = {
+    "class_balance": ((LABELS,), "ax"),
+    "class_samples": ((RNG.random((6, 8, 8, 1)), LABELS), "fig"),
+    "confusion_matrix": ((evaluation.confusion_matrix(LABELS, PROBS.argmax(1)),), "ax"),
+    "misclassified_grid": ((IMAGES,), "fig", {"true_labels": [0, 1], "predicted_labels": [1, 2]}),
+    "per_class_accuracy": ((np.array([0.5, 1.0, 0.75]),), "ax"),
+    "pixel_statistics": ((IMAGES,), "fig"),
+    "precision_recall_curves": ((CURVES_PR,), "ax"),
+    "reliability_diagram": ((BINS,), "fig"),
+    "roc_curves": ((CURVES_ROC,), "ax"),
     "attribution_grid": ((IMAGES, {"a": RNG.random((2, 8, 8, 1))}), "fig"),
     "cam_grid": ((IMAGES, {"g": RNG.random((2, 4, 4))}), "fig"),
     "cam_overlay": ((IMAGES[0], RNG.random((4, 4))), "ax"),
@@ -73,17 +89,18 @@ def test_every_plot_has_a_case():
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("into", ["figure", "subfigure"])
 def test_plot_draws_into_the_given_target(name, into):
-    args, where = CASES[name]
+    args, where, *kwargs = CASES[name]
+    kwargs = kwargs[0] if kwargs else {}
     root = Figure(figsize=(8, 4))
     target = root.subfigures(1, 2)[1] if into == "subfigure" else root
     if where == "fig":
-        out = getattr(vp, name)(*args, fig=target)
+        out = getattr(vp, name)(*args, fig=target, **kwargs)
         assert out is target
         assert target.axes and all(ax.figure is target for ax in target.axes)
     else:
         kw = {"projection": "3d"} if where == "ax3d" else {}
         ax = target.add_subplot(**kw)
-        out = getattr(vp, name)(*args, ax=ax)
+        out = getattr(vp, name)(*args, ax=ax, **kwargs)
         assert out is ax.figure is target
         assert ax.get_children() and (ax.has_data() or ax.images or ax.collections)
     if into == "subfigure":

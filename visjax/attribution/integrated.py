@@ -112,7 +112,7 @@ def _integrated_gradients(
     baseline: Any = None,
     n_steps: int = 50,
     rule: Rule = "gausslegendre",
-    batch_size: int | None = None,
+    batch_size: int | str | None = "auto",
     key: jax.Array | None = None,
 ) -> jax.Array:
     model, x = prepare(model, x)
@@ -133,7 +133,7 @@ def integrated_gradients(
     baseline: Any = None,
     n_steps: int = 50,
     rule: Rule = "gausslegendre",
-    batch_size: int | None = None,
+    batch_size: int | str | None = "auto",
     key: jax.Array | None = None,
 ) -> jax.Array:
     """Integrated gradients: ``φ_i = (x_i − b_i) ∫₀¹ ∂_i f(b + α(x − b)) dα``.
@@ -152,8 +152,11 @@ def integrated_gradients(
       n_steps: number of integration nodes (static); Riemann rules need at least 2.
       rule: the integration rule (static; Captum's conventions, see the module docstring;
         Captum calls it ``method``).
-      batch_size: input gradients per chunk (examples × steps, static); ``None`` evaluates all
-        ``N * n_steps`` at once. Peak memory grows with ``batch_size``, not with ``n_steps``.
+      batch_size: input gradients per chunk (examples × steps, static). ``"auto"`` (default) sizes
+        the chunks from the backend and the per-row cost of the intermediates: about 8 MiB per
+        chunk on CPU, 512 MiB on GPU/TPU, at most 16 chunks (each is compiled;
+        :mod:`visjax.base.batching`); an int fixes the chunk; ``None`` evaluates all
+        ``N * n_steps`` at once. Peak memory grows with the chunk, not with ``n_steps``.
       key: a PRNG key, needed only by the ``"uniform"`` baseline (no other choice draws random
         numbers, so it is optional).
 
@@ -244,7 +247,7 @@ def _expected_gradients(
     key: jax.Array,
     n_samples: int = 50,
     stdev: Any = 0.0,
-    batch_size: int | None = None,
+    batch_size: int | str | None = "auto",
 ) -> jax.Array:
     model, x = prepare(model, x)
     key = require_key(key, "expected_gradients")
@@ -268,7 +271,7 @@ def expected_gradients(
     key: jax.Array,
     n_samples: int = 50,
     stdev: Any = 0.0,
-    batch_size: int | None = None,
+    batch_size: int | str | None = "auto",
 ) -> jax.Array:
     """Expected gradients / GradientSHAP: IG averaged over random baselines and path points.
 
@@ -283,7 +286,10 @@ def expected_gradients(
       references: the reference set ``(R, ...)`` the baselines are drawn from.
       n_samples: samples per example (static).
       stdev: standard deviation (>= 0) of the Gaussian noise added to the input per sample.
-      batch_size: input gradients per chunk (static); ``None``: all at once.
+      batch_size: input gradients per chunk (examples × samples, static). ``"auto"`` (default)
+        sizes the chunks from the backend and the per-row cost of the intermediates: about 8 MiB
+        per chunk on CPU, 512 MiB on GPU/TPU, at most 16 chunks (each is compiled;
+        :mod:`visjax.base.batching`); an int fixes the chunk; ``None``: all at once.
       key: a PRNG key (required: every call draws references, path points and noise).
 
     Returns:

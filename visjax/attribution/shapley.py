@@ -57,7 +57,7 @@ def perturb(x, b, labels, e, coalitions):
     return jnp.where(keep, x[e], b[e])
 
 
-def evaluate_rows(fn: Callable, n_rows: int, batch_size: int | None) -> Any:
+def evaluate_rows(fn: Callable, n_rows: int, batch_size: int | str | None) -> Any:
     """``fn(idx)`` for ``idx = 0..n_rows-1`` in chunks of ``batch_size``, as arrays ``(n_rows,)``.
 
     ``fn`` maps a chunk of row indices ``(c,)`` to a pytree of ``(c,)`` arrays; each chunk's values
@@ -118,7 +118,7 @@ def shapley_value_sampling(
     baseline: Any = 0.0,
     n_samples: int = 25,
     key: jax.Array,
-    batch_size: int | None = None,
+    batch_size: int | str | None = "auto",
 ) -> jax.Array:
     """Shapley value sampling: marginal contributions averaged over random feature orderings.
 
@@ -146,7 +146,11 @@ def shapley_value_sampling(
         :func:`visjax.attribution.make_baseline`.
       n_samples: number of permutations (static), Captum's default 25.
       key: a PRNG key (required).
-      batch_size: perturbed inputs per chunk (static); ``None``: all ``N · n_samples · K`` at once.
+      batch_size: perturbed inputs per chunk (static). ``"auto"`` (default) sizes the chunks from
+        the backend and the per-row cost of the intermediates: about 8 MiB per chunk on CPU, 512
+        MiB on GPU/TPU (a scan drives the chunks, so their number is not capped;
+        :mod:`visjax.base.batching`); an int fixes the chunk; ``None``: all ``N · n_samples · K``
+        at once.
 
     Returns:
       Attributions shaped like ``x``; every element carries its feature's value, absent features 0.
@@ -216,7 +220,7 @@ def exact_shapley(
     *,
     mask: Any = None,
     baseline: Any = 0.0,
-    batch_size: int | None = None,
+    batch_size: int | str | None = "auto",
 ) -> jax.Array:
     """Exact Shapley values of at most 16 features, by evaluating all ``2^K`` coalitions.
 
@@ -233,7 +237,10 @@ def exact_shapley(
         its own feature. ``K`` must be at most 16.
       baseline: an array broadcastable to ``x``, a scalar (default 0), or a name accepted by
         :func:`visjax.attribution.make_baseline` (``"uniform"`` is refused: no key).
-      batch_size: perturbed inputs per chunk (static); ``None``: all ``N · 2^K`` at once.
+      batch_size: perturbed inputs per chunk (static). ``"auto"`` (default) sizes the chunks from
+        the backend and the per-row cost of the intermediates: about 8 MiB per chunk on CPU, 512
+        MiB on GPU/TPU (a scan drives the chunks, so their number is not capped;
+        :mod:`visjax.base.batching`); an int fixes the chunk; ``None``: all ``N · 2^K`` at once.
 
     Returns:
       Attributions shaped like ``x``; every element carries its feature's value, absent features 0.

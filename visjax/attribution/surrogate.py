@@ -99,7 +99,7 @@ def kernel_shap(
     baseline: Any = 0.0,
     n_samples: int = 25,
     key: jax.Array,
-    batch_size: int | None = None,
+    batch_size: int | str | None = "auto",
 ) -> jax.Array:
     """Kernel SHAP: Shapley values as the weighted least-squares fit of a linear surrogate.
 
@@ -127,7 +127,11 @@ def kernel_shap(
       n_samples: sampled coalitions per example (static), at least ``K`` (``K − 1`` unknowns after
         the elimination, and one more); Captum's default 25.
       key: a PRNG key (required).
-      batch_size: perturbed inputs per chunk (static); ``None``: all ``N · n_samples`` at once.
+      batch_size: perturbed inputs per chunk (static). ``"auto"`` (default) sizes the chunks from
+        the backend and the per-row cost of the intermediates: about 8 MiB per chunk on CPU, 512
+        MiB on GPU/TPU (a scan drives the chunks, so their number is not capped;
+        :mod:`visjax.base.batching`); an int fixes the chunk; ``None``: all ``N · n_samples`` at
+        once.
 
     Returns:
       Attributions shaped like ``x``; every element carries its feature's value, absent features 0.
@@ -207,7 +211,7 @@ def lime(
     n_samples: int = 50,
     kernel_width: Any = 1.0,
     key: jax.Array,
-    batch_size: int | None = None,
+    batch_size: int | str | None = "auto",
 ) -> jax.Array:
     """LIME: the coefficients of a locally weighted linear surrogate over feature coalitions.
 
@@ -235,7 +239,11 @@ def lime(
         and the intercept); Captum's default 50.
       kernel_width: the similarity kernel's width (array-like, may be traced).
       key: a PRNG key (required).
-      batch_size: perturbed inputs per chunk (static); ``None``: all ``N · n_samples`` at once.
+      batch_size: perturbed inputs per chunk (static). ``"auto"`` (default) sizes the chunks from
+        the backend and the per-row cost of the intermediates: about 8 MiB per chunk on CPU, 512
+        MiB on GPU/TPU (a scan drives the chunks, so their number is not capped;
+        :mod:`visjax.base.batching`); an int fixes the chunk; ``None``: all ``N · n_samples`` at
+        once.
 
     Returns:
       Attributions shaped like ``x``; every element carries its feature's coefficient, absent

@@ -76,7 +76,7 @@ def block_curvature(
     n_probes: int = 50,
     n_iter: int = 50,
     tol: float = 1e-4,
-    batch_size: int | None = None,
+    batch_size: int | str | None = "auto",
     devices: Any = None,
 ) -> dict[str, BlockCurvature]:
     """Trace and top eigenvalue of each diagonal block ``H_gg`` of the dataset-mean loss's Hessian.
@@ -101,7 +101,8 @@ def block_curvature(
       n_probes: Hutchinson probes per group.
       n_iter: Lanczos steps per group.
       tol: relative tolerance of the Lanczos top eigenvalue.
-      batch_size: examples per data chunk (static).
+      batch_size: examples per data chunk (static); ``"auto"`` (default) picks it from the
+        per-example cost, ``None``: all at once (as :func:`visjax.curvature.hvp`).
       devices: the data axis is sharded over these (as :func:`visjax.curvature.hvp`).
 
     Returns:

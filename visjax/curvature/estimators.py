@@ -52,7 +52,7 @@ def trace(
     data: Any,
     n_probes: int = 100,
     key: jax.Array,
-    batch_size: int | None = None,
+    batch_size: int | str | None = "auto",
     probe_batch: int = 1,
     deflate: int = 0,
     devices: Any = None,
@@ -65,7 +65,8 @@ def trace(
       data: one batch, summed in chunks of ``batch_size``.
       n_probes: number of probes (PyHessian's default maximum: 100).
       key: PRNG key.
-      batch_size: examples per data chunk.
+      batch_size: examples per data chunk; ``"auto"`` (default) picks it from the
+        per-example cost, ``None``: all at once (as :func:`visjax.curvature.hvp`).
       probe_batch: probes per (vmapped) HVP call.
       deflate: Lanczos steps (HVPs) whose Krylov basis ``Q`` is traced exactly before the
         probes: ``tr H = tr(QᵀHQ) + tr(PHP)`` with ``P = I − QQᵀ``, the second term by
@@ -111,7 +112,7 @@ def hessian_diag(
     data: Any,
     n_probes: int = 100,
     key: jax.Array,
-    batch_size: int | None = None,
+    batch_size: int | str | None = "auto",
     probe_batch: int = 1,
     devices: Any = None,
 ) -> Any:

@@ -23,16 +23,22 @@ from visjax.base.data import LossFn, check_data, data_mesh, data_sum
 from visjax.model import as_model
 
 
-@functools.partial(jax.jit, static_argnames=("loss_fn", "batch_size", "mesh"))
-def hvp_jit(loss_fn, params, v, data, batch_size, mesh=None):
-    """The jitted product behind :func:`hvp` (arguments already checked; ``mesh`` from
-    :func:`~visjax.base.data.data_mesh`)."""
+def hvp_chunk(loss_fn, params, v):
+    """``batch -> H_batch v``: the per-chunk product :func:`hvp` sums (also what ``"auto"``
+    sizes its chunks by, so callers resolving it outside the trace pass this)."""
     grad = jax.grad(scalar_loss(loss_fn))
 
     def per_chunk(batch):
         return jax.jvp(lambda p: grad(p, batch), (params,), (v,))[1]
 
-    return data_sum(per_chunk, data, batch_size, mesh)
+    return per_chunk
+
+
+@functools.partial(jax.jit, static_argnames=("loss_fn", "batch_size", "mesh"))
+def hvp_jit(loss_fn, params, v, data, batch_size, mesh=None):
+    """The jitted product behind :func:`hvp` (arguments already checked; ``mesh`` from
+    :func:`~visjax.base.data.data_mesh`)."""
+    return data_sum(hvp_chunk(loss_fn, params, v), data, batch_size, mesh)
 
 
 def hvp(
@@ -41,7 +47,7 @@ def hvp(
     v: Any,
     *,
     data: Any,
-    batch_size: int | None = None,
+    batch_size: int | str | None = "auto",
     devices: Any = None,
 ) -> Any:
     """The Hessian-vector product ``H v`` of the dataset-mean loss at ``params``.
@@ -54,7 +60,10 @@ def hvp(
       params: the parameters (a pytree).
       v: a pytree shaped like ``params``.
       data: one batch, summed in chunks of ``batch_size`` examples weighted by size.
-      batch_size: examples per chunk (static); ``None``: all at once.
+      batch_size: examples per chunk (static); ``None``: all at once; ``"auto"`` (default): chunks
+        holding about 8 MiB of the product's intermediates per chunk on CPU (512 MiB on
+        accelerators), at most 16 chunks (:func:`visjax.base.batching.auto_rows`); the result
+        equals any explicit size's up to float32 reordering.
       devices: the data axis is sharded over these (``None``: all of ``jax.devices()``; a
         sequence of devices or a ``jax.sharding.Mesh``), the partial sums added with ``psum``.
 
@@ -103,7 +112,7 @@ def ggn_vp(
     *,
     data: Any,
     loss: str = "cross_entropy",
-    batch_size: int | None = None,
+    batch_size: int | str | None = "auto",
     devices: Any = None,
 ) -> Any:
     """The generalised Gauss–Newton product ``G v = Jᵀ H_ℓ J v`` over a dataset.
@@ -119,7 +128,7 @@ def ggn_vp(
       v: a pytree shaped like ``params``.
       data: ``(x, y)``: inputs and integer labels (cross-entropy) or targets (mse).
       loss: ``"cross_entropy"`` or ``"mse"``.
-      batch_size: examples per data chunk; ``None``: all at once.
+      batch_size: examples per data chunk; ``None``: all at once; ``"auto"``: as :func:`hvp`.
       devices: as :func:`hvp`.
 
     Returns:

@@ -88,7 +88,7 @@ def sharpness(
     n_steps: int = 20,
     step_size: float | None = None,
     key: jax.Array | None = None,
-    batch_size: int | None = None,
+    batch_size: int | str | None = "auto",
 ) -> Sharpness:
     """Keskar et al.'s ε-sharpness of the dataset-mean loss ``L`` at ``params``.
 
@@ -111,7 +111,8 @@ def sharpness(
       step_size: step in units of the set's size; default ``2.5 / n_steps`` (Madry et al.'s
         PGD rule, enough to cross the set).
       key: PRNG key for a random start; ``None``: start at ``params``.
-      batch_size: examples per data chunk (static).
+      batch_size: examples per data chunk (static); ``"auto"`` (default) picks it from the
+        per-example cost, ``None``: all at once (as :func:`visjax.curvature.hvp`).
 
     Returns:
       A :class:`Sharpness`.

@@ -17,7 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.base.checks import check_positive_int, is_concrete
+from visjax.base.batching import AUTO, resolve_batch_size
+from visjax.base.checks import check_batch_size, is_concrete
 from visjax.model import Model, as_model
 
 Scale = Literal["minmax", "symmetric"]
@@ -249,7 +250,7 @@ def top_activating(
     layer: str,
     channels: int | Sequence[int],
     k: int,
-    batch_size: int | None = None,
+    batch_size: int | str | None = AUTO,
     reduce: Reduce = "mean",
 ) -> TopActivating:
     """The ``k`` dataset examples that activate each channel of ``layer`` most.
@@ -268,7 +269,10 @@ def top_activating(
       layer: the layer path (static).
       channels: one channel index or a sequence of them, each in ``[0, C)`` (static).
       k: examples per channel, in ``[1, N]`` (static).
-      batch_size: rows per chunk (static); ``None`` runs the dataset as one chunk.
+      batch_size: rows per chunk (static); ``None`` runs the dataset as one chunk; ``"auto"``
+        (default): rows whose forward intermediates take about 8 MiB on CPU (512 MiB on
+        GPU/TPU), :func:`visjax.base.batching.auto_rows` (forward-only work: past 64 chunks a
+        ``lax.scan`` drives them, so their number does not grow the program).
       reduce: ``"mean"`` (default) or ``"max"`` over the spatial positions (static).
 
     Returns:
@@ -313,5 +317,9 @@ def top_activating(
             )
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= n:
         raise ValueError(f"`k` must be an int in [1, {n}] (the number of examples), got {k!r}")
-    size = n if batch_size is None else min(check_positive_int(batch_size, "batch_size"), n)
+    check_batch_size(batch_size)
+    size = resolve_batch_size(
+        batch_size, lambda xc: model.activations(xc, layer)[1][layer], x, forward=True
+    )
+    size = n if size is None else min(size, n)
     return _top_activating(model, x, layer, chans, int(k), size, reduce)

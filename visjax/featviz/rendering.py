@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from visjax.base.batching import AUTO, resolve_batch_size
 from visjax.base.checks import check_batch_size, check_positive_int, is_concrete
 from visjax.featviz.objectives import Objective, channel, class_logit
 from visjax.featviz.param import Param
@@ -221,6 +222,53 @@ def _scan(spec, model, params, states, units, keys, steps):
     return params, states, values.T
 
 
+_AUTO_SIZES: dict[Any, int | None] = {}
+# Abstract evaluations a repeated render would redo (transform output shape, the units' layers
+# against the model: about 0.2 s per call for a ResNet-18), keyed by the same Python objects and
+# shapes that key the compiled programs; only successful results are stored.
+_PREPARED: dict[Any, Any] = {}
+
+
+def _model_key(model: Any) -> tuple:
+    leaves, treedef = jax.tree.flatten(model)
+    return treedef, tuple((jnp.shape(a), jnp.result_type(a)) for a in leaves)
+
+
+def _prepared(key: tuple, compute: Callable[[], Any]) -> Any:
+    try:
+        hash(key)
+    except TypeError:  # an unhashable user objective or transform: no cache
+        return compute()
+    if key not in _PREPARED:
+        if len(_PREPARED) >= 256:
+            _PREPARED.clear()
+        _PREPARED[key] = compute()
+    return _PREPARED[key]
+
+
+def _units_per_chunk(batch_size, spec, model, units, keys) -> int | None:
+    """``batch_size`` with ``"auto"`` resolved by :func:`visjax.base.batching.auto_rows` for one
+    step (init included) per unit; cached per program and unit count (tracing a step of a large
+    network takes a noticeable fraction of a second)."""
+    if batch_size != AUTO:
+        return batch_size
+    cache_key = (spec, _model_key(model), len(units))
+    if cache_key not in _AUTO_SIZES:
+        param, optimizer = spec[1], spec[3]
+
+        def one_step(u, k):
+            p = jax.vmap(param.init)(k)
+            step = functools.partial(_one_step, spec, model)
+            return jax.vmap(step, in_axes=(0, 0, 0, 0, None))(
+                p, jax.vmap(optimizer.init)(p), u, k, 0
+            )
+
+        if len(_AUTO_SIZES) >= 64:
+            _AUTO_SIZES.clear()
+        _AUTO_SIZES[cache_key] = resolve_batch_size(AUTO, one_step, units, keys)
+    return _AUTO_SIZES[cache_key]
+
+
 @functools.partial(jax.jit, static_argnames=("spec",))
 def _images(spec, params):
     return jax.vmap(spec[1].image)(params)
@@ -238,7 +286,7 @@ def render(
     optimizer: optax.GradientTransformation = DEFAULT_OPTIMIZER,
     key: jax.Array,
     units: Sequence[Any] | None = None,
-    batch_size: int | None = None,
+    batch_size: int | str | None = AUTO,
     loop: Literal["python", "scan"] = "python",
     progress: bool = False,
 ) -> Rendering:
@@ -266,7 +314,10 @@ def render(
       key: PRNG key.
       units: class ids or ``(layer, channel)`` pairs; ``None``: one rendering of ``objective``.
       batch_size: units per compiled chunk (the last chunk is padded, so one program serves all
-        chunks); ``None``: all units of a layer in one chunk.
+        chunks); ``None``: all units of a layer in one chunk; ``"auto"`` (default): units whose
+        step's intermediates take about 8 MiB on CPU (512 MiB on GPU/TPU), at least one
+        (:func:`visjax.base.batching.auto_rows`; chunks are calls of one program, so their number
+        does not add compile time).
       loop: ``"python"`` (a Python loop of jitted steps) or ``"scan"`` (one ``lax.scan``).
       progress: show a progress bar over steps.
 
@@ -302,7 +353,9 @@ def render(
         raise ValueError("`optimizer` must be an optax.GradientTransformation")
     model = as_model(model)
     transform = _transform(transforms)
-    shape = output_shape(transform, param.shape)
+    shape = _prepared(
+        ("shape", transform, tuple(param.shape)), lambda: output_shape(transform, param.shape)
+    )
     x_spec = jnp.zeros((param.batch, *shape), jnp.float32)
     groups = _groups(objective, units)
     n_units = sum(len(g[1]) for g in groups)
@@ -315,19 +368,25 @@ def render(
         bar = tqdm(total=n_units * n_steps, desc="render", unit="unit-step", leave=False)
     try:
         for make, values, positions, lay in groups:
-            capture = _check_units(
-                model, x_spec, make, values, "units" if units is not None else "objective"
+            arg = "units" if units is not None else "objective"
+            capture = _prepared(
+                ("units", _model_key(model), x_spec.shape, make, values.tobytes(), arg),
+                lambda make=make, values=values, arg=arg: _check_units(
+                    model, x_spec, make, values, arg
+                ),
             )
             spec = (make, param, transform, optimizer, capture)
-            size = len(values) if batch_size is None else batch_size
+            if units is None:
+                all_keys = key[None]
+            else:
+                all_keys = jnp.stack([_unit_key(key, lay, int(v)) for v in values])
+            size = _units_per_chunk(batch_size, spec, model, jnp.asarray(values), all_keys)
+            size = len(values) if size is None else size
             for start in range(0, len(values), size):
                 vals = values[start : start + size]
                 n = len(vals)
                 padded = np.concatenate([vals, np.repeat(vals[-1:], size - n)])
-                if units is None:
-                    keys = key[None]
-                else:
-                    keys = jnp.stack([_unit_key(key, lay, int(v)) for v in padded])
+                keys = all_keys[np.minimum(np.arange(start, start + size), len(values) - 1)]
                 imgs, trace = _run(spec, model, jnp.asarray(padded), keys, n_steps, loop, bar)
                 for i in range(n):
                     images[positions[start + i]] = imgs[i]

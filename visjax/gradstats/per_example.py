@@ -22,7 +22,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from visjax.base.batching import MAX_UNROLL, chunked_sum
+from visjax.base.batching import (
+    AUTO,
+    AUTO_MAX_UNROLLED,
+    MAX_UNROLL,
+    chunked_sum,
+    resolve_batch_size,
+)
 from visjax.base.checks import check_batch_size, is_concrete, scalar_loss
 from visjax.base.data import check_data, data_sum
 from visjax.base.trees import layer_groups, param_paths, select
@@ -130,6 +136,14 @@ def _grads_of_chunk(loss_fn: LossFn, params: Any, chunk: Any) -> Any:
 @functools.partial(jax.jit, static_argnames=("loss_fn", "batch_size"))
 def _per_example_grads(loss_fn, params, batch, batch_size):
     n = jax.tree.leaves(batch)[0].shape[0]
+    # "auto": the rule of visjax.base.batching, resolved here where the chunks are cut (at most
+    # AUTO_MAX_UNROLLED unrolled chunks: gradient work, so no scan).
+    batch_size = resolve_batch_size(
+        batch_size,
+        lambda b: _grads_of_chunk(loss_fn, params, b),
+        batch,
+        max_chunks=AUTO_MAX_UNROLLED,
+    )
     size = n if batch_size is None else min(batch_size, n)
     starts = range(0, n, size)
     if len(starts) > MAX_UNROLL:
@@ -143,7 +157,7 @@ def _per_example_grads(loss_fn, params, batch, batch_size):
 
 
 def per_example_grads(
-    loss_fn: LossFn, params: Any, *, data: Any, batch_size: int | None = None
+    loss_fn: LossFn, params: Any, *, data: Any, batch_size: int | str | None = AUTO
 ) -> Any:
     """The gradient of each example's loss: ``g_i = ∇_θ loss_fn(θ, data[i:i+1])``.
 
@@ -157,7 +171,9 @@ def per_example_grads(
         object to avoid recompiling).
       params: the parameters (a pytree).
       data: the loss batch, a pytree of arrays with a shared leading example axis ``N``.
-      batch_size: examples per vmapped chunk (static); ``None``: all at once.
+      batch_size: examples per vmapped chunk (static); ``None``: all at once; ``"auto"``
+        (default): chunks of about 8 MiB of intermediates on CPU (512 MiB on GPU/TPU), at most
+        16 unrolled chunks (:func:`visjax.base.batching.auto_rows`).
 
     Returns:
       A pytree like ``params`` whose leaves have a leading axis ``N``.
@@ -293,7 +309,7 @@ def per_example_stats(
     data: Any,
     groups: str | Mapping[str, str | Sequence[str]] = "layers",
     include: str | Sequence[str] | None = None,
-    batch_size: int | None = None,
+    batch_size: int | str | None = AUTO,
 ) -> PerExampleStats:
     """Gradient noise statistics from per-example gradients, in bounded memory.
 
@@ -333,7 +349,9 @@ def per_example_stats(
         (:func:`visjax.landscape.directions.select`); static. Groups may overlap.
       include: glob pattern(s) of the parameters that enter the statistics (``None``: all);
         only their gradients are computed. ``"layers"`` groups left empty are dropped.
-      batch_size: examples per vmapped chunk (static); ``None``: all at once.
+      batch_size: examples per chunk of each pass (static); ``None``: all at once; ``"auto"``
+        (default): chunks of about 8 MiB of intermediates on CPU (512 MiB on GPU/TPU), at most
+        16 unrolled chunks per pass (:func:`visjax.base.batching.auto_rows`).
 
     Returns:
       :class:`PerExampleStats` with ``total`` over all included parameters and ``groups``

@@ -14,11 +14,14 @@ of its constants) and of its value there at the origin, so the same names bound 
 functions are not mistaken for the old ones. A re-run with the same configuration loads the
 finished blocks whose bytes match the manifest and evaluates the others (a missing, empty,
 truncated or altered block is recomputed, with a warning naming the file); the result is
-identical to an uninterrupted run. A different configuration in the same folder raises a
-``ValueError`` naming what differs (blocks of two sweeps are never mixed), and so does a folder
-written by an older visjax (another format version). The block size is part of the configuration,
-and it is rounded to a multiple of the device count, so resume on the same number of devices (or
-pass the same ``block_size`` with a count that divides it).
+identical to an uninterrupted run. The configuration holds the data chunk size actually used
+(``batch_size="auto"`` resolved to an int, or ``null`` for one chunk); a re-run with ``"auto"``
+adopts the folder's size (:func:`stored_batch_size`), so it resumes on any machine. A
+different configuration in the same folder raises a ``ValueError`` naming what differs (blocks
+of two sweeps are never mixed), and so does a folder written by an older visjax (another format
+version). The block size is part of the configuration, and it is rounded to a multiple of the
+device count, so resume on the same number of devices (or pass the same ``block_size`` with a
+count that divides it).
 """
 
 from __future__ import annotations
@@ -71,6 +74,19 @@ def loss_fingerprint(closed_jaxpr: Any, value: float | None) -> str:
     h.update(fingerprint(list(closed_jaxpr.consts)).encode())
     h.update(b"-" if value is None else f"{float(value):.5e}".encode())
     return h.hexdigest()
+
+
+def stored_batch_size(path: str | Path) -> int | str | None:
+    """The data chunk size a run folder's sweep was written with, for ``batch_size="auto"``: a
+    resumed sweep keeps its chunking (and so its values, bit for bit), whatever this machine's
+    rule would pick. ``"auto"`` when the folder holds no readable configuration of this format."""
+    try:
+        old = json.loads((Path(path) / CONFIG).read_text())
+    except (OSError, ValueError):
+        return "auto"
+    size = old.get("batch_size", "auto") if isinstance(old, dict) else "auto"
+    ok = size is None or (isinstance(size, int) and not isinstance(size, bool) and size > 0)
+    return size if ok and old.get("version") == VERSION else "auto"
 
 
 def sweep_config(

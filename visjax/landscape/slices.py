@@ -27,7 +27,7 @@ def interpolate(
     alphas: Any,
     *,
     data: Any,
-    batch_size: int | None = None,
+    batch_size: int | str | None = "auto",
     strategy: Strategy = "auto",
     progress: bool = False,
     block_size: int | None = None,
@@ -42,7 +42,8 @@ def interpolate(
       params_a, params_b: the end points (same tree).
       alphas: strictly increasing grid; values outside [0, 1] extrapolate.
       data: one batch (pytree with a leading example axis), summed in chunks of ``batch_size``.
-      batch_size: examples per data chunk; ``None``: all at once.
+      batch_size: examples per data chunk; ``"auto"`` (default): chosen from the backend and
+        the loss's per-example cost (:mod:`visjax.landscape.surface`); ``None``: all at once.
       strategy: how points run (see :mod:`visjax.landscape.surface`).
       progress: show a progress bar.
       block_size: points per compiled block (the unit of progress and of resume).
@@ -87,7 +88,7 @@ def plane(
     ys: Any,
     *,
     data: Any,
-    batch_size: int | None = None,
+    batch_size: int | str | None = "auto",
     strategy: Strategy = "auto",
     progress: bool = False,
     block_size: int | None = None,
@@ -159,7 +160,7 @@ def plane_through(
     data: Any,
     resolution: int = 21,
     margin: float = 0.25,
-    batch_size: int | None = None,
+    batch_size: int | str | None = "auto",
     strategy: Strategy = "auto",
     progress: bool = False,
     block_size: int | None = None,

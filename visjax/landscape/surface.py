@@ -12,8 +12,12 @@ resume, builds on). Inside a block the points run one of three ways (``strategy`
 ``"auto"`` picks ``"map"`` on CPU and ``"vmap"`` elsewhere. At each point the data (one batch, a
 pytree with a leading example axis) is summed in chunks of ``batch_size`` examples, each chunk's
 batch-mean loss weighted by its size, in float32; chunking the data measured 3x faster per
-forward pass on CPU (23 ms to 7.6 ms for 1,347 digits). A non-finite value at a point is recorded
-as NaN and counted in one warning after the sweep.
+forward pass on CPU (23 ms to 7.6 ms for 1,347 digits). The default ``batch_size="auto"`` is
+resolved once, before the sweep, by :func:`visjax.base.data.data_batch_size` (the loss at the
+origin on the data: about 8 MiB of intermediates per chunk on CPU, 512 MiB on accelerators, at
+most 16 chunks); with ``"vmap"`` the budget is shared by the ``point_chunk`` points a chunk runs
+with. That one int is what the probe, the error messages, the run folder and the compiled blocks
+use. A non-finite value at a point is recorded as NaN and counted in one warning after the sweep.
 
 Sharding (``devices=``): the points of a block are split evenly over the devices with
 ``jax.shard_map`` (parameters, directions and data replicated), each device runs its share with
@@ -47,23 +51,49 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from visjax.base.batching import AUTO, AUTO_MAX_UNROLLED, auto_rows, tree_bytes_per_row
 from visjax.base.checks import check_batch_size, check_positive_int, check_tree_like
-from visjax.base.data import check_data, data_mesh, data_sum, first_nonfinite_chunk
+from visjax.base.data import (
+    check_data,
+    data_batch_size,
+    data_mesh,
+    data_sum,
+    first_nonfinite_chunk,
+)
 from visjax.landscape.losses import as_loss_table
-from visjax.landscape.resume import RunDir, loss_fingerprint, sweep_config
+from visjax.landscape.resume import RunDir, loss_fingerprint, stored_batch_size, sweep_config
 
 Strategy = Literal["auto", "map", "vmap", "loop"]
 STRATEGIES = ("auto", "map", "vmap", "loop")
 
 
-def dataset_mean(fns: tuple, params: Any, *, data: Any, batch_size: int | None = None) -> jax.Array:
-    """``(M,)`` batch means of ``fns`` over ``data``, summed in chunks weighted by chunk size."""
+def dataset_mean(
+    fns: tuple, params: Any, *, data: Any, batch_size: int | str | None = AUTO
+) -> jax.Array:
+    """``(M,)`` batch means of ``fns`` over ``data``, summed in chunks weighted by chunk size
+    (``batch_size``: examples per chunk, ``"auto"`` (default) or ``None``: one chunk)."""
     check_data(data)  # eager NaN/shape check (values skipped for tracers)
-    return data_sum(
-        lambda batch: jnp.stack([jnp.asarray(f(params, batch), jnp.float32) for f in fns]),
-        data,
-        batch_size,
-    )
+    return data_sum(_stacked(fns, params), data, check_batch_size(batch_size))
+
+
+def _stacked(fns, params):
+    return lambda batch: jnp.stack([jnp.asarray(f(params, batch), jnp.float32) for f in fns])
+
+
+def _resolve_batch_size(batch_size, fns, origin, data, strategy, point_chunk) -> int | None:
+    """``batch_size`` with ``"auto"`` resolved for the losses at ``origin`` on ``data`` (traced,
+    not run). With ``"vmap"`` each data chunk runs for ``point_chunk`` points at once, so the
+    per-example cost is counted that many times."""
+    if batch_size != AUTO:
+        return batch_size
+    fn = _stacked(fns, origin)
+    if strategy != "vmap":
+        return data_batch_size(AUTO, fn, data)
+    n = jax.tree.leaves(data)[0].shape[0]
+    if n <= 1:
+        return None
+    row_bytes = tree_bytes_per_row(fn, data) * point_chunk
+    return auto_rows(n, row_bytes, max_chunks=AUTO_MAX_UNROLLED)
 
 
 def _shift(origin, directions, c):
@@ -144,7 +174,7 @@ def evaluate(
     coords: Any,
     *,
     data: Any,
-    batch_size: int | None = None,
+    batch_size: int | str | None = AUTO,
     strategy: Strategy = "auto",
     block_size: int | None = None,
     point_chunk: int = 64,
@@ -166,7 +196,9 @@ def evaluate(
       directions: ``k`` pytrees shaped like ``origin``.
       coords: ``(P, k)`` coefficients.
       data: one batch (pytree, leading example axis), summed in chunks of ``batch_size``.
-      batch_size: examples per data chunk (static); ``None``: the whole batch at once.
+      batch_size: examples per data chunk (static); ``"auto"`` (default): chosen from the
+        backend and the losses' per-example cost (see the module docstring; a resumed
+        ``run_dir`` keeps the size it was written with); ``None``: the whole batch at once.
       strategy: ``"auto"``, ``"map"``, ``"vmap"`` or ``"loop"`` (see the module docstring).
       block_size: points per compiled block, a positive int (default: about 256, evened out so
         the padding of the last block is small).
@@ -195,7 +227,7 @@ def evaluate(
     check_data(data)
     if strategy not in STRATEGIES:
         raise ValueError(f"`strategy` must be one of {STRATEGIES}, got {strategy!r}")
-    check_batch_size(batch_size)
+    batch_size = check_batch_size(batch_size)
     point_chunk = check_positive_int(point_chunk, "point_chunk")
     if block_size is not None:
         block_size = check_positive_int(block_size, "block_size")
@@ -216,6 +248,12 @@ def evaluate(
         block = math.ceil(block / unit) * unit  # padded, never an error
     padded = math.ceil(n_points / block) * block
     n_blocks = padded // block
+    if batch_size == AUTO and run_dir is not None:
+        batch_size = stored_batch_size(run_dir)  # a resumed sweep keeps its chunking
+    try:
+        batch_size = _resolve_batch_size(batch_size, fns, origin, data, strategy, point_chunk)
+    except Exception:  # a loss that does not trace (on 1-2 examples): the probe names it
+        batch_size = None
     prints = _probe_losses(table, single, origin, data, batch_size)
     store = None
     if run_dir is not None:

@@ -12,6 +12,15 @@ from visjax.plot.cam import cam_overlay as cam_overlay
 from visjax.plot.curvature import eigenvalue_density as eigenvalue_density
 from visjax.plot.curvature import eigenvalues_over_training as eigenvalues_over_training
 from visjax.plot.curves import training_curves as training_curves
+from visjax.plot.data import class_balance as class_balance
+from visjax.plot.data import class_samples as class_samples
+from visjax.plot.data import pixel_statistics as pixel_statistics
+from visjax.plot.evaluation import confusion_matrix as confusion_matrix
+from visjax.plot.evaluation import misclassified_grid as misclassified_grid
+from visjax.plot.evaluation import per_class_accuracy as per_class_accuracy
+from visjax.plot.evaluation import precision_recall_curves as precision_recall_curves
+from visjax.plot.evaluation import reliability_diagram as reliability_diagram
+from visjax.plot.evaluation import roc_curves as roc_curves
 from visjax.plot.featviz import feature_map_grid as feature_map_grid
 from visjax.plot.featviz import filter_grid as filter_grid
 from visjax.plot.featviz import image_grid as image_grid
@@ -32,6 +41,9 @@ __all__ = [
     "attribution_grid",
     "cam_grid",
     "cam_overlay",
+    "class_balance",
+    "class_samples",
+    "confusion_matrix",
     "eigenvalue_density",
     "eigenvalues_over_training",
     "feature_map_grid",
@@ -45,9 +57,15 @@ __all__ = [
     "loss_contour",
     "loss_curve",
     "loss_surface_3d",
+    "misclassified_grid",
     "noise_scale",
     "objective_curves",
     "overlay",
+    "per_class_accuracy",
+    "pixel_statistics",
+    "precision_recall_curves",
+    "reliability_diagram",
+    "roc_curves",
     "training_curves",
     "trajectory_contour",
     "update_ratios",

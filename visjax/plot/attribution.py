@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from visjax.plot._figure import new_figure, tight
+from visjax.plot._figure import constrained, new_figure, tight
 
 
 def _to_map(attribution: Any, name: str = "attribution") -> np.ndarray:
@@ -42,13 +42,14 @@ def _draw_overlay(
     cmap: str | None = None,
     title: str | None = None,
     name: str = "attribution",
+    vmax: float | None = None,
 ):
     """Draw an attribution heatmap over a (grey-scale) image on ``ax``; returns the image artist.
 
     Channels are summed. Signed maps (``signed=None``: when any value is negative) use a
-    diverging colour map symmetric around zero, clipped at the ``percentile`` of ``|a|``;
-    unsigned maps run from 0 to that percentile. NaN/Inf values are left transparent (the image
-    shows through) and ignored by the percentile.
+    diverging colour map symmetric around zero, clipped at ``vmax`` (default: the
+    ``percentile`` of ``|a|``); unsigned maps run from 0 to it. NaN/Inf values are left
+    transparent (the image shows through) and ignored by the percentile.
     """
     a = _to_map(attribution, name)
     img = to_image(image)
@@ -60,8 +61,9 @@ def _draw_overlay(
     finite = np.isfinite(a)
     if signed is None:
         signed = bool((a[finite] < 0).any())
-    vmax = np.percentile(np.abs(a[finite]), percentile) if finite.any() else 1.0
-    vmax = vmax if vmax > 0 else 1.0
+    if vmax is None:
+        vmax = np.percentile(np.abs(a[finite]), percentile) if finite.any() else 1.0
+        vmax = vmax if vmax > 0 else 1.0
     ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
     masked = np.ma.masked_invalid(a)
     artist = ax.imshow(
@@ -122,20 +124,52 @@ def overlay(
     return fig
 
 
+SCALES = ("column", "shared", "each")
+"""The colour-scale options of the method-comparison grids (the first is their default)."""
+
+
+def check_scale(scale: str) -> str:
+    if scale not in SCALES:
+        raise ValueError(f"`scale` must be one of {SCALES}, got {scale!r}")
+    return scale
+
+
+def _scale_groups(n: int, names: Sequence[str], scale: str) -> list[list[tuple[int, str]]]:
+    """The cells ``(i, name)`` that share one colour scale: all, one column each, or one each."""
+    if scale == "shared":
+        return [[(i, name) for name in names for i in range(n)]]
+    if scale == "column":
+        return [[(i, name) for i in range(n)] for name in names]
+    return [[(i, name)] for name in names for i in range(n)]
+
+
+_SCALE_NOTE = {"shared": "one scale for every map"}
+
+
 def example_grid(
     images: Any,
     columns: Mapping[str, Any],
-    draw: Callable[[Any, int, str, np.ndarray], Any],
+    draw: Callable[..., Any],
     *,
     row_labels: Sequence[str] | None,
     cell: float,
     arg: str,
     fig=None,
+    scale: str | None = None,
+    limits: Callable[[list[tuple[int, str, np.ndarray]]], Any] | None = None,
+    colorbar_label: str = "",
 ):
     """One row per example ``i``: the input, then ``draw(ax, i, name, columns[name][i])``.
 
     The grid the method-comparison figures share; ``arg`` names ``columns`` in errors; drawn
     into ``fig`` (a Figure or SubFigure) when given, else into a new Figure.
+
+    With ``scale`` (one of :data:`SCALES`) and ``limits``, maps share colour scales and the grid
+    gets colour bars: ``limits(cells)`` returns the scale of a group of cells ``(i, name, map)``
+    (every map for ``"shared"``, one column's for ``"column"``, one map for ``"each"``), each
+    drawn by ``draw(ax, i, name, map, scale)``, which returns its image artist. ``"shared"``
+    puts one colour bar right of the grid, ``"column"`` one under each column, ``"each"`` one
+    beside every map; ``colorbar_label`` names the values on the shared and column bars.
     """
 
     images = np.asarray(images)
@@ -145,9 +179,22 @@ def example_grid(
             raise ValueError(f"`{arg}[{name!r}]` has {np.shape(a)[0]} rows, expected {n}")
     if row_labels is not None and len(row_labels) != n:
         raise ValueError(f"`row_labels` must have {n} entries, got {len(row_labels)}")
+    bars = scale is not None and limits is not None
+    if bars:
+        check_scale(scale)
     cols = 1 + len(columns)
-    fig = new_figure(fig, (cell * cols, cell * n + 0.3))
+    extra = {"shared": (0.8, 0.0), "column": (0.0, 0.7), "each": (0.35 * len(columns), 0.0)}
+    dw, dh = extra[scale] if bars else (0.0, 0.3)
+    size = (cell * cols + dw, cell * n + 0.3 + dh)
+    fig = new_figure(fig, size, layout="constrained" if bars else None)
     axes = np.asarray(fig.subplots(n, cols, squeeze=False))
+    arrays = {name: np.asarray(a) for name, a in columns.items()}
+    lim: dict[tuple[int, str], Any] = {}
+    groups = _scale_groups(n, list(arrays), scale) if bars else []
+    for group in groups:
+        value = limits([(i, name, arrays[name][i]) for i, name in group])
+        lim.update(dict.fromkeys(group, value))
+    artists: dict[tuple[int, str], Any] = {}
     for i in range(n):
         img = to_image(images[i])
         axes[i, 0].imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
@@ -155,11 +202,44 @@ def example_grid(
         axes[i, 0].set_yticks([])
         if row_labels is not None:
             axes[i, 0].set_ylabel(row_labels[i], fontsize=8)
-        for j, (name, a) in enumerate(columns.items(), start=1):
-            draw(axes[i, j], i, name, np.asarray(a)[i])
+        for j, name in enumerate(arrays, start=1):
+            if bars:
+                artists[i, name] = draw(axes[i, j], i, name, arrays[name][i], lim[i, name])
+            else:
+                draw(axes[i, j], i, name, arrays[name][i])
     axes[0, 0].set_title("input", fontsize=9)
-    tight(fig)
+    if not bars:
+        tight(fig)
+        return fig
+    constrained(fig)
+    names = list(arrays)
+    if scale == "shared" and names:
+        cb = fig.colorbar(artists[0, names[0]], ax=axes[:, 1:].ravel().tolist(), shrink=0.8)
+        cb.set_label(f"{colorbar_label} ({_SCALE_NOTE[scale]})".strip(), fontsize=8)
+        cb.ax.tick_params(labelsize=7)
+    elif scale == "column":
+        for j, name in enumerate(names, start=1):
+            cb = fig.colorbar(
+                artists[0, name], ax=axes[:, j].tolist(), location="bottom", shrink=0.9, pad=0.02
+            )
+            cb.set_label(f"{colorbar_label}, {name}".strip(", "), fontsize=7)
+            cb.ax.tick_params(labelsize=6)
+    elif scale == "each":
+        for (i, name), artist in artists.items():
+            cb = fig.colorbar(artist, ax=axes[i, 1 + names.index(name)], fraction=0.08, pad=0.02)
+            cb.ax.tick_params(labelsize=6)
     return fig
+
+
+def _attribution_scale(
+    cells: list[tuple[int, str, np.ndarray]], percentile: float
+) -> tuple[bool, float]:
+    """``(signed, vmax)`` shared by ``cells``: signed when any value is negative, ``vmax`` the
+    ``percentile`` of ``|a|`` over all their finite values (1 when that is 0)."""
+    values = [_to_map(a, f"attributions[{name!r}]") for _, name, a in cells]
+    finite = np.concatenate([v[np.isfinite(v)] for v in values])
+    vmax = float(np.percentile(np.abs(finite), percentile)) if finite.size else 1.0
+    return bool((finite < 0).any()), vmax if vmax > 0 else 1.0
 
 
 def attribution_grid(
@@ -168,33 +248,44 @@ def attribution_grid(
     *,
     row_labels: Sequence[str] | None = None,
     percentile: float = 99.0,
+    scale: str = "column",
     cell: float = 1.6,
     fig=None,
 ):
-    """A grid: one row per example, the input and then one column per method.
-
-    Each map is scaled on its own (its ``percentile`` of ``|a|``), since methods differ in units.
+    """A grid: one row per example, the input and then one column per method, with colour bars.
 
     Args:
       images: ``(N, H, W, C)`` inputs.
       attributions: method name to ``(N, H, W, C)`` attributions (same N).
       row_labels: one label per row (e.g. ``"true 3 / pred 8"``).
-      percentile: colour scale clip (see :func:`overlay`).
+      percentile: colour scale clip: the ``percentile`` of ``|a|`` over the maps sharing a scale
+        (see :func:`overlay`).
+      scale: which maps share one colour scale. ``"column"`` (default): each method's maps, with
+        a colour bar under its column: examples compare within a method, and methods in
+        different units (a gradient, an input-times-gradient) each stay visible. ``"shared"``:
+        every map, with one colour bar labelled "one scale for every map": magnitudes compare
+        across methods too (use it for methods in the same units, e.g. those that sum to the
+        logit difference: integrated gradients, DeepLIFT, Shapley values). ``"each"``: every
+        map its own scale and colour bar.
       cell: size of one cell in inches (new figure only).
-      fig: a matplotlib Figure or SubFigure to draw into; default: a new Figure.
+      fig: a matplotlib Figure or SubFigure to draw into (a Figure without a layout engine gets
+        constrained layout, for the colour bars); default: a new Figure.
 
     Returns:
-      ``fig`` when given, else the new ``Figure``.
+      ``fig`` when given, else the new ``Figure``: ``N * (1 + methods)`` map axes, then the
+      colour bars' axes.
     """
     images = np.asarray(images)
+    check_scale(scale)
     return example_grid(
         images,
         attributions,
-        lambda ax, i, name, a: _draw_overlay(
+        lambda ax, i, name, a, sc: _draw_overlay(
             ax,
             images[i],
             a,
-            percentile=percentile,
+            signed=sc[0],
+            vmax=sc[1],
             title=name if i == 0 else None,
             name=f"attributions[{name!r}]",
         ),
@@ -202,4 +293,7 @@ def attribution_grid(
         cell=cell,
         arg="attributions",
         fig=fig,
+        scale=scale,
+        limits=lambda cells: _attribution_scale(cells, percentile),
+        colorbar_label="attribution",
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from visjax.plot.attribution import example_grid, to_image
+from visjax.plot.attribution import check_scale, example_grid, to_image
 
 
 def _axis_weights(n_in: int, n_out: int) -> np.ndarray:
@@ -59,11 +59,13 @@ def _draw_cam(
     cmap: str = "jet",
     title: str | None = None,
     name: str = "cam",
+    limits: tuple[float, float] | None = None,
 ):
     """Draw a class activation map over ``image`` on ``ax``; returns the map's image artist.
 
     The map is upsampled to the image's height and width (bilinear, half-pixel centres, edges
-    clamped; an input-sized map is used as is), then min-max scaled to [0, 1]. NaN/Inf cells are
+    clamped; an input-sized map is used as is), then min-max scaled to [0, 1], or, with
+    ``limits``, drawn in its own units on the colour scale ``limits``. NaN/Inf cells are
     transparent and spread to the pixels they touch in the upsampling.
     """
     img = to_image(image)
@@ -74,9 +76,11 @@ def _draw_cam(
         raise ValueError(
             f"`{name}` of shape {c.shape} is larger than the image ({img.shape[0]}, {img.shape[1]})"
         )
-    up = _scaled(_upsample(c, img.shape[:2]))
+    up = _upsample(c, img.shape[:2])
+    lo, hi = (0.0, 1.0) if limits is None else limits
+    up = _scaled(up) if limits is None else np.ma.masked_invalid(up)
     ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
-    artist = ax.imshow(up, cmap=cmap, vmin=0.0, vmax=1.0, alpha=alpha, interpolation="nearest")
+    artist = ax.imshow(up, cmap=cmap, vmin=lo, vmax=hi, alpha=alpha, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
@@ -135,12 +139,16 @@ def cam_grid(
     row_labels: Sequence[str] | None = None,
     alpha: float = 0.5,
     cmap: str = "jet",
+    scale: str = "column",
     cell: float = 1.6,
     fig=None,
 ):
-    """A grid: one row per example, the input and then one column per CAM method.
+    """A grid: one row per example, the input and then one column per CAM method, with colour
+    bars.
 
-    Each map is upsampled and min-max scaled on its own (see :func:`cam_overlay`).
+    Each map is upsampled as in :func:`cam_overlay` and drawn in its own units (not min-max
+    scaled) on a colour scale from the smallest to the largest finite value of the maps that
+    share it.
 
     Args:
       images: ``(N, H, W)`` or ``(N, H, W, C)`` inputs.
@@ -148,13 +156,21 @@ def cam_grid(
       row_labels: one label per row (e.g. ``"true 3 / pred 8"``).
       alpha: opacity of the maps.
       cmap: a matplotlib colour map name.
+      scale: which maps share one colour scale: ``"column"`` (default) each method's maps, a
+        colour bar under its column (methods differ in units: Grad-CAM's gradient-weighted
+        activations, Score-CAM's softmax-weighted ones); ``"shared"`` every map, one colour bar
+        labelled "one scale for every map", so magnitudes compare across methods; ``"each"``
+        every map its own scale and colour bar.
       cell: size of one cell in inches (new figure only).
-      fig: a matplotlib Figure or SubFigure to draw into; default: a new Figure.
+      fig: a matplotlib Figure or SubFigure to draw into (a Figure without a layout engine gets
+        constrained layout, for the colour bars); default: a new Figure.
 
     Returns:
-      ``fig`` when given, else the new ``Figure``.
+      ``fig`` when given, else the new ``Figure``: ``N * (1 + methods)`` map axes, then the
+      colour bars' axes.
     """
     images = np.asarray(images)
+    check_scale(scale)
     if images.ndim not in (3, 4):
         raise ValueError(f"`images` must be (N, H, W) or (N, H, W, C), got shape {images.shape}")
     n = images.shape[0]
@@ -171,7 +187,7 @@ def cam_grid(
     return example_grid(
         images,
         arrays,
-        lambda ax, i, name, c: _draw_cam(
+        lambda ax, i, name, c, lim: _draw_cam(
             ax,
             images[i],
             c,
@@ -179,9 +195,22 @@ def cam_grid(
             cmap=cmap,
             title=name if i == 0 else None,
             name=f"cams[{name!r}]",
+            limits=lim,
         ),
         row_labels=row_labels,
         cell=cell,
         arg="cams",
         fig=fig,
+        scale=scale,
+        limits=_cam_limits,
+        colorbar_label="map value",
     )
+
+
+def _cam_limits(cells: list[tuple[int, str, np.ndarray]]) -> tuple[float, float]:
+    """The finite min and max over ``cells``' maps (a band around a constant value)."""
+    finite = np.concatenate([np.asarray(c, np.float64)[np.isfinite(c)].ravel() for *_, c in cells])
+    if not finite.size:
+        return 0.0, 1.0
+    lo, hi = float(finite.min()), float(finite.max())
+    return (lo, hi) if hi > lo else (lo - 0.5, lo + 0.5)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from visjax.base.checks import check_positive_int
-from visjax.plot._figure import new_axes, new_figure, tight
+from visjax.plot._figure import constrained, new_axes, new_figure
 
 
 def _grid_shape(n: int, ncols: int | None) -> tuple[int, int]:
@@ -56,29 +56,46 @@ def _panels(
     cell: float,
     normalize: bool,
     vrange: tuple[float, float] | None = None,
+    colorbar: str | None = None,
     fig=None,
 ):
+    """The panels in a grid under constrained layout (so a row's titles never reach into the
+    row above; each row gets room for its titles); with ``colorbar`` (its label) one colour bar
+    for all panels, ticked "min" and "max" when each panel was scaled on its own."""
     n = len(panels)
     nrows, ncols = _grid_shape(n, ncols)
-    fig = new_figure(fig, (cell * ncols, cell * nrows + (0.4 if title else 0.1)))
+    height = nrows * (cell + (0.25 if labels is not None else 0.05)) + (0.4 if title else 0.1)
+    width = cell * ncols + (0.9 if colorbar else 0.0)
+    fig = new_figure(fig, (width, height), layout="constrained")
     axes = np.asarray(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    artist = None
     for i, ax in enumerate(axes):
         if i >= n:
             fig.delaxes(ax)
             continue
         if vrange is None:
             img = _display(panels[i], normalize)
-            ax.imshow(img, cmap=cmap or "gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+            artist = ax.imshow(
+                img, cmap=cmap or "gray", vmin=0.0, vmax=1.0, interpolation="nearest"
+            )
         else:
             img = np.ma.masked_invalid(panels[i])
-            ax.imshow(img, cmap=cmap, vmin=vrange[0], vmax=vrange[1], interpolation="nearest")
+            artist = ax.imshow(
+                img, cmap=cmap, vmin=vrange[0], vmax=vrange[1], interpolation="nearest"
+            )
         ax.set_xticks([])
         ax.set_yticks([])
         if labels is not None:
             ax.set_title(str(labels[i]), fontsize=8)
     if title:
         fig.suptitle(title)
-    tight(fig)
+    constrained(fig)
+    if colorbar and artist is not None:
+        cb = fig.colorbar(artist, ax=[ax for ax in axes[:n]], shrink=0.8)
+        cb.set_label(colorbar, fontsize=8)
+        cb.ax.tick_params(labelsize=7)
+        if vrange is None:
+            cb.set_ticks([0.0, 1.0], labels=["min", "max"])
     return fig
 
 
@@ -259,42 +276,48 @@ def feature_map_grid(
     *,
     ncols: int | None = None,
     cmap: str = "viridis",
-    shared_scale: bool = False,
+    scale: str = "shared",
     title: str | None = None,
     cell: float = 1.2,
     fig=None,
 ):
-    """One example's feature maps, one panel per channel.
+    """One example's feature maps, one panel per channel, with a colour bar.
 
     Args:
       maps: ``(H', W', C)``, e.g. ``feature_maps(model, x, layer=layer)[i]``.
       ncols: columns of the grid; default ``ceil(sqrt(C))``.
       cmap: the colour map.
-      shared_scale: one colour scale (the finite min and max over all channels) for every
-        panel, so channels compare in magnitude; by default each channel is scaled to its own
-        finite min and max (a constant channel is drawn at the middle of the colour map).
+      scale: ``"shared"`` (default): one colour scale, the finite min and max over all
+        channels, for every panel, so channels compare in magnitude; the colour bar reads
+        "activation (one scale for every channel)". ``"each"``: each channel scaled to its own
+        finite min and max (a constant channel is drawn at the middle of the colour map), the
+        colour bar ticked "min" and "max".
       title: the figure title.
       cell: size of one panel in inches (new figure only).
       fig: a matplotlib Figure or SubFigure to draw into; default: a new Figure.
 
     Returns:
       ``fig`` when given, else the new ``Figure``, with ``C`` axes, each titled with its
-      channel. NaN/Inf values are transparent.
+      channel, then the colour bar's. NaN/Inf values are transparent.
 
     Raises:
-      ValueError: ``maps`` not 3-D or without channels.
+      ValueError: ``maps`` not 3-D or without channels, or an unknown ``scale``.
 
     Example:
       >>> import numpy as np
       >>> len(feature_map_grid(np.random.default_rng(0).random((8, 8, 4))).axes)
-      4
+      5
     """
     m = np.asarray(maps, dtype=np.float64)
     if m.ndim != 3 or m.shape[-1] == 0:
         raise ValueError(f"`maps` must be one example's (H', W', C), got shape {m.shape}")
+    if scale not in ("shared", "each"):
+        raise ValueError(f"`scale` must be 'shared' or 'each', got {scale!r}")
     panels = [m[..., c] for c in range(m.shape[-1])]
     vrange = None
-    if shared_scale:
+    label = "activation (each channel: its own min to max)"
+    if scale == "shared":
+        label = "activation (one scale for every channel)"
         finite = m[np.isfinite(m)]
         lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         vrange = (lo, hi) if hi > lo else (lo - 0.5, lo + 0.5)
@@ -307,5 +330,6 @@ def feature_map_grid(
         cell=cell,
         normalize=True,
         vrange=vrange,
+        colorbar=label,
         fig=fig,
     )

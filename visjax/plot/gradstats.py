@@ -66,8 +66,8 @@ def _shown(values: np.ndarray, log: bool) -> np.ndarray:
 def _axes(ax, figsize):
     from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib (~0.7 s) loads with the first figure
 
-    if ax is None:
-        fig = Figure(figsize=figsize)
+    if ax is None:  # constrained: the labels, legend and colour bar stay inside the figure
+        fig = Figure(figsize=figsize, layout="constrained")
         return fig, fig.subplots()
     return ax.figure, ax
 
@@ -128,19 +128,50 @@ def gradient_norms(
 
 
 def _edge_labels(edges: np.ndarray) -> list[str]:
-    """``10^k`` for powers of ten when the edges span decades (log bins), else 2 digits."""
+    """One format for every edge: ``±10^k`` (or ``±m·10^k``) when the edges span decades (log
+    bins), else 3 significant digits; ``0`` exactly for a zero edge.
+
+    Powers of ten are recognised to float32 precision (edges that went through JAX are float32,
+    and ``float32(1e-8)`` is not exactly ``1e-8``).
+    """
     mags = np.abs(edges[np.isfinite(edges) & (edges != 0)])
     decades = mags.size > 0 and mags.max() >= 1e3 * mags.min()
     labels = []
     for e in edges:
-        k = np.log10(abs(e)) if np.isfinite(e) and e != 0 else np.nan
         if e == 0:
             labels.append("0")
-        elif decades and abs(k - round(k)) < 1e-9:
-            labels.append(f"${'-' if e < 0 else ''}10^{{{round(k)}}}$")
+        elif decades and np.isfinite(e):
+            k = int(np.floor(np.log10(abs(e)) + 1e-6))
+            m = abs(e) / 10.0**k
+            sign = "-" if e < 0 else ""
+            mant = "" if abs(m - 1.0) < 1e-5 else f"{m:.2g}\\cdot "
+            labels.append(f"${sign}{mant}10^{{{k}}}$")
         else:
-            labels.append(f"{e:.2g}")
+            labels.append(f"{e:.3g}")
     return labels
+
+
+def _yticks(edges: np.ndarray, max_ticks: int) -> tuple[list[float], list[str]]:
+    """Tick positions (rows: edge ``i`` at ``i``) and labels; a bin that straddles 0 gets a
+    ``0`` tick at its middle instead of its two edges' ``±tiny`` labels."""
+    bins = edges.size - 1
+    ticks = np.unique(np.linspace(0, bins, min(max_ticks, bins + 1)).round().astype(int))
+    zero = np.flatnonzero(edges == 0)
+    if zero.size and zero[0] not in ticks:
+        ticks[np.argmin(np.abs(ticks - zero[0]))] = zero[0]
+        ticks = np.unique(ticks)
+    labels = _edge_labels(edges)
+    pos = [float(t) for t in ticks]
+    text = [labels[t] for t in ticks]
+    band = np.flatnonzero((edges[:-1] < 0) & (edges[1:] > 0))
+    if band.size:
+        mid = band[0] + 0.5
+        keep = [i for i, t in enumerate(pos) if abs(t - mid) > 1.0]
+        pos = [pos[i] for i in keep] + [mid]
+        text = [text[i] for i in keep] + ["0"]
+        order = np.argsort(pos)
+        pos, text = [pos[i] for i in order], [text[i] for i in order]
+    return pos, text
 
 
 def histograms_over_time(
@@ -159,7 +190,9 @@ def histograms_over_time(
     The x axis is the step (each column spans halfway to its neighbours, so uneven steps keep their
     spacing), the y axis the bin index: bin ``i`` is the row between the ticks of ``edges[i]`` and
     ``edges[i + 1]``, labelled with the edge values (at most ``max_ticks`` of them, always including
-    0 when it is an edge; powers of ten as ``10^k`` when the edges span decades). Rows are equally
+    0 when it is an edge; all as ``±10^k`` when the edges span decades, else 3 digits). A bin
+    around zero (as :func:`visjax.gradstats.default_edges`' ``[-1e-8, 1e-8)``) is labelled ``0``
+    at its middle, in place of its two tiny edges. Rows are equally
     tall whatever the edges' spacing, so symmetric log bins show every decade alike. The first and
     last bins also hold the values beyond the edges. The colour is the count on a log scale; empty
     bins (count 0) and NaN counts are left blank.
@@ -218,14 +251,14 @@ def histograms_over_time(
     mesh = ax_.pcolormesh(xb, np.arange(bins + 1), grid, cmap=cmap, norm=norm, shading="flat")
     if ax is None:
         fig.colorbar(mesh, ax=ax_, label="count")
-    ticks = np.unique(np.linspace(0, bins, min(max_ticks, bins + 1)).round().astype(int))
-    zero = np.flatnonzero(edges == 0)
-    if zero.size and zero[0] not in ticks:
-        ticks[np.argmin(np.abs(ticks - zero[0]))] = zero[0]
-        ticks = np.unique(ticks)
-    ax_.set_yticks(ticks, [_edge_labels(edges)[i] for i in ticks])
+    ax_.set_yticks(*_yticks(edges, max_ticks))
     ax_.set_xlabel("step")
-    ax_.set_ylabel("gradient value (bin edges)")
+    band = np.flatnonzero((edges[:-1] < 0) & (edges[1:] > 0))
+    zero_row = ""
+    if band.size:
+        lo, hi = _edge_labels(edges)[band[0] : band[0] + 2]
+        zero_row = f"; 0: [{lo}, {hi})"
+    ax_.set_ylabel(f"gradient value (bin edges{zero_row})")
     ax_.set_title(title if title is not None else f"{group} {statistic}")
     return fig
 
@@ -346,7 +379,9 @@ def noise_scale(
 
     ``B_simple = tr(Σ) / |G|²`` (McCandlish et al., "An Empirical Model of Large-Batch Training",
     2018, https://arxiv.org/abs/1812.06162) estimates the critical batch size. Values ``<= 0``
-    (noisy estimates can go negative), NaN and ±Inf are drawn as gaps.
+    (noisy estimates can go negative: ``|G|²`` is estimated by a difference), NaN and ±Inf have
+    no logarithm: they are gaps in the line, each marked by a red tick on the step axis, and the
+    legend says how many steps are undefined and why.
 
     Args:
       steps: ``(T,)`` training steps.
@@ -370,11 +405,28 @@ def noise_scale(
             f"`steps` and `values` must be 1-D of one length, got {steps.shape}, {values.shape}"
         )
     fig, ax = _axes(ax, figsize)
-    ax.plot(steps, _shown(values, True), color="C0", marker=".")
+    shown = _shown(values, True)
+    ax.plot(steps, shown, color="C0", marker=".", label=label)
+    undefined = ~np.isfinite(shown)
+    if undefined.any():  # mark the gaps on the step axis and say why they are there
+        n = int(undefined.sum())
+        ax.plot(
+            steps[undefined],
+            np.zeros(n),
+            linestyle="none",
+            marker="|",
+            markersize=10,
+            color="C3",
+            transform=ax.get_xaxis_transform(),
+            clip_on=False,
+            label=f"undefined at {n} step{'s' if n > 1 else ''} (estimate <= 0 or not finite)",
+        )
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel(label)
     ax.grid(alpha=0.3)
+    if undefined.any():
+        ax.legend(fontsize=7)
     if title:
         ax.set_title(title)
     return fig

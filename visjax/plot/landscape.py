@@ -164,6 +164,55 @@ def _contour_levels(
     return np.geomspace(lo, hi, levels + 1) if log else np.linspace(lo, hi, levels + 1)
 
 
+_MAX_LABELS = 8
+_LABEL_GAP = 0.08  # the least distance between two contour labels, in axes fractions
+
+
+def _label_positions(
+    cs, levels: np.ndarray, box: tuple[float, float, float, float], avoid: Mapping[str, Any] | None
+) -> list:
+    """One point on each labelled level's line, spread over the plot (greedy farthest point).
+
+    Each point maximises its distance (in axes fractions) to the points already chosen, to the
+    ``avoid`` marks and, up to a margin, to the plot's border, so labels neither pile up where
+    lines crowd, cover a mark nor sit clipped at an edge; a line whose best point is within
+    ``_LABEL_GAP`` of another label stays unlabelled (the lowest one is always labelled).
+    """
+    x0, x1, y0, y1 = box
+    scale = np.array([max(x1 - x0, 1e-300), max(y1 - y0, 1e-300)])
+    chosen = [
+        (np.asarray(p, dtype=np.float64).reshape(-1) - [x0, y0]) / scale
+        for p in (avoid or {}).values()
+    ]
+    out = []
+    by_level = dict(zip(np.asarray(cs.levels).tolist(), cs.get_paths(), strict=False))
+    for level in levels.tolist():
+        path = by_level.get(level)
+        if path is None or not len(path.vertices):
+            continue
+        pts = (path.vertices - [x0, y0]) / scale
+        border = np.minimum(pts, 1.0 - pts).min(axis=1)
+        score = np.minimum(2.0 * border, 0.25)
+        if chosen:
+            d = np.linalg.norm(pts[:, None, :] - np.asarray(chosen)[None], axis=-1).min(axis=1)
+            score = np.minimum(score, d)
+        k = int(np.argmax(score))
+        if out and score[k] < _LABEL_GAP:  # only room beside another label: leave this line bare
+            continue
+        chosen.append(pts[k])
+        out.append(tuple(path.vertices[k]))
+    return out
+
+
+def _positive(finite: np.ndarray, levels: int | Sequence[float]) -> bool:
+    """``log=None``: geometric levels when every finite value (and explicit level) is > 0."""
+    if finite.size == 0 or finite.min() <= 0:
+        return False
+    if not isinstance(levels, int | np.integer):
+        return bool(np.all(np.asarray(levels, dtype=np.float64) > 0))
+    return True
+
+
 def loss_contour(
     xs: Any,
     ys: Any,
@@ -173,16 +222,18 @@ def loss_contour(
     levels: int | Sequence[float] = 20,
     filled: bool = False,
     labels: bool = True,
-    log: bool = False,
+    log: bool | None = None,
+    colorbar: bool = True,
     marks: Mapping[str, Any] | None = None,
     vmax: float | None = None,
     cmap: str = "viridis",
     xlabel: str = "alpha",
     ylabel: str = "beta",
+    zlabel: str = "loss",
     title: str | None = None,
-    figsize: tuple[float, float] = (4.6, 3.8),
+    figsize: tuple[float, float] = (5.0, 3.8),
 ):
-    """Contours of a loss surface over a plane, with labelled levels.
+    """Contours of a loss surface over a plane, with labelled levels and a colour bar.
 
     ``surface[i, j]`` is the value at ``(xs[i], ys[j])``: ``xs`` runs along the horizontal axis.
 
@@ -193,19 +244,24 @@ def loss_contour(
         them); with ``log=True`` non-positive cells are masked too.
       ax: a matplotlib ``Axes`` to draw on; default: a new figure.
       levels: the number of intervals between the smallest finite value and
-        ``min(vmax, largest finite value)`` (evenly spaced, geometrically with ``log=True``), or
-        the increasing level values themselves. Lines are drawn at the levels strictly inside the
-        data range. A constant surface draws no lines (and one band when ``filled``).
-      filled: filled contours (``contourf``) with a colour bar; values beyond the levels take the
-        colour bar's end colours (its extensions).
-      labels: label the contour lines with their values (``clabel``); with ``filled=True`` thin
-        black lines are drawn at the levels for the labels.
-      log: levels spaced geometrically, with a logarithmic colour scale.
+        ``min(vmax, largest finite value)`` (geometrically spaced with ``log``, else evenly),
+        or the increasing level values themselves. Lines are drawn at the levels strictly inside
+        the data range. A constant surface draws no lines (and one band when ``filled``).
+      filled: filled contours (``contourf``); values beyond the levels take the colour bar's end
+        colours (its extensions).
+      labels: label up to 8 of the lines (evenly chosen, the lowest always) with their values,
+        one label per line, spread over the plot (a line with no room left unlabelled); with
+        ``filled=True`` thin black lines are drawn at the levels for the labels.
+      log: levels spaced geometrically, with a logarithmic colour scale. Default (None):
+        geometric when every finite value is positive (a loss: the lines then crowd near the
+        minimum, so the basin floor has lines), else evenly spaced.
+      colorbar: a colour bar of the levels beside the plot (also when ``ax`` is given).
       marks: label to ``(x, y)``, drawn as black dots with the label (e.g. models on the plane).
       vmax: the top level for ``levels`` given as a count; larger values get no lines (or the
         top colour when filled). Ignored for explicit levels.
       cmap: a matplotlib colour map name.
       xlabel, ylabel: axis labels.
+      zlabel: the colour bar's label.
       title: the axes title.
       figsize: figure size in inches, for a new figure.
 
@@ -216,10 +272,12 @@ def loss_contour(
     from matplotlib.figure import Figure  # noqa: PLC0415 - matplotlib (~0.7 s) loads with the first figure
 
     xs, ys, z = check_surface(xs, ys, surface)
+    if log is None:
+        log = _positive(z[np.isfinite(z)], levels)
     shown = _shown(z, log)
     finite = shown[np.isfinite(shown)]
     if ax is None:
-        fig = Figure(figsize=figsize)
+        fig = Figure(figsize=figsize, layout="constrained")
         ax = fig.subplots()
     else:
         fig = ax.figure
@@ -234,7 +292,8 @@ def loss_contour(
                 (below, above), "neither"
             )
             cf = ax.contourf(xs, ys, zt, levels=lv, cmap=cmap, norm=norm, extend=extend)
-            fig.colorbar(cf, ax=ax, format="{x:.3g}")
+            if colorbar:
+                fig.colorbar(cf, ax=ax, format="{x:.3g}", label=zlabel)
         inside = lv[(lv > lo) & (lv < hi)]
         if inside.size and (labels or not filled):
             if filled:
@@ -243,7 +302,20 @@ def loss_contour(
                 style = {"cmap": cmap, "norm": norm}
             cs = ax.contour(xs, ys, zt, levels=inside, **style)
             if labels:
-                ax.clabel(cs, inline=True, fontsize=7, fmt=_fmt)
+                step = int(np.ceil(inside.size / _MAX_LABELS))
+                chosen = inside[::step]
+                box = (float(xs.min()), float(xs.max()), float(ys.min()), float(ys.max()))
+                ax.clabel(
+                    cs,
+                    chosen,
+                    inline=True,
+                    inline_spacing=3,
+                    fontsize=7,
+                    fmt=_fmt,
+                    manual=_label_positions(cs, chosen, box, marks),
+                )
+            if colorbar and not filled:
+                fig.colorbar(cs, ax=ax, format="{x:.3g}", label=zlabel)
     else:
         ax.text(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center", va="center")
     ax.update_datalim([(xs.min(), ys.min()), (xs.max(), ys.max())])
@@ -273,7 +345,8 @@ def loss_surface_3d(
     title: str | None = None,
     figsize: tuple[float, float] = (5.0, 4.2),
 ):
-    """A loss surface in 3-D (``mpl_toolkits.mplot3d``), coloured by height, with a colour bar.
+    """A loss surface in 3-D (``mpl_toolkits.mplot3d``), coloured by height, with a colour bar
+    on the left, clear of the z axis label.
 
     ``surface[i, j]`` is the height at ``(xs[i], ys[j])``. Matplotlib draws at most 50 x 50 patches
     (larger grids are subsampled for display).
@@ -315,7 +388,8 @@ def loss_surface_3d(
     if np.isfinite(shown).any():
         x_grid, y_grid = np.meshgrid(xs, ys, indexing="ij")
         surf = ax.plot_surface(x_grid, y_grid, shown, cmap=cmap, linewidth=0, antialiased=False)
-        fig.colorbar(surf, ax=ax, shrink=0.6, pad=0.12, format="{x:.3g}")
+        # on the left: the z axis and its label sit on the right at the usual view angles
+        fig.colorbar(surf, ax=ax, location="left", shrink=0.6, pad=0.0, format="{x:.3g}")
     else:
         ax.text2D(0.5, 0.5, "no finite values", transform=ax.transAxes, ha="center")
     ax.view_init(elev=elev, azim=azim)
@@ -343,7 +417,8 @@ def trajectory_contour(
     levels: int | Sequence[float] = 20,
     filled: bool = False,
     labels: bool = True,
-    log: bool = False,
+    log: bool | None = None,
+    colorbar: bool = True,
     vmax: float | None = None,
     cmap: str = "viridis",
     color: str = "red",
@@ -365,7 +440,8 @@ def trajectory_contour(
         are left out of the line and markers.
       explained_variance_ratio: ``(2,)`` fractions (``r.explained_variance_ratio``) for the axis
         labels; None labels the axes "1st PC" and "2nd PC".
-      ax, levels, filled, labels, log, vmax, cmap, title, figsize: as in :func:`loss_contour`.
+      ax, levels, filled, labels, log, colorbar, vmax, cmap, title, figsize: as in
+        :func:`loss_contour`.
       color: the colour of the path and its markers.
       markersize: the size of the checkpoint dots (the final star is three times larger).
 
@@ -390,6 +466,7 @@ def trajectory_contour(
         filled=filled,
         labels=labels,
         log=log,
+        colorbar=colorbar,
         vmax=vmax,
         cmap=cmap,
         xlabel=names[0],

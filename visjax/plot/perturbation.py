@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from visjax.plot.attribution import example_grid, to_image
+from visjax.plot.attribution import check_scale, example_grid, to_image
 
 _ANNOTATE_MAX = 64
 
@@ -49,6 +49,13 @@ def _feature_values(values: Any, labels: np.ndarray, k: int, name: str = "values
         return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
+def _symmetric_limit(values: list[np.ndarray]) -> float:
+    """The largest finite ``|value|`` over ``values`` (1 when there is none or it is 0)."""
+    finite = np.concatenate([v[np.isfinite(v)] for v in values])
+    vmax = float(np.abs(finite).max()) if finite.size else 1.0
+    return vmax if vmax > 0 else 1.0
+
+
 def _boundary_segments(labels: np.ndarray) -> np.ndarray:
     """``(S, 2, 2)`` line segments along pixel edges where neighbouring labels differ."""
     i, j = np.nonzero(labels[:, 1:] != labels[:, :-1])
@@ -76,8 +83,10 @@ def _draw_feature_values(
     annotate: bool = True,
     title: str | None = None,
     names: tuple[str, str] = ("mask", "values"),
+    vmax: float | None = None,
 ):
-    """Draw feature values over ``image`` on ``ax`` (see :func:`feature_values`).
+    """Draw feature values over ``image`` on ``ax`` (see :func:`feature_values`); the colour
+    scale is ``±vmax`` (default: the largest ``|value|``).
 
     Returns the image artist of the coloured features (for a colour bar).
     """
@@ -85,9 +94,8 @@ def _draw_feature_values(
     labels = _to_mask(mask, img.shape[:2], names[0])
     k = int(labels.max()) + 1 if n_features is None else n_features
     v = _feature_values(values, labels, k, names[1])
-    finite = np.isfinite(v)
-    vmax = float(np.abs(v[finite]).max()) if finite.any() else 1.0
-    vmax = vmax if vmax > 0 else 1.0
+    if vmax is None:
+        vmax = _symmetric_limit([v])
     ax.imshow(img, cmap="gray" if img.ndim == 2 else None, interpolation="nearest")
     artist = ax.imshow(
         np.ma.masked_invalid(v[labels]),
@@ -202,13 +210,15 @@ def feature_values_grid(
     cmap: str = "RdBu_r",
     outline_color: str = "black",
     annotate: bool = False,
+    scale: str = "column",
     cell: float = 1.6,
     fig=None,
 ):
-    """A grid: one row per example, the input and then one column per method's feature values.
+    """A grid: one row per example, the input and then one column per method's feature values,
+    with colour bars.
 
-    Each cell has its own symmetric colour scale (methods differ in units); see
-    :func:`feature_values`.
+    Colour scales are symmetric around 0 (``±`` the largest ``|value|`` of the maps that share
+    one); see :func:`feature_values`.
 
     Args:
       images: ``(N, H, W)`` or ``(N, H, W, C)`` inputs.
@@ -221,11 +231,17 @@ def feature_values_grid(
       cmap: a diverging matplotlib colour map name.
       outline_color: colour of the boundaries (and value text).
       annotate: write values at the centroids (off by default: cells are small).
+      scale: which maps share one colour scale: ``"column"`` (default) each method's, a colour
+        bar under its column; ``"shared"`` every map, one colour bar labelled "one scale for
+        every map" (occlusion, ablation, Shapley values and KernelSHAP all measure changes of
+        the class score, so they compare on it); ``"each"`` every map its own scale and bar.
       cell: size of one cell in inches (new figure only).
-      fig: a matplotlib Figure or SubFigure to draw into; default: a new Figure.
+      fig: a matplotlib Figure or SubFigure to draw into (a Figure without a layout engine gets
+        constrained layout, for the colour bars); default: a new Figure.
 
     Returns:
-      ``fig`` when given, else the new ``Figure``.
+      ``fig`` when given, else the new ``Figure``: ``N * (1 + methods)`` map axes, then the
+      colour bars' axes.
     """
     images = np.asarray(images)
     if images.ndim not in (3, 4):
@@ -244,10 +260,17 @@ def feature_values_grid(
     if not (np.issubdtype(m.dtype, np.integer) or m.dtype == bool):
         raise ValueError(f"`masks` must hold integer feature labels, got dtype {m.dtype}")
     k = int(m.max()) + 1
+    check_scale(scale)
+
+    def limits(cells):
+        return _symmetric_limit(
+            [_feature_values(v, m[i], k, f"values_by_method[{name!r}]") for i, name, v in cells]
+        )
+
     return example_grid(
         images,
         values_by_method,
-        lambda ax, i, name, v: _draw_feature_values(
+        lambda ax, i, name, v, vmax: _draw_feature_values(
             ax,
             images[i],
             m[i],
@@ -258,9 +281,13 @@ def feature_values_grid(
             annotate=annotate,
             title=name if i == 0 else None,
             names=("masks", f"values_by_method[{name!r}]"),
+            vmax=vmax,
         ),
         row_labels=row_labels,
         cell=cell,
         arg="values_by_method",
         fig=fig,
+        scale=scale,
+        limits=limits,
+        colorbar_label="feature value",
     )

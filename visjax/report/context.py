@@ -10,8 +10,11 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from visjax.model import Model
+from visjax.zoo import Digits, Split, load_digits
 from visjax.zoo.cache import Trained
 from visjax.zoo.pretrained import trained_digits_cnn
+from visjax.zoo.train import History
 
 
 @dataclasses.dataclass
@@ -54,3 +57,34 @@ class DemoContext:
         source = "loaded from the cache" if result.from_cache else f"trained for {epochs} epochs"
         self.log(f"digits CNN {source}: test accuracy {result.history.test_accuracy[-1]:.2%}")
         return result
+
+    # The generic names sections use (a user's report passes its own; see issue 28): the model
+    # to explain, its data and its training history.
+    @property
+    def model(self) -> Model:
+        """The model the sections look at (the demo: the trained digits CNN)."""
+        return self.digits_cnn.model
+
+    @functools.cached_property
+    def _digits(self) -> Digits:
+        return load_digits()
+
+    @property
+    def train(self) -> Split:
+        """Training data ``(x, y)``: images NHWC float32, integer labels."""
+        return self._digits.train
+
+    @property
+    def test(self) -> Split:
+        """Held-out data ``(x, y)``."""
+        return self._digits.test
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes."""
+        return self._digits.num_classes
+
+    @property
+    def history(self) -> History | None:
+        """The training history, when there is one."""
+        return self.digits_cnn.history

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from visjax.base.checks import check_batch_size
 from visjax.base.io import save_figure
 from visjax.landscape import interpolate, model_losses, plane, random_plane, save_npz, save_vtk
 from visjax.landscape.losses import NAMES
@@ -74,8 +75,14 @@ def run_landscape(
 
 
 def _check_settings(
-    *, resolution: int = 21, span: float = 1.0, metrics: tuple[str, ...] = (), **_: Any
+    *,
+    resolution: int = 21,
+    span: float = 1.0,
+    metrics: tuple[str, ...] = (),
+    batch_size: Any = "auto",
+    **_: Any,
 ) -> None:
+    check_batch_size(batch_size)
     if not isinstance(resolution, int) or resolution < 2:
         raise ValueError(f"`resolution` must be an int >= 2, got {resolution!r}")
     if not span > 0:
@@ -95,7 +102,7 @@ def sweep_trained(
     span: float = 1.0,
     metrics: tuple[str, ...] = ("cross_entropy", "accuracy"),
     normalization: str | None = "filter",
-    batch_size: int | None = 128,
+    batch_size: int | str | None = "auto",
     strategy: str = "auto",
     seed: int = 0,
     progress: bool = True,
@@ -112,8 +119,9 @@ def sweep_trained(
     from there (``resume=True``); ``resume=False`` deletes them and starts over. A run with other
     settings in the same folder raises a ``ValueError`` (resume it with the old settings, or pass
     ``resume=False``). ``devices``: the points are sharded over them (default: all devices).
+    ``batch_size``: data examples per chunk (``"auto"``: see :mod:`visjax.landscape.surface`).
     """
-    _check_settings(resolution=resolution, span=span, metrics=metrics)
+    _check_settings(resolution=resolution, span=span, metrics=metrics, batch_size=batch_size)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     sweeps = out / "sweep"

@@ -6,6 +6,7 @@ import pytest
 import visjax
 from visjax.attribution.cam import score
 from visjax.attribution.cam.process import bilinear_matrix
+from visjax.base import batching
 from visjax.zoo import digits_cnn
 
 
@@ -100,11 +101,36 @@ def test_ablation_value_is_zero_after_a_relu():
 @pytest.mark.parametrize("method", [score.score_cam, score.ablation_cam])
 def test_chunked_equals_unchunked_and_batch_equals_singles(method, toy, x8):
     t = jnp.array([2, 1, 0])
-    full = method(toy, x8, t, layer="feat")
+    full = method(toy, x8, t, layer="feat", batch_size=None)
     chunked = method(toy, x8, t, layer="feat", batch_size=4)  # 6 rows: 4 + 2
     np.testing.assert_allclose(chunked, full, rtol=1e-5, atol=1e-6)
     singles = [method(toy, x8[i : i + 1], t[i : i + 1], layer="feat") for i in range(3)]
     np.testing.assert_allclose(jnp.concatenate(singles), full, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("pick", [None, 4])
+@pytest.mark.parametrize("method", [score.score_cam, score.ablation_cam])
+def test_auto_default_splits_and_equals_explicit_sizes(method, toy, x8, pick, monkeypatch):
+    # pick None: a 1-byte chunk budget, so "auto" (the default) runs the 6 rows one per chunk;
+    # pick 4: two chunks of 4, the rows padded to 8.
+    monkeypatch.setattr(batching, "CPU_CHUNK_BYTES", 1)
+    monkeypatch.setattr(batching, "CPU_FORWARD_CHUNK_BYTES", 1)
+    monkeypatch.setattr(batching, "ACCELERATOR_CHUNK_BYTES", 1)
+    picks = []
+    real = batching.auto_rows
+    monkeypatch.setattr(
+        batching, "auto_rows", lambda *a, **k: picks.append(pick or real(*a, **k)) or picks[-1]
+    )
+    core = score._score_cam if method is score.score_cam else score._ablation_cam
+    core.clear_cache()
+    t = jnp.array([2, 1, 0])
+    default = method(toy, x8, t, layer="feat")
+    core.clear_cache()
+    assert picks == [pick or 1]
+    for size in (None, 4):
+        np.testing.assert_allclose(
+            default, method(toy, x8, t, layer="feat", batch_size=size), rtol=1e-5, atol=1e-6
+        )
 
 
 @pytest.mark.parametrize("method", [score.score_cam, score.ablation_cam])
@@ -146,8 +172,9 @@ def test_bad_input(method):
         method(model, x, 0, layer="fc")
     with pytest.raises(ValueError, match="target"):
         method(model, x, 10, layer="conv2")
-    with pytest.raises(ValueError, match="batch_size"):
-        method(model, x, 0, layer="conv2", batch_size=0)
+    for bad in (0, -3, 1.5, True, "big"):
+        with pytest.raises(ValueError, match="batch_size"):
+            method(model, x, 0, layer="conv2", batch_size=bad)
 
 
 def test_interpolation_matrices():

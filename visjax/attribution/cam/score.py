@@ -4,8 +4,9 @@ Both weight the channels ``A_c`` of a layer's activation and return the raw map
 ``M = Σ_c w_c A_c`` of shape ``(N, H', W')`` (pytorch-grad-cam's ``get_cam_image``: no ReLU, no
 scaling, no resize). Each needs one forward per (example, channel) row: Score-CAM over the input
 masked by the channel, Ablation-CAM from the layer on with the channel ablated. The ``N × C``
-rows run in chunks of ``batch_size`` rows, an unrolled loop inside one jitted program
-(:mod:`visjax.base.batching` explains why), so peak memory is bounded by ``batch_size``.
+rows run in chunks of ``batch_size`` rows (``"auto"`` by default), a scan over the chunks inside
+one jitted program (:mod:`visjax.base.batching` explains why), so peak memory is bounded by
+``batch_size``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from visjax.attribution._target import Target, check_batch_size, empty_batch, select_output
+from visjax.attribution.ablation import full_chunks
 from visjax.attribution.cam._core import (
     Reshape,
     prepare_cam,
@@ -33,20 +35,20 @@ SCORE_EPS = 1e-8
 ABLATION_OFFSET = 1e7
 
 
-def _rows(n: int, c: int) -> tuple[jax.Array, jax.Array]:
-    rows = jnp.arange(n * c)
-    return rows // c, rows % c
+def _row_scores(score_fn, n: int, c: int, batch_size: int | str | None) -> jax.Array:
+    """``(N, C)`` scores ``score_fn(e, ch)`` for every (example, channel) row, in chunks
+    (``"auto"``: full chunks, :func:`visjax.attribution.ablation.full_chunks`)."""
 
+    def chunk(r):
+        valid = r < n * c
+        rr = jnp.where(valid, r, 0)
+        scores = score_fn(rr // c, rr % c).astype(jnp.float32)
+        return (
+            jnp.zeros((n * c,), jnp.float32).at[jnp.where(valid, r, n * c)].set(scores, mode="drop")
+        )
 
-def _row_scores(score_fn, n: int, c: int, batch_size: int | None) -> jax.Array:
-    """``(N, C)`` scores ``score_fn(e, ch)`` for every (example, channel) row, in chunks."""
-
-    def chunk(e, ch):
-        return jnp.zeros((n * c,), jnp.float32).at[e * c + ch].set(score_fn(e, ch))
-
-    return chunked_sum(
-        chunk, *_rows(n, c), batch_size=batch_size, max_unroll=FORWARD_UNROLL
-    ).reshape(n, c)
+    size, rows = full_chunks(batch_size, chunk, n * c)
+    return chunked_sum(chunk, rows, batch_size=size, max_unroll=FORWARD_UNROLL).reshape(n, c)
 
 
 @functools.partial(jax.jit, static_argnames=("target_fn", "layer", "reshape", "batch_size"))
@@ -81,7 +83,7 @@ def score_cam(
     *,
     layer: str | None = None,
     reshape: Reshape = None,
-    batch_size: int | None = None,
+    batch_size: int | str | None = "auto",
 ) -> jax.Array:
     """Score-CAM: channels weighted by the score of the input masked with each channel.
 
@@ -101,7 +103,9 @@ def score_cam(
       layer: the layer path (static); ``None`` picks the last spatial layer.
       reshape: maps the layer's activation to ``(N, h, w, C)`` (static; for token layers).
       batch_size: masked inputs per forward chunk (rows are examples × channels, static);
-        ``None`` runs all ``N·C`` at once. pytorch-grad-cam's default is 16.
+        ``None`` runs all ``N·C`` at once; ``"auto"`` (default) picks chunks of about 8 MiB of
+        forward intermediates on CPU (512 MiB on accelerators), a scan over them
+        (:func:`visjax.base.batching.auto_rows`). pytorch-grad-cam's default is 16.
 
     Returns:
       The raw map ``(N, h, w)`` on the layer's grid (pytorch-grad-cam's ``get_cam_image``: no
@@ -160,7 +164,7 @@ def ablation_cam(
     *,
     layer: str | None = None,
     reshape: Reshape = None,
-    batch_size: int | None = None,
+    batch_size: int | str | None = "auto",
 ) -> jax.Array:
     """Ablation-CAM: channels weighted by the relative drop of the score when each is ablated.
 
@@ -184,7 +188,8 @@ def ablation_cam(
       layer: the layer path (static); ``None`` picks the last spatial layer.
       reshape: maps the layer's activation to ``(N, h, w, C)`` (static; for token layers).
       batch_size: ablated activations per forward chunk (rows are examples × channels, static);
-        ``None`` runs all ``N·C`` at once. pytorch-grad-cam's default is 32.
+        ``None`` runs all ``N·C`` at once; ``"auto"`` (default): chunks as :func:`score_cam`'s.
+        pytorch-grad-cam's default is 32.
 
     Returns:
       The raw map ``(N, h, w)`` on the layer's grid (pytorch-grad-cam's ``get_cam_image``).
