@@ -19,7 +19,7 @@ from visjax.attribution._target import (
     require_key,
 )
 from visjax.attribution.layer import at_layer, layer_builder
-from visjax.base.batching import AUTO, AUTO_MAX_UNROLLED, resolve_batch_size
+from visjax.base.batching import AUTO, AUTO_MAX_CALLS, resolve_batch_size
 from visjax.base.checks import check_non_negative
 
 Kind = Literal["smoothgrad", "smoothgrad_sq", "vargrad"]
@@ -53,7 +53,7 @@ def noise_tunnel(
       stdev: noise standard deviation, >= 0 (may be an array broadcastable to one example).
       batch_size: noisy copies per call of ``method`` (examples × samples). ``"auto"`` (default)
         sizes the calls from the backend and the per-row cost of ``method``'s intermediates (traced
-        once per call, not run): about 8 MiB per call on CPU, 512 MiB on GPU/TPU, at most 16 calls
+        once per call, not run): about 8 MiB per call on CPU, 512 MiB on GPU/TPU, at most 64 calls
         (:mod:`visjax.base.batching`); an int fixes the rows per call; ``None``: all at once.
 
     Returns:
@@ -128,8 +128,8 @@ def noise_tunnel(
 def _rows_per_call(batch_size, method, model, rows, target, key, kwargs) -> int:
     """Rows per call of ``method``: ``batch_size``, with ``"auto"`` resolved from the per-row
     intermediates of ``method`` (traced on 1 and 2 rows, not run). Each call is one more dispatch
-    (checks and a jitted program), so auto makes at most ``AUTO_MAX_UNROLLED`` calls; the last
-    one is padded, so every call has one shape (one compile)."""
+    (checks and a jitted program), so auto makes at most ``AUTO_MAX_CALLS`` (64) calls; the
+    last one is padded, so every call has one shape (one compile)."""
     if batch_size == AUTO:
         extra = {} if key is None else {"key": key}
         if callable(target):
@@ -137,13 +137,13 @@ def _rows_per_call(batch_size, method, model, rows, target, key, kwargs) -> int:
             def call(r):
                 return method(model, r, target, **extra, **kwargs)
 
-            batch_size = resolve_batch_size(AUTO, call, rows, max_chunks=AUTO_MAX_UNROLLED)
+            batch_size = resolve_batch_size(AUTO, call, rows, max_chunks=AUTO_MAX_CALLS)
         else:
 
             def call(r, t):
                 return method(model, r, t, **extra, **kwargs)
 
-            batch_size = resolve_batch_size(AUTO, call, rows, target, max_chunks=AUTO_MAX_UNROLLED)
+            batch_size = resolve_batch_size(AUTO, call, rows, target, max_chunks=AUTO_MAX_CALLS)
     return rows.shape[0] if batch_size is None else min(batch_size, rows.shape[0])
 
 
