@@ -10,6 +10,8 @@ def test_demo_quick_writes_report_and_reuses_cached_weights(tmp_path, capsys):
     assert main(argv) == 0
     report = (out / "report.html").read_text()
     assert "training_curves.png" in report and "conv2" in report
+    assert 'href="#landscape"' in report and 'id="landscape"' in report and 'id="run"' in report
+    assert "<figcaption>" in report and 'class="failed"' not in report
     assert "featviz_classes.png" in report and "Feature visualisation" in report
     assert "gradstats_vanishing.png" in report and (out / "gradstats_cnn.csv").exists()
     assert (out / "training_curves.png").stat().st_size > 1000
@@ -74,3 +76,31 @@ def test_landscape_refuses_non_positive_sizes_before_running(tmp_path, capsys, o
     err = capsys.readouterr().err
     assert f"argument {option}" in err and "positive" in err
     assert not out.exists() and not (tmp_path / "c").exists()
+
+
+def test_demo_help_lists_the_sections(capsys):
+    from visjax.report.demo import section_names
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "table of contents" in out and ", ".join(section_names()) in out
+
+
+def test_demo_exits_1_after_writing_the_report_when_a_section_fails(tmp_path, monkeypatch, capsys):
+    from visjax.report import Section
+    from visjax.report import demo as report_demo
+
+    def broken(ctx):
+        raise RuntimeError("boom")
+
+    specs = (
+        report_demo.SectionSpec("broken", "Broken", broken),
+        report_demo.SectionSpec("fine", "Fine", lambda ctx: Section("Fine", "ok")),
+    )
+    monkeypatch.setattr(report_demo, "SECTIONS", specs)
+    assert main(["demo", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "broken: RuntimeError: boom" in err and "report.html" in err
+    page = (tmp_path / "report.html").read_text()
+    assert 'id="broken"' in page and 'id="fine"' in page

@@ -17,6 +17,7 @@ from visjax.attribution._target import (
     empty_batch,
     prepare,
     require_key,
+    resolve,
 )
 from visjax.attribution.layer import at_layer, layer_builder
 from visjax.base.batching import AUTO, AUTO_MAX_CALLS, AUTO_MAX_UNROLLED, resolve_batch_size
@@ -95,6 +96,9 @@ def noise_tunnel(
             k_noise, (n_samples, *x.shape), x.dtype
         )
         rows = (x[None] + noise).reshape(n_samples * n, *x.shape[1:])
+        if not callable(target):
+            # checked here, eagerly: inside the compiled calls the classes are tracers
+            resolve(model, x, target)
         tiled = _tile_target(target, n, n_samples)
         call_key = jax.random.fold_in(k_method, 0) if takes_key else None
         static, dynamic = _split_kwargs(kwargs)

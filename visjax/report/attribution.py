@@ -9,18 +9,18 @@ import numpy as np
 from visjax import attribution as va
 from visjax.attribution import cam
 from visjax.base.io import save_figure
+from visjax.evaluation import predict
 from visjax.plot import attribution_grid, cam_grid, feature_values_grid
 from visjax.report.context import DemoContext
-from visjax.report.html import Section
-from visjax.zoo import load_digits
+from visjax.report.html import Figure, Section
 
 
 def _examples(ctx: DemoContext):
-    """The digits CNN and 3 right + 3 wrong test digits, with their predicted classes."""
-    model = ctx.digits_cnn.model
-    test = load_digits().test
+    """The model and 3 right + 3 wrong test examples, with their predicted classes."""
+    model = ctx.model
+    test = ctx.test
     x_all = jnp.asarray(test.x)
-    pred = np.asarray(jax.jit(lambda m, x: m(x).argmax(-1))(model, x_all))
+    pred = np.asarray(predict(model, x_all)).argmax(-1)  # compiled once, shared by sections
     right = np.flatnonzero(pred == test.y)[:3]
     wrong = np.flatnonzero(pred != test.y)[:3]
     idx = np.concatenate([right, wrong])
@@ -35,29 +35,59 @@ def _class_scores(model, x, t):
 
 
 def attribution_section(ctx: DemoContext) -> Section:
-    """Saliency, gradient x input, IG, SmoothGrad, expected gradients and blur IG side by side."""
+    """Gradient maps (saliency, SmoothGrad, guided backprop, deconvnet) and the attributions in
+    class-score units (gradient x input, IG, DeepLIFT, expected gradients, blur IG)."""
     model, x, t, labels, n_wrong, n_test = _examples(ctx)
     key = jax.random.key(ctx.seed)
     k1, k2 = jax.random.split(key)
-    refs = jnp.asarray(load_digits().train.x[:200])
-    maps = {
+    refs = jnp.asarray(ctx.train.x[:200])
+    n = 32 if ctx.quick else 64  # samples and steps (quick: compiles less)
+    gradients = {
         "saliency": va.saliency(model, x, t),
-        "grad x input": va.gradient_x_input(model, x, t),
-        "IG (64, GL)": va.integrated_gradients(model, x, t, n_steps=64),
-        "SmoothGrad": va.noise_tunnel(va.saliency, n_samples=32, stdev=0.15)(model, x, t, key=k1),
-        "expected grad": va.expected_gradients(model, x, t, references=refs, n_samples=64, key=k2),
-        "blur IG": va.blur_integrated_gradients(model, x, t, max_sigma=4.0, n_steps=64),
+        "SmoothGrad": va.noise_tunnel(va.saliency, n_samples=n // 2, stdev=0.15)(
+            model, x, t, key=k1
+        ),
+        "guided backprop": va.guided_backprop(model, x, t),
+        "deconvnet": va.deconvnet(model, x, t),
     }
-    fig = save_figure(attribution_grid(x, maps, row_labels=labels), ctx.out / "attribution.png")
-    ig = maps["IG (64, GL)"]
-    err = va.completeness_error(model, x, t, attributions=ig)
+    scores = {
+        "grad x input": va.gradient_x_input(model, x, t),
+        f"IG ({n}, GL)": va.integrated_gradients(model, x, t, n_steps=n),
+        "DeepLIFT": va.deeplift(model, x, t),
+        "expected grad": va.expected_gradients(model, x, t, references=refs, n_samples=n, key=k2),
+        "blur IG": va.blur_integrated_gradients(model, x, t, max_sigma=4.0, n_steps=n),
+    }
+    figs = [
+        save_figure(
+            attribution_grid(x, gradients, row_labels=labels, scale="column"),
+            ctx.out / "attribution.png",
+        ),
+        save_figure(
+            attribution_grid(x, scores, row_labels=labels, scale="shared"),
+            ctx.out / "attribution_shared.png",
+        ),
+    ]
+    figs = [
+        Figure(figs[0], "Gradient maps, one colour scale per method."),
+        Figure(figs[1], "Attributions in class-score units on one shared colour scale."),
+    ]
+    err = va.completeness_error(model, x, t, attributions=scores[f"IG ({n}, GL)"])
+    gap = scores["DeepLIFT"].sum(axis=(1, 2, 3)) - (
+        _class_scores(model, x, t) - _class_scores(model, jnp.zeros_like(x), t)
+    )
     return Section(
         "Attribution",
-        f"Attributions for the predicted class on 3 correctly and 3 wrongly "
-        f"classified test digits (the model gets {n_wrong} of {n_test} wrong). Red: evidence "
-        "for the class, blue: against; each map scaled to its 99th percentile of |a|. IG "
-        f"completeness error (64 Gauss-Legendre steps): median {float(jnp.median(err)):.1e}.",
-        figures=[fig],
+        f"Attributions for the predicted class on 3 correctly and 3 wrongly classified test "
+        f"examples (the model gets {n_wrong} of {n_test} wrong). Red: evidence for the class, "
+        "blue: against. First figure: gradient maps (saliency, SmoothGrad, guided backprop, "
+        "deconvnet), one colour scale per method (the 99th percentile of |a| over its column, "
+        "its colour bar below it), since their magnitudes differ by method. Second figure: "
+        "methods in class-score units (gradient x input, integrated gradients, DeepLIFT with a "
+        "zero baseline, expected gradients, blur IG) on one shared scale, so their magnitudes "
+        f"compare across methods. IG completeness error ({n} Gauss-Legendre steps): median "
+        f"{float(jnp.median(err)):.1e}; DeepLIFT's sum minus f(x) - f(0): at most "
+        f"{float(jnp.abs(gap).max()):.1e}.",
+        figures=figs,
     )
 
 
@@ -70,6 +100,7 @@ def cam_section(ctx: DemoContext) -> Section:
         "Grad-CAM": cam.grad_cam(model, x, t, layer=layer),
         "Grad-CAM++": cam.grad_cam_plus_plus(model, x, t, layer=layer),
         "XGrad-CAM": cam.xgrad_cam(model, x, t, layer=layer),
+        "HiResCAM": cam.hires_cam(model, x, t, layer=layer),
         "LayerCAM": cam.layer_cam(model, x, t, layer=layer),
         "Score-CAM": cam.score_cam(model, x, t, layer=layer, batch_size=256),
         "Ablation-CAM": cam.ablation_cam(model, x, t, layer=layer, batch_size=256),
@@ -77,11 +108,12 @@ def cam_section(ctx: DemoContext) -> Section:
     }
     maps = {name: cam.postprocess(m, size) for name, m in raw.items()}
     maps["FullGrad"] = cam.full_grad(model, x, t)
+    maps["guided Grad-CAM"] = cam.guided_grad_cam(model, x, t, layer=layer)[..., 0]
     fig = save_figure(cam_grid(x, maps, row_labels=labels), ctx.out / "cam.png")
-    # How much of each processed map lies on the digit's strokes (pixels above half intensity).
+    # How much of each map's |mass| lies on the digit's strokes (pixels above half intensity).
     strokes = np.asarray(x[..., 0] > 0.5)
     on_strokes = {
-        name: float((np.asarray(m) * strokes).sum() / np.asarray(m).sum())
+        name: float((np.abs(np.asarray(m)) * strokes).sum() / np.abs(np.asarray(m)).sum())
         for name, m in maps.items()
     }
     share = ", ".join(f"{name} {v:.0%}" for name, v in on_strokes.items())
@@ -89,9 +121,14 @@ def cam_section(ctx: DemoContext) -> Section:
         "Class activation maps",
         f"CAM methods for the predicted class at layer `{layer}` (its value before the ReLU, as "
         "pytorch-grad-cam's target layer `conv2`), on the same six test digits; each raw "
-        "(8 x 8) map is post-processed as pytorch-grad-cam does (ReLU, min-max scaling, "
-        "bilinear upsampling). FullGrad combines input and bias gradients of every layer. "
-        f"Share of each map's mass on the strokes ({strokes.mean():.0%} of the pixels): {share}.",
+        "(8 x 8) map is post-processed as pytorch-grad-cam does (ReLU, min-max scaling to "
+        "[0, 1], bilinear upsampling), and each method's column has one colour scale, its "
+        "colour bar below it. HiResCAM multiplies gradients and activations position by "
+        "position instead of averaging the gradients; FullGrad combines input and bias "
+        "gradients of every layer; guided Grad-CAM is guided backprop times the upsampled "
+        "Grad-CAM map (signed, in pixel resolution). "
+        f"Share of each map's |mass| on the strokes ({strokes.mean():.0%} of the pixels): "
+        f"{share}.",
         figures=[fig],
     )
 
@@ -117,7 +154,8 @@ def perturbation_section(ctx: DemoContext) -> Section:
     text = (
         "Perturbation methods for the predicted class on the same six test digits, with 16 "
         "features of 2 x 2 pixels (baseline 0, the background); each feature coloured by its "
-        "value (red: removing it lowers the class score), each cell on its own symmetric scale. "
+        "value (red: removing it lowers the class score), one symmetric colour scale per "
+        "method (its colour bar below its column). "
         "Occlusion slides a 3 x 3 window with stride 1 (Captum's averaging), shown as each "
         "patch's mean. "
     )

@@ -1,9 +1,10 @@
-"""The demo report's model and training sections, on the digits CNN.
+"""The report's model and training sections, on any classifier (the demo: the digits CNN).
 
-Each section is a function ``build(ctx) -> Section`` (``ctx`` a :class:`DemoContext`); the demo's
-sections, in report order, are listed in :data:`visjax.report.demo.SECTIONS`. Each section's
-``quick`` run should stay within about 10 s on 2 CPU cores, so the demo test stays fast as sections
-are added.
+Each section is a function ``build(ctx) -> Section`` (``ctx`` a
+:class:`~visjax.report.context.ReportContext`); the sections, in report order, are listed in
+:data:`visjax.report.demo.SECTIONS`. Each section's ``quick`` run should stay within about 10 s on
+2 CPU cores, so the demo test stays fast as sections are added. A section that does not apply to
+a run raises :class:`~visjax.report.context.SkipSection` with the reason.
 """
 
 from __future__ import annotations
@@ -13,32 +14,46 @@ import jax.numpy as jnp
 from visjax.base.io import atomic_write_text, save_figure
 from visjax.inspect import summary
 from visjax.plot import training_curves
-from visjax.report.context import DemoContext
-from visjax.report.html import Section
+from visjax.report.context import ReportContext, SkipSection
+from visjax.report.html import Figure, Section
 
 
-def model_section(ctx: DemoContext) -> Section:
-    """The digits CNN's layer table: paths, activation shapes, parameter counts."""
-    model = ctx.digits_cnn.model
-    table = summary(model, jnp.zeros((1, 8, 8, 1), jnp.float32)).to_text()
+def model_section(ctx: ReportContext) -> Section:
+    """The model's layer table: paths, activation shapes, parameter counts."""
+    model = ctx.model
+    table = summary(model, jnp.asarray(ctx.test.x[:1])).to_text()
     atomic_write_text(ctx.out / "summary.txt", table + "\n")
     return Section(
         "Model",
-        "The digits CNN as a Flax NNX module, seen through visjax's model interface: layer "
-        "paths, activation shapes for one example, parameter counts.",
+        f"The model ({model.kind}) seen through visjax's model interface: one row per layer, "
+        "with its path (the name every method's layer= argument takes), the shape of its "
+        "activation for one input example and its parameter count. The same table is in "
+        "summary.txt.",
         preformatted=[table],
     )
 
 
-def training_section(ctx: DemoContext) -> Section:
-    """The digits CNN's training curves."""
-    result = ctx.digits_cnn
-    h = result.history
-    fig = save_figure(training_curves(h, title="digits CNN"), ctx.out / "training_curves.png")
+def training_section(ctx: ReportContext) -> Section:
+    """The training curves: loss and accuracy per epoch, train against held-out."""
+    h = ctx.history
+    if h is None or not h.train_loss:
+        raise SkipSection("no training history (pass history= to write the training section)")
+    fig = save_figure(training_curves(h, title="training"), ctx.out / "training_curves.png")
+    final = (
+        f" Final held-out accuracy {h.test_accuracy[-1]:.2%} on {len(ctx.test.y):,} examples."
+        if h.test_accuracy
+        else ""
+    )
+    note = f" {ctx.training_note}" if ctx.training_note else ""
     return Section(
         "Training",
-        f"Adam (lr 1e-2), batch 64, {len(h.train_loss)} epochs, seed {ctx.seed}"
-        f"{' (weights from the cache)' if result.from_cache else ''}. Final test accuracy "
-        f"{h.test_accuracy[-1]:.2%} on 450 held-out digits.",
-        figures=[fig],
+        f"Loss (left) and accuracy (right) after each of {len(h.train_loss)} epochs, on the "
+        f"training data and on the held-out data.{note}{final} Held-out loss rising while the "
+        "training loss still falls is over-fitting; both flat and high is under-fitting.",
+        figures=[
+            Figure(
+                fig,
+                "Training curves: cross-entropy and accuracy per epoch, train vs held-out.",
+            )
+        ],
     )

@@ -8,6 +8,13 @@ from visjax.zoo.data import load_digits as load_digits
 from visjax.zoo.images import SAMPLE_IMAGES as SAMPLE_IMAGES
 from visjax.zoo.images import sample_image as sample_image
 from visjax.zoo.images import sample_images as sample_images
+from visjax.zoo.objects import OBJECT_CLASSES as OBJECT_CLASSES
+from visjax.zoo.objects import Objects as Objects
+from visjax.zoo.objects import ObjectsData as ObjectsData
+from visjax.zoo.objects import load_objects as load_objects
+from visjax.zoo.objects import make_objects as make_objects
+from visjax.zoo.objects import objects_cnn as objects_cnn
+from visjax.zoo.objects import trained_objects_cnn as trained_objects_cnn
 from visjax.zoo.resnet import digits_resnet as digits_resnet
 from visjax.zoo.shapes import SHAPE_CLASSES as SHAPE_CLASSES
 from visjax.zoo.shapes import Shapes as Shapes
@@ -20,10 +27,13 @@ from visjax.zoo.train import train as train
 from visjax.zoo.vit import digits_vit as digits_vit
 
 __all__ = [
+    "OBJECT_CLASSES",
     "SAMPLE_IMAGES",
     "SHAPE_CLASSES",
     "Digits",
     "History",
+    "Objects",
+    "ObjectsData",
     "Shapes",
     "Split",
     "digits_cnn",
@@ -32,10 +42,14 @@ __all__ = [
     "evaluate",
     "init_digits_cnn_params",
     "load_digits",
+    "load_objects",
     "load_shapes",
+    "make_objects",
+    "objects_cnn",
     "sample_image",
     "sample_images",
     "shapes_cnn",
     "train",
+    "trained_objects_cnn",
     "trained_shapes_cnn",
 ]
