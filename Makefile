@@ -5,10 +5,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PEERS_STAMP := $(VENV)/.peers-installed-stamp
+DOCS_STAMP := $(VENV)/.docs-installed-stamp
 # Two xdist workers: the machines here have two cores (`-n auto` would take more where there are).
 PYTEST_ARGS ?= -m "not slow and not peers" -n 2
 
-.PHONY: demo test lint test-slow test-peers bench clean
+.PHONY: demo test lint test-slow test-peers bench dist wheel-check docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +28,7 @@ demo: $(STAMP)
 
 # ruff, then the import contracts of pyproject.toml [tool.importlinter] (the layers).
 lint: $(STAMP)
-	$(BIN)/ruff check visjax tests benchmarks
+	$(BIN)/ruff check visjax tests benchmarks examples docs
 	$(BIN)/lint-imports
 
 test: lint
@@ -45,5 +46,24 @@ test-peers: $(PEERS_STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks --benchmark-enable -s $(BENCH_ARGS)
 
+# The wheel and sdist (`python -m build`, pinned in constraints.txt) into dist/.
+dist: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt build
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
+# The wheel installed into a fresh venv (not editable), the quick start run from outside the repo.
+wheel-check:
+	PYTHON=$(PYTHON) .ci/wheel-check
+
+# The documentation site (mkdocs-material + mkdocstrings, `docs` extra) into out/site; --strict turns
+# every warning (a broken link, a docstring parameter not in the signature) into an error.
+$(DOCS_STAMP): $(STAMP) pyproject.toml constraints.txt
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir out/site
+
 clean:
-	rm -rf $(VENV) out .pytest_cache
+	rm -rf $(VENV) out .pytest_cache dist build

@@ -1,6 +1,11 @@
+from importlib import metadata
+from pathlib import Path
+
 import pytest
 
-from visjax.cli import _parser, main
+import visjax
+from visjax import cli
+from visjax.cli import CACHE_DEFAULT, _parser, main, version
 
 
 @pytest.mark.slow  # end to end: trains and renders every demo section
@@ -16,6 +21,7 @@ def test_demo_quick_writes_report_and_reuses_cached_weights(tmp_path, capsys):
     assert "gradstats_vanishing.png" in report and (out / "gradstats_cnn.csv").exists()
     assert (out / "training_curves.png").stat().st_size > 1000
     assert "5,130" in (out / "summary.txt").read_text()
+    assert (out / "landscape" / "landscape.npz").exists()  # as `visjax demo --help` says
     assert "trained for 15 epochs" in capsys.readouterr().out
     assert not list(out.glob(".*.tmp"))
     # A second run loads the weights instead of training again.
@@ -78,13 +84,74 @@ def test_landscape_refuses_non_positive_sizes_before_running(tmp_path, capsys, o
     assert not out.exists() and not (tmp_path / "c").exists()
 
 
-def test_demo_help_lists_the_sections(capsys):
+def _help(argv, capsys) -> str:
+    """The help text of ``argv``, with its line breaks and indents folded to single spaces."""
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--help"])
+    assert e.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out.strip() == f"visjax {metadata.version('visjax')}"
+    assert version() == metadata.version("visjax") == visjax.__version__
+
+
+def test_version_falls_back_to_the_package_version(monkeypatch):
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(cli.metadata, "version", missing)
+    assert version() == visjax.__version__
+
+
+def test_demo_help_lists_the_sections_of_the_registry(capsys):
     from visjax.report.demo import section_names
 
-    with pytest.raises(SystemExit):
-        main(["demo", "--help"])
-    out = " ".join(capsys.readouterr().out.split())
-    assert "table of contents" in out and ", ".join(section_names()) in out
+    out = _help(["demo"], capsys)
+    assert "table of contents" in out
+    listed = out.split("sections, in report order: ")[1].split(" --cache")[0]
+    assert listed.split(", ") == section_names()
+
+
+def test_demo_help_names_what_the_demo_writes(capsys):
+    out = _help(["demo"], capsys)
+    for written in ("report.html", "summary.txt", "gradstats_cnn.csv", "landscape/"):
+        assert written in out
+    assert "(default: out/demo)" in out and "(default: 0)" in out
+
+
+@pytest.mark.parametrize("command", ["demo", "landscape"])
+def test_cache_help_names_the_real_default(command, tmp_path, monkeypatch, capsys):
+    from visjax.zoo.cache import cache_dir
+
+    assert f"weight cache folder (default: {CACHE_DEFAULT})" in _help([command], capsys)
+    # Each case the help names is the folder visjax.zoo.cache really uses.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("VISJAX_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    home = CACHE_DEFAULT.split("else ")[-1]
+    assert home == "~/.cache/visjax"
+    assert cache_dir() == Path(home).expanduser() == tmp_path / "home" / ".cache" / "visjax"
+    assert "$XDG_CACHE_HOME/visjax" in CACHE_DEFAULT
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "visjax"
+    assert CACHE_DEFAULT.startswith("$VISJAX_CACHE if set")
+    monkeypatch.setenv("VISJAX_CACHE", str(tmp_path / "mine"))
+    assert cache_dir() == tmp_path / "mine"
+
+
+def test_landscape_help_lists_the_models_and_metrics(capsys):
+    from visjax.landscape.losses import NAMES
+    from visjax.report.sweep import ZOO_MODELS
+
+    out = _help(["landscape"], capsys)
+    assert f"zoo model (default: digits_cnn): {', '.join(ZOO_MODELS)}" in out
+    assert f"comma-separated: {', '.join(NAMES)}" in out
+    assert "(default: 21)" in out and "(default: auto)" in out
 
 
 def test_demo_exits_1_after_writing_the_report_when_a_section_fails(tmp_path, monkeypatch, capsys):

@@ -69,6 +69,7 @@ def test_gaussian_blur_matches_scipy(mode, sigma):
     np.testing.assert_allclose(gaussian_blur(jnp.asarray(img), sigma, mode=mode), ref, atol=1e-6)
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_blur_integrated_gradients_is_complete(trained_cnn, digits):
     x, t = jnp.asarray(digits.test.x[:4]), jnp.asarray(digits.test.y[:4])
     phi = blur_integrated_gradients(trained_cnn, x, t, max_sigma=4.0, n_steps=100)
@@ -110,6 +111,7 @@ def test_noise_tunnel_auto_batch_size_matches_explicit_sizes(trained_cnn, digits
     assert_auto_matches(default, explicit, sizes, 3 * 7)
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_blur_ig_auto_batch_size_matches_explicit_sizes(trained_cnn, digits, monkeypatch):
     sizes = split_auto(monkeypatch)
     x, t = jnp.asarray(digits.test.x[:3]), jnp.asarray(digits.test.y[:3])

@@ -124,6 +124,7 @@ def test_sampling_converges_to_exact_on_the_digits_cnn(trained_cnn, digits):
     assert errors[1000] < 0.05
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_chunked_equals_unchunked_jit_and_batch_equals_singles(trained_cnn, digits):
     x, t = jnp.asarray(digits.test.x[:3]), jnp.asarray(digits.test.y[:3])
     full = shapley_value_sampling(trained_cnn, x, t, mask=GRID8, n_samples=4, key=KEY)

@@ -44,6 +44,7 @@ def test_blocks_of_a_block_diagonal_quadratic_are_exact():
     assert list(layers) == ["a", "b"]
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_layer_groups_of_the_digits_cnn_partition_the_trace():
     model = digits_cnn("function")
     x = jax.random.uniform(jax.random.key(1), (8, 8, 8, 1))

@@ -258,6 +258,7 @@ def digits():
     return load_digits().train
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_ggn_of_cnn_is_psd_and_equals_explicit_JtHJ(cnn, digits):
     x, y = jnp.asarray(digits[0][:3]), jnp.asarray(digits[1][:3])
     params = cnn.params
@@ -330,6 +331,7 @@ def test_cnn_top_eigenvalues_and_trace_match_dense_hessian(cnn, digits):
 # -- chunking, tracing, jit
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_chunked_data_equals_one_batch(cnn, digits):
     data = (jnp.asarray(digits[0][:100]), jnp.asarray(digits[1][:100]))
     loss = _ce_loss(cnn)

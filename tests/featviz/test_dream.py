@@ -27,6 +27,7 @@ def _objective(model, img, layer):
     return float(jnp.mean(act**2))
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_dream_raises_the_objective_and_stays_an_image(model, photo):
     out = deepdream(model, photo, layer="conv2", key=KEY)
     assert out.shape == photo.shape and out.dtype == jnp.float32

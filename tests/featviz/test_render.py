@@ -30,6 +30,7 @@ def cnn(trained_digits):
     return trained_digits.model
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_sixteen_units_vmapped_equal_one_at_a_time(cnn):
     units = [("conv2", c) for c in range(16)]
     kw = dict(param=PARAM, transforms=TRANSFORMS, n_steps=12, optimizer=OPT, key=KEY)
@@ -77,6 +78,7 @@ def test_rendered_channel_beats_every_training_digit(cnn):
     assert float(out.images.min()) >= 0.0 and float(out.images.max()) <= 1.0
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_class_units_and_objective_functions(cnn):
     out = render(cnn, units=[3, 7], param=PARAM, n_steps=24, optimizer=OPT, key=KEY)
     logits = cnn(out.images)
@@ -144,6 +146,7 @@ def shapes():
     return trained_shapes_cnn().model
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_class_visualisations_show_their_class(shapes):
     """Ground truth on the generated-shapes model: stripes point the right way, red is red."""
     from visjax.zoo import SHAPE_CLASSES

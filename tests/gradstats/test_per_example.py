@@ -124,6 +124,7 @@ def test_stats_equal_closed_forms_on_linear_regression(batch_size):
     np.testing.assert_allclose(float(stats.total.noise_scale), b_simple, rtol=1e-4)
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_groups_and_include_on_the_digits_cnn():
     model = digits_cnn("function")
     loss = cnn_loss(model.apply_fn)

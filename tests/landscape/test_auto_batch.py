@@ -61,6 +61,7 @@ def test_default_equals_explicit_and_one_batch(small_chunks, monkeypatch, strate
         np.testing.assert_allclose(auto, explicit, rtol=1e-5)
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_default_on_the_digits_cnn_equals_explicit_sizes(small_chunks, monkeypatch):
     m = digits_cnn("function", seed=1)
     digits = load_digits().train

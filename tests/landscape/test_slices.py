@@ -96,6 +96,7 @@ def test_plane_through_three_models_hits_them():
     np.testing.assert_allclose(res.points[1], [np.sqrt(1.25), 0.0], rtol=1e-6)
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_the_three_forms_of_the_digits_cnn_give_the_same_surface():
     data = load_digits().train
     batch = (data.x[:200], data.y[:200])

@@ -79,6 +79,16 @@ CASES = {
     "training_curves": ((HISTORY,), "fig"),
     "trajectory_contour": ((XS, YS, SURFACE, np.array([[0.5, 0.5], [0.0, 0.0]])), "ax"),
     "update_ratios": ((SNAP,), "ax"),
+    "activation_fractions": (({"conv1": np.array([0.0, 0.5, 1.0])},), "fig"),
+    "activation_histograms": (
+        ({"conv1": RNG.random((3, 4))}, {"conv1": np.linspace(0, 1, 5)}),
+        "fig",
+    ),
+    "weight_histogram_grid": (({"w": RNG.random(4)}, {"w": np.linspace(-1, 1, 5)}), "fig"),
+    "weight_changes": (
+        ({"w": 0.1}, {"w": RNG.random(4)}, {"w": RNG.random(4)}, {"w": np.linspace(-1, 1, 5)}),
+        "fig",
+    ),
 }
 
 

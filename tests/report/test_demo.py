@@ -66,3 +66,35 @@ def test_oserror_stops_the_run(tmp_path, monkeypatch):
     with pytest.raises(PermissionError):
         run_demo(tmp_path, log=lambda _: None)
     assert not (tmp_path / "report.html").exists()
+
+
+def test_progress_auto_shows_the_sections_bar_and_log_lines_go_through_tqdm_write(
+    tmp_path, monkeypatch, capsys
+):
+    import io
+    import sys
+
+    from tqdm import tqdm
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    written = []
+    original = tqdm.write
+
+    def spy(s, file=None, end="\n", nolock=False):
+        written.append(s)
+        original(s, file=file, end=end, nolock=nolock)
+
+    monkeypatch.setattr(tqdm, "write", staticmethod(spy))
+    monkeypatch.setattr(report_demo, "SECTIONS", (SectionSpec("data", "Data", _data_section),))
+    tty = Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    run_demo(tmp_path)  # default progress="auto", default log
+    assert "report" in tty.getvalue() and "1/1" in tty.getvalue()
+    assert any("'data' done in" in s for s in written)  # while the bar was open
+    out = capsys.readouterr().out
+    assert "'data' done in" in out and "wrote" in out  # each a whole line on standard output
+    with pytest.raises(ValueError, match="`progress`"):
+        run_demo(tmp_path, progress="maybe")

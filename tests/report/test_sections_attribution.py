@@ -21,6 +21,7 @@ def _path(fig):
     return Path(fig.path if isinstance(fig, Figure) else fig)
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_attribution_section_has_gradient_and_shared_scale_figures(ctx):
     section = attribution_section(ctx)
     assert [_path(f).name for f in section.figures] == ["attribution.png", "attribution_shared.png"]
@@ -32,6 +33,7 @@ def test_attribution_section_has_gradient_and_shared_scale_figures(ctx):
     assert gap and float(gap.group(1)) < 1e-3
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_cam_section_adds_hirescam_and_guided_grad_cam(ctx):
     section = cam_section(ctx)
     assert _path(section.figures[0]).stat().st_size > 1000

@@ -19,6 +19,7 @@ def _path(fig):
     return Path(fig.path if isinstance(fig, Figure) else fig)
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_dream_section_writes_top_activating_and_deepdream_figures(ctx):
     section = dream_section(ctx)
     assert [_path(f).name for f in section.figures] == [

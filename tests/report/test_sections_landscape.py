@@ -21,6 +21,7 @@ def _path(fig):
     return Path(fig.path if isinstance(fig, Figure) else fig)
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_curvature_section_reports_top_eigenvalues(ctx):
     section = curvature_section(ctx)
     assert _path(section.figures[0]).name == "curvature_density.png"
@@ -33,6 +34,7 @@ def test_curvature_section_reports_top_eigenvalues(ctx):
     assert len(top) == 3 and top == sorted(top, reverse=True) and top[0] > 0
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_trajectory_section_draws_the_path_in_its_pca_plane(ctx):
     section = trajectory_section(ctx)
     assert _path(section.figures[0]).name == "landscape_trajectory.png"

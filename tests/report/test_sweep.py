@@ -5,6 +5,7 @@ from visjax.cli import main
 from visjax.landscape import load_npz
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_cli_landscape_writes_arrays_and_plots(tmp_path, capsys):
     out = tmp_path / "ls"
     argv = ["landscape", "--out", str(out), "--resolution", "3", "--metrics", "cross_entropy"]

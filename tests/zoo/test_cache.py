@@ -89,6 +89,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_writer_killed_mid_save_leaves_no_entry(tmp_path):
     args = [sys.executable, "-c", WRITER, str(tmp_path)]
     with subprocess.Popen(args, stdout=subprocess.PIPE, text=True) as proc:

@@ -163,6 +163,7 @@ def test_params_round_trip_and_checks(model, x):
         digits_vit(depth=0)
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_quick_training_reaches_70_percent():
     # 6 epochs give 79-81 % (seeds 0-2); the module docstring's 30 epochs give 95 %
     digits = load_digits()

@@ -18,6 +18,7 @@ from jax.flatten_util import ravel_pytree
 
 from visjax.base.checks import check_positive_int
 from visjax.base.data import LossFn
+from visjax.base.progress import progress_bar, resolve_progress
 from visjax.base.trees import layer_groups, param_paths, select
 from visjax.curvature.spectrum import Matvec, check_problem, lanczos, tridiagonal_eigh
 
@@ -78,6 +79,7 @@ def block_curvature(
     tol: float = 1e-4,
     batch_size: int | str | None = "auto",
     devices: Any = None,
+    progress: bool | str = "auto",
 ) -> dict[str, BlockCurvature]:
     """Trace and top eigenvalue of each diagonal block ``H_gg`` of the dataset-mean loss's Hessian.
 
@@ -104,6 +106,8 @@ def block_curvature(
       batch_size: examples per data chunk (static); ``"auto"`` (default) picks it from the
         per-example cost, ``None``: all at once (as :func:`visjax.curvature.hvp`).
       devices: the data axis is sharded over these (as :func:`visjax.curvature.hvp`).
+      progress: a bar over the groups: ``"auto"`` (default) when standard error is a terminal,
+        ``True``/``False`` force it.
 
     Returns:
       Group name (in the order given) to :class:`BlockCurvature`; ``trace_stderr`` is
@@ -129,26 +133,34 @@ def block_curvature(
     n_iter = check_positive_int(n_iter, "n_iter")
     check_problem(loss_fn, params, data, batch_size, devices)
     masks = _masks(params, groups)
+    show = resolve_progress(progress)
     mv = Matvec(loss_fn, params, data, batch_size, devices)
     out = {}
-    for i, (name, mask) in enumerate(masks.items()):
-        k_trace, k_lanczos = jax.random.split(jax.random.fold_in(key, i))
-        size = int(mask.sum())
-
-        def block(xs, mask=mask):
-            return mask * mv(mask * xs)
-
-        samples = []
-        for start in range(0, n_probes, _PROBE_BATCH):
-            m = min(_PROBE_BATCH, n_probes - start)
-            z = mask * jax.random.rademacher(
-                jax.random.fold_in(k_trace, start), (m, mask.size), mask.dtype
-            )
-            samples.append(np.asarray((z * block(z)).sum(-1), np.float64))
-        s = np.concatenate(samples)
-        stderr = s.std(ddof=1) / np.sqrt(s.size) if s.size > 1 else float("nan")
-        v0 = mask * jax.random.normal(k_lanczos, mask.shape, mask.dtype)
-        res = lanczos(block, v0, min(n_iter, size), tol=tol, k=1)
-        top = float(np.max(tridiagonal_eigh(res.alpha, res.beta)[0]))
-        out[name] = BlockCurvature(float(s.mean()), float(stderr), top, size)
+    with progress_bar(len(masks), desc="block curvature", unit="group", enabled=show) as bar:
+        for i, (name, mask) in enumerate(masks.items()):
+            out[name] = _block(mv, mask, jax.random.fold_in(key, i), n_probes, n_iter, tol)
+            bar.update(1)
     return out
+
+
+def _block(mv, mask, key, n_probes, n_iter, tol):
+    """Trace (Hutchinson) and top eigenvalue (Lanczos) of the block of ``mask``."""
+    k_trace, k_lanczos = jax.random.split(key)
+    size = int(mask.sum())
+
+    def block(xs, mask=mask):
+        return mask * mv(mask * xs)
+
+    samples = []
+    for start in range(0, n_probes, _PROBE_BATCH):
+        m = min(_PROBE_BATCH, n_probes - start)
+        z = mask * jax.random.rademacher(
+            jax.random.fold_in(k_trace, start), (m, mask.size), mask.dtype
+        )
+        samples.append(np.asarray((z * block(z)).sum(-1), np.float64))
+    s = np.concatenate(samples)
+    stderr = s.std(ddof=1) / np.sqrt(s.size) if s.size > 1 else float("nan")
+    v0 = mask * jax.random.normal(k_lanczos, mask.shape, mask.dtype)
+    res = lanczos(block, v0, min(n_iter, size), tol=tol, k=1, progress=False)
+    top = float(np.max(tridiagonal_eigh(res.alpha, res.beta)[0]))
+    return BlockCurvature(float(s.mean()), float(stderr), top, size)

@@ -11,6 +11,7 @@ import numpy as np
 
 from visjax.base.checks import check_positive_int, scalar_loss
 from visjax.base.data import LossFn, data_sum
+from visjax.base.progress import progress_bar, resolve_progress
 from visjax.curvature.spectrum import check_problem, loss_value
 
 
@@ -89,6 +90,7 @@ def sharpness(
     step_size: float | None = None,
     key: jax.Array | None = None,
     batch_size: int | str | None = "auto",
+    progress: bool | str = "auto",
 ) -> Sharpness:
     """Keskar et al.'s ε-sharpness of the dataset-mean loss ``L`` at ``params``.
 
@@ -113,6 +115,8 @@ def sharpness(
       key: PRNG key for a random start; ``None``: start at ``params``.
       batch_size: examples per data chunk (static); ``"auto"`` (default) picks it from the
         per-example cost, ``None``: all at once (as :func:`visjax.curvature.hvp`).
+      progress: a bar over the ascent steps: ``"auto"`` (default) when standard error is a
+        terminal, ``True``/``False`` force it.
 
     Returns:
       A :class:`Sharpness`.
@@ -142,6 +146,7 @@ def sharpness(
     if not np.isfinite(step) or step <= 0:
         raise ValueError(f"`step_size` must be a positive number, got {step_size!r}")
     relative = bool(relative)
+    show = resolve_progress(progress)
     base = float(loss_value(loss_fn, params, data, batch_size))
     if key is None:
         delta = jax.tree.map(jnp.zeros_like, params)
@@ -149,18 +154,21 @@ def sharpness(
         delta = _random_start(params, r, relative, key)
     radius_arr, step_arr = jnp.float32(r), jnp.float32(step)
     best, best_delta = -np.inf, delta
-    for i in range(n_steps + 1):
-        if i < n_steps:
-            value, new = _ascent_step(
-                loss_fn, params, delta, data, radius_arr, step_arr, batch_size, relative
-            )
-        else:
-            new = delta
-            value = loss_value(loss_fn, jax.tree.map(jnp.add, params, delta), data, batch_size)
-        value = float(value)
-        if np.isfinite(value) and value > best:
-            best, best_delta = value, delta
-        delta = new
+    with progress_bar(n_steps, desc="sharpness", unit="step", enabled=show) as bar:
+        for i in range(n_steps + 1):
+            if i < n_steps:
+                value, new = _ascent_step(
+                    loss_fn, params, delta, data, radius_arr, step_arr, batch_size, relative
+                )
+            else:
+                new = delta
+                value = loss_value(loss_fn, jax.tree.map(jnp.add, params, delta), data, batch_size)
+            value = float(value)
+            if np.isfinite(value) and value > best:
+                best, best_delta = value, delta
+            delta = new
+            if i < n_steps:
+                bar.update(1)
     if not np.isfinite(best):
         best = base
     value = 100.0 * (best - base) / (1.0 + base)

@@ -9,6 +9,7 @@ tridiagonal eigenproblems are solved in float64 NumPy.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import jax
@@ -31,6 +32,7 @@ from visjax.base.data import (
     data_sum,
     first_nonfinite_chunk,
 )
+from visjax.base.progress import progress_bar, resolve_progress
 from visjax.curvature.hvp import hvp_chunk, hvp_jit
 
 
@@ -43,6 +45,33 @@ def flat_hvps(loss_fn, params, data, xs, batch_size, mesh=None):
         return ravel_pytree(hvp_jit(loss_fn, params, unravel(x), data, batch_size, mesh))[0]
 
     if xs.shape[0] == 1:  # Lanczos' one vector: vmap over one row measured ~10% slower
+        return one(xs[0])[None]
+    return jax.vmap(one)(xs)
+
+
+# Residual memory (bytes) up to which :class:`Matvec` linearises the gradient once per run.
+LINEARIZE_MAX_BYTES = 1 << 30
+
+
+@functools.partial(jax.jit, static_argnames=("loss_fn", "batch_size"))
+def linearized_gradient(loss_fn, params, data, batch_size):
+    """The dataset-mean gradient linearised at ``params`` (``jax.linearize``): a
+    ``jax.tree_util.Partial`` ``v -> H v`` holding the forward and backward residuals of every
+    data chunk, so each later product runs only the tangent pass (PyHessian likewise keeps the
+    gradient's graph and differentiates it again per product)."""
+    grad = jax.grad(scalar_loss(loss_fn))
+    return jax.linearize(lambda p: data_sum(lambda b: grad(p, b), data, batch_size), params)[1]
+
+
+@jax.jit
+def apply_linearized(lin, params, xs):
+    """``H x`` for each row of ``xs`` from :func:`linearized_gradient`'s ``lin``."""
+    _, unravel = ravel_pytree(params)
+
+    def one(x):
+        return ravel_pytree(lin(unravel(x)))[0]
+
+    if xs.shape[0] == 1:
         return one(xs[0])[None]
     return jax.vmap(one)(xs)
 
@@ -113,15 +142,38 @@ class Matvec:
     loss value, gradient or product (:func:`_locate`).
     """
 
-    def __init__(self, loss_fn, params, data, batch_size, devices=None):
+    def __init__(self, loss_fn, params, data, batch_size, devices=None, bar=None):
         self.loss_fn, self.params, self.data, self.batch_size = loss_fn, params, data, batch_size
         self.mesh = data_mesh(devices)
         self.calls = 0
+        self.bar = bar  # a progress bar counting products (visjax.base.progress), or None
+        self._lin: Any = None
+
+    def _linearized(self):
+        """The gradient linearised once (on the first product) when its residuals fit in
+        :data:`LINEARIZE_MAX_BYTES` and the data is not sharded; else ``False`` (each product
+        then runs forward-over-reverse in full). Linearised, a product of the digits CNN over
+        1,347 images runs only the tangent pass (README, "Fast by default")."""
+        if self._lin is None:
+            self._lin = False
+            if self.mesh is None:
+                args = (self.loss_fn, self.params, self.data, self.batch_size)
+                shapes = jax.eval_shape(
+                    lambda p: linearized_gradient(args[0], p, *args[2:]), args[1]
+                )
+                size = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(shapes))
+                if size <= LINEARIZE_MAX_BYTES:
+                    self._lin = linearized_gradient(*args)
+        return self._lin
 
     def __call__(self, xs: jax.Array) -> jax.Array:
         """``H x`` for each row of ``xs`` ``(m, dim)``."""
         self.calls += xs.shape[0]
-        out = flat_hvps(self.loss_fn, self.params, self.data, xs, self.batch_size, self.mesh)
+        lin = self._linearized()
+        if lin is not False:
+            out = apply_linearized(lin, self.params, xs)
+        else:
+            out = flat_hvps(self.loss_fn, self.params, self.data, xs, self.batch_size, self.mesh)
         if not bool(jnp.isfinite(out).all()):
             if not bool(jnp.isfinite(xs).all()):
                 raise ValueError("the vector of a Hessian-vector product is not finite")
@@ -131,6 +183,8 @@ class Matvec:
             raise ValueError(
                 f"the Hessian-vector product of `loss_fn` is not finite at `params`{where}"
             )
+        if self.bar is not None:
+            self.bar.update(xs.shape[0])
         return out
 
 
@@ -156,6 +210,7 @@ def _set_row(basis: jax.Array, j: jax.Array, q: jax.Array) -> jax.Array:
 
 
 STOP_RULES = ("residual", "relative_change")
+LANCZOS_FIRST_ROWS = 8  # rows of the Lanczos basis allocated first (it doubles when full)
 
 
 def check_stop(stop: str) -> str:
@@ -166,13 +221,14 @@ def check_stop(stop: str) -> str:
 
 
 def lanczos(
-    matvec,
+    matvec: Callable[[jax.Array], jax.Array],
     v0: jax.Array,
     n_iter: int,
     *,
     tol: float = 0.0,
     k: int = 0,
     stop: Literal["residual", "relative_change"] = "residual",
+    progress: bool | str = "auto",
 ) -> LanczosResult:
     """Lanczos with full reorthogonalisation from ``v0``, at most ``n_iter`` steps.
 
@@ -190,14 +246,39 @@ def lanczos(
 
     The basis is a preallocated ``(n_iter, dim)`` array, so every step runs the same compiled
     programs.
+
+    Args:
+      matvec: the symmetric operator on a batch of flat vectors: ``(m, dim) -> (m, dim)``.
+      v0: the start vector ``(dim,)`` (normalised here).
+      n_iter: most steps (one product each).
+      tol: relative tolerance of the top ``k`` Ritz values (0: run all ``n_iter`` steps).
+      k: how many top Ritz values must converge.
+      stop: the stopping rule (above).
+      progress: a bar over the steps: ``"auto"`` (default) when standard error is a terminal,
+        ``True``/``False`` force it.
+
+    Returns:
+      A :class:`LanczosResult`.
     """
     check_stop(stop)
+    with progress_bar(
+        n_iter, desc="lanczos", unit="step", enabled=resolve_progress(progress)
+    ) as bar:
+        return _lanczos(matvec, v0, n_iter, tol, k, stop, bar)
+
+
+def _lanczos(matvec, v0, n_iter, tol, k, stop, bar=None):
     q = v0 / jnp.linalg.norm(v0)
-    basis = _set_row(jnp.zeros((n_iter, q.size), q.dtype), 0, q)
+    # The basis grows by doubling (8, 16, ... rows, at most n_iter): each step reorthogonalises
+    # against every stored row, zero rows included, so a 100-row basis made a 6-step top-1 run
+    # of the digits CNN about 1.3x slower than its products (a few shapes compile, once each).
+    basis = _set_row(jnp.zeros((min(n_iter, LANCZOS_FIRST_ROWS), q.size), q.dtype), 0, q)
     alpha, beta = [], []
     q_prev, previous = None, None
     for j in range(n_iter):
         w = matvec(q[None])[0]
+        if bar is not None:
+            bar.update(1)
         a = float(jnp.vdot(q, w))
         alpha.append(a)
         w = w - a * q - (beta[-1] * q_prev if j > 0 else 0.0)
@@ -218,6 +299,9 @@ def lanczos(
             break
         beta.append(b)
         q_prev, q = q, w / b
+        if j + 1 == basis.shape[0]:
+            grow = min(n_iter, 2 * basis.shape[0]) - basis.shape[0]
+            basis = jnp.concatenate([basis, jnp.zeros((grow, q.size), q.dtype)])
         basis = _set_row(basis, j + 1, q)
     m = len(alpha)
     return LanczosResult(np.array(alpha), np.array(beta[: m - 1]), basis[:m])
@@ -266,6 +350,7 @@ def top_eigenvalues(
     key: jax.Array,
     batch_size: int | str | None = "auto",
     devices: Any = None,
+    progress: bool | str = "auto",
 ) -> Eigen:
     """The ``k`` largest eigenvalues of the dataset-mean loss's Hessian and their eigenvectors.
 
@@ -297,6 +382,9 @@ def top_eigenvalues(
       batch_size: examples per data chunk; ``"auto"`` (default) picks it from the
         per-example cost, ``None``: all at once (as :func:`visjax.curvature.hvp`).
       devices: the data axis is sharded over these (as :func:`visjax.curvature.hvp`).
+      progress: a bar over the Hessian-vector products (at most ``n_iter``, ``k * n_iter`` for
+        power iteration; it stops short when converged): ``"auto"`` (default) when standard
+        error is a terminal, ``True``/``False`` force it.
 
     Returns:
       An :class:`Eigen`: ``eigenvalues`` in decreasing order, ``eigenvectors`` with unit norm.
@@ -317,13 +405,19 @@ def top_eigenvalues(
         raise ValueError(f"`k` must be an int in [1, {dim}] (the number of parameters), got {k!r}")
     k = int(k)
     n_iter = check_positive_int(n_iter, "n_iter", k)
+    show = resolve_progress(progress)
     flat, unravel = ravel_pytree(params)
-    mv = Matvec(loss_fn, params, data, batch_size, devices)
-    if algorithm == "power":
-        values, vectors, converged = _power(mv, flat, k, n_iter, tol, key, stop)
-    else:
-        v0 = jax.random.normal(key, flat.shape, flat.dtype)
-        res = lanczos(mv, v0, min(n_iter, dim), tol=tol, k=k, stop=stop)
+    total = k * n_iter if algorithm == "power" else min(n_iter, dim)
+    with progress_bar(
+        total, desc=f"top eigenvalues ({algorithm})", unit="HVP", enabled=show
+    ) as bar:
+        mv = Matvec(loss_fn, params, data, batch_size, devices, bar=bar)
+        if algorithm == "power":
+            values, vectors, converged = _power(mv, flat, k, n_iter, tol, key, stop)
+        else:
+            v0 = jax.random.normal(key, flat.shape, flat.dtype)
+            res = _lanczos(mv, v0, min(n_iter, dim), tol, k, stop)
+    if algorithm == "lanczos":
         theta, s = tridiagonal_eigh(res.alpha, res.beta)
         order = np.argsort(-np.abs(theta) if which == "magnitude" else -theta)[:k]
         values = theta[order]
@@ -382,6 +476,7 @@ def spectral_density(
     sigma: float = 1e-5,
     batch_size: int | str | None = "auto",
     devices: Any = None,
+    progress: bool | str = "auto",
 ) -> SpectralDensity:
     """Stochastic Lanczos quadrature of the Hessian's eigenvalue density (Ghorbani et al. 2019).
 
@@ -403,6 +498,8 @@ def spectral_density(
       batch_size: examples per data chunk; ``"auto"`` (default) picks it from the
         per-example cost, ``None``: all at once (as :func:`visjax.curvature.hvp`).
       devices: the data axis is sharded over these (as :func:`visjax.curvature.hvp`).
+      progress: a bar over the Hessian-vector products (``n_probes * n_iter``): ``"auto"``
+        (default) when standard error is a terminal, ``True``/``False`` force it.
 
     Returns:
       A :class:`SpectralDensity`; ``nodes``/``weights`` have shape ``(n_probes, m)``.
@@ -420,17 +517,19 @@ def spectral_density(
         or sigma <= 0
     ):
         raise ValueError(f"`sigma` must be a finite number > 0, got {sigma!r}")
+    show = resolve_progress(progress)
     flat, _ = ravel_pytree(params)
-    mv = Matvec(loss_fn, params, data, batch_size, devices)
     m = min(n_iter, dim)
     nodes = np.full((n_probes, m), np.nan)
     weights = np.zeros((n_probes, m))
-    for p in range(n_probes):
-        z = jax.random.rademacher(jax.random.fold_in(key, p), flat.shape, flat.dtype)
-        res = lanczos(mv, z, m)
-        theta, s = tridiagonal_eigh(res.alpha, res.beta)
-        nodes[p, : theta.size] = theta
-        weights[p, : theta.size] = s[0] ** 2
+    with progress_bar(n_probes * m, desc="spectral density", unit="HVP", enabled=show) as bar:
+        mv = Matvec(loss_fn, params, data, batch_size, devices, bar=bar)
+        for p in range(n_probes):
+            z = jax.random.rademacher(jax.random.fold_in(key, p), flat.shape, flat.dtype)
+            res = _lanczos(mv, z, m, 0.0, 0, "residual")
+            theta, s = tridiagonal_eigh(res.alpha, res.beta)
+            nodes[p, : theta.size] = theta
+            weights[p, : theta.size] = s[0] ** 2
     lo, hi = np.nanmin(nodes), np.nanmax(nodes)
     g = np.linspace(lo - 0.01, hi + 0.01, 10_000) if grid is None else np.asarray(grid, float)
     var = sigma * max(1.0, hi - lo)

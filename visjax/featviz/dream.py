@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from visjax.base.checks import check_positive_int
+from visjax.base.progress import progress_bar, resolve_progress
 from visjax.model import Model, as_model
 
 
@@ -104,6 +105,7 @@ def deepdream(
     step_size: float = 0.01,
     jitter: int = 2,
     key: jax.Array,
+    progress: bool | str = "auto",
 ) -> jax.Array:
     """DeepDream: amplify what ``layer`` sees in the image ``x`` by gradient ascent over octaves.
 
@@ -133,6 +135,8 @@ def deepdream(
       step_size: step length in units of the mean absolute gradient, ``> 0``.
       jitter: largest random shift in pixels, ``>= 0`` (static).
       key: a PRNG key for the shifts.
+      progress: a bar over the ``octaves * n_steps`` steps: ``"auto"`` (default) when standard
+        error is a terminal, ``True``/``False`` force it.
 
     Returns:
       The dreamed image, ``(H, W, C)`` float32 in [0, 1].
@@ -164,6 +168,7 @@ def deepdream(
     jitter = check_positive_int(jitter, "jitter", 0)
     octave_scale = _check_float(octave_scale, "octave_scale", low=1.0, strict=False)
     step_size = _check_float(step_size, "step_size", low=0.0, strict=True)
+    show = resolve_progress(progress)
     if key is None:
         raise ValueError("`key` is required: DeepDream draws random shifts (jax.random.key(...))")
     if not isinstance(layer, str):
@@ -203,10 +208,12 @@ def deepdream(
     step_size_arr = jnp.float32(step_size)
     keys = jax.random.split(key, octaves * n_steps)
     out = pyramid[0]
-    for o, (h, w) in enumerate(shapes):
-        if o > 0:
-            detail = pyramid[o] - _resize(pyramid[o - 1], (h, w, c))
-            out = jnp.clip(_resize(out, (h, w, c)) + detail, 0.0, 1.0)
-        for s in range(n_steps):
-            out, _ = _step(model, out, keys[o * n_steps + s], step_size_arr, layer, jitter)
+    with progress_bar(octaves * n_steps, desc="deepdream", unit="step", enabled=show) as bar:
+        for o, (h, w) in enumerate(shapes):
+            if o > 0:
+                detail = pyramid[o] - _resize(pyramid[o - 1], (h, w, c))
+                out = jnp.clip(_resize(out, (h, w, c)) + detail, 0.0, 1.0)
+            for s in range(n_steps):
+                out, _ = _step(model, out, keys[o * n_steps + s], step_size_arr, layer, jitter)
+                bar.update(1)
     return out

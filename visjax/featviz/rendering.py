@@ -25,6 +25,7 @@ import optax
 
 from visjax.base.batching import AUTO, resolve_batch_size
 from visjax.base.checks import check_batch_size, check_positive_int, is_concrete
+from visjax.base.progress import progress_bar, resolve_progress
 from visjax.featviz.objectives import Objective, channel, class_logit
 from visjax.featviz.param import Param
 from visjax.featviz.transforms import compose, output_shape
@@ -288,7 +289,7 @@ def render(
     units: Sequence[Any] | None = None,
     batch_size: int | str | None = AUTO,
     loop: Literal["python", "scan"] = "python",
-    progress: bool = False,
+    progress: bool | str = "auto",
 ) -> Rendering:
     """Maximise an objective by gradient ascent on parameterised images, many units at once.
 
@@ -319,7 +320,9 @@ def render(
         (:func:`visjax.base.batching.auto_rows`; chunks are calls of one program, so their number
         does not add compile time).
       loop: ``"python"`` (a Python loop of jitted steps) or ``"scan"`` (one ``lax.scan``).
-      progress: show a progress bar over steps.
+      progress: a bar over unit-steps (updated per step with ``loop="python"``, per chunk with
+        ``"scan"``): ``"auto"`` (default) when standard error is a terminal, ``True``/``False``
+        force it.
 
     Returns:
       A :class:`Rendering`, units in the order given.
@@ -349,6 +352,7 @@ def render(
     check_batch_size(batch_size)
     if loop not in ("python", "scan"):
         raise ValueError(f"`loop` must be 'python' or 'scan', got {loop!r}")
+    show = resolve_progress(progress)
     if not isinstance(optimizer, optax.GradientTransformation):
         raise ValueError("`optimizer` must be an optax.GradientTransformation")
     model = as_model(model)
@@ -362,10 +366,8 @@ def render(
     images = [None] * n_units
     traces = [None] * n_units
     bar = None
-    if progress:
-        from tqdm.auto import tqdm  # noqa: PLC0415 - tqdm.auto (0.1-0.2 s), only with progress
-
-        bar = tqdm(total=n_units * n_steps, desc="render", unit="unit-step", leave=False)
+    if show:
+        bar = progress_bar(n_units * n_steps, desc="render", unit="unit-step", enabled=True)
     try:
         for make, values, positions, lay in groups:
             arg = "units" if units is not None else "objective"

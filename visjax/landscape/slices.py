@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -29,11 +30,11 @@ def interpolate(
     data: Any,
     batch_size: int | str | None = "auto",
     strategy: Strategy = "auto",
-    progress: bool = False,
+    progress: bool | str | Callable[[int, int], None] = "auto",
     block_size: int | None = None,
     devices: Any = None,
     run_dir: str | os.PathLike | None = None,
-):
+) -> dict[str, np.ndarray]:
     """The loss along the line ``(1 − α) a + α b`` (Goodfellow et al. 2015).
 
     Args:
@@ -45,7 +46,8 @@ def interpolate(
       batch_size: examples per data chunk; ``"auto"`` (default): chosen from the backend and
         the loss's per-example cost (:mod:`visjax.landscape.surface`); ``None``: all at once.
       strategy: how points run (see :mod:`visjax.landscape.surface`).
-      progress: show a progress bar.
+      progress: a bar over the blocks: ``"auto"`` (default) when standard error is a terminal,
+        ``True``/``False`` force it; or ``progress(done, total)`` called after each block.
       block_size: points per compiled block (the unit of progress and of resume).
       devices: ``None`` (all devices), a device list or a :class:`jax.sharding.Mesh`: the points
         are sharded over them (see :mod:`visjax.landscape.surface`).
@@ -90,11 +92,11 @@ def plane(
     data: Any,
     batch_size: int | str | None = "auto",
     strategy: Strategy = "auto",
-    progress: bool = False,
+    progress: bool | str | Callable[[int, int], None] = "auto",
     block_size: int | None = None,
     devices: Any = None,
     run_dir: str | os.PathLike | None = None,
-):
+) -> dict[str, np.ndarray]:
     """The loss on the plane ``params + x d1 + y d2`` over the grid ``xs × ys``.
 
     Args:
@@ -162,7 +164,7 @@ def plane_through(
     margin: float = 0.25,
     batch_size: int | str | None = "auto",
     strategy: Strategy = "auto",
-    progress: bool = False,
+    progress: bool | str | Callable[[int, int], None] = "auto",
     block_size: int | None = None,
     devices: Any = None,
     run_dir: str | os.PathLike | None = None,

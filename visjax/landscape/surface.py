@@ -60,6 +60,7 @@ from visjax.base.data import (
     data_sum,
     first_nonfinite_chunk,
 )
+from visjax.base.progress import progress_bar, resolve_progress
 from visjax.landscape.losses import as_loss_table
 from visjax.landscape.resume import RunDir, loss_fingerprint, stored_batch_size, sweep_config
 
@@ -178,7 +179,7 @@ def evaluate(
     strategy: Strategy = "auto",
     block_size: int | None = None,
     point_chunk: int = 64,
-    progress: bool | Callable[[int, int], None] = False,
+    progress: bool | Callable[[int, int], None] = "auto",
     devices: Any = None,
     run_dir: str | os.PathLike | None = None,
 ) -> dict[str, np.ndarray]:
@@ -203,7 +204,9 @@ def evaluate(
       block_size: points per compiled block, a positive int (default: about 256, evened out so
         the padding of the last block is small).
       point_chunk: points per vmapped chunk for ``"vmap"``.
-      progress: show a tqdm bar (``True``) or call ``progress(done, total)`` after each block.
+      progress: a bar over the blocks: ``"auto"`` (default) when standard error is a terminal,
+        ``True``/``False`` force it; or a callable, called as ``progress(done, total)`` after
+        each block.
       devices: ``None`` (all of ``jax.devices()``, of every process), a sequence of devices or a
         :class:`jax.sharding.Mesh` (points split over all its axes): the points of each block
         are sharded over them (see the module docstring). One device: no ``shard_map``.
@@ -229,6 +232,8 @@ def evaluate(
         raise ValueError(f"`strategy` must be one of {STRATEGIES}, got {strategy!r}")
     batch_size = check_batch_size(batch_size)
     point_chunk = check_positive_int(point_chunk, "point_chunk")
+    if not callable(progress):
+        progress = resolve_progress(progress)
     if block_size is not None:
         block_size = check_positive_int(block_size, "block_size")
     mesh = data_mesh(devices)
@@ -387,9 +392,7 @@ def _progress(progress, total):
         return lambda done: None if done is None else progress(done, total)
     if not progress:
         return lambda done: None
-    from tqdm.auto import tqdm  # noqa: PLC0415 - tqdm.auto (0.1-0.2 s), only with progress
-
-    bar = tqdm(total=total, desc="landscape", unit="block")
+    bar = progress_bar(total, desc="landscape", unit="block")
 
     def report(done):
         if done is None:

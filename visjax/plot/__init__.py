@@ -30,6 +30,10 @@ from visjax.plot.gradstats import histograms_over_time as histograms_over_time
 from visjax.plot.gradstats import loss_accuracy as loss_accuracy
 from visjax.plot.gradstats import noise_scale as noise_scale
 from visjax.plot.gradstats import update_ratios as update_ratios
+from visjax.plot.inspect import activation_fractions as activation_fractions
+from visjax.plot.inspect import activation_histograms as activation_histograms
+from visjax.plot.inspect import weight_changes as weight_changes
+from visjax.plot.inspect import weight_histogram_grid as weight_histogram_grid
 from visjax.plot.landscape import loss_contour as loss_contour
 from visjax.plot.landscape import loss_curve as loss_curve
 from visjax.plot.landscape import loss_surface_3d as loss_surface_3d
@@ -38,6 +42,8 @@ from visjax.plot.perturbation import feature_values as feature_values
 from visjax.plot.perturbation import feature_values_grid as feature_values_grid
 
 __all__ = [
+    "activation_fractions",
+    "activation_histograms",
     "attribution_grid",
     "cam_grid",
     "cam_overlay",
@@ -69,4 +75,6 @@ __all__ = [
     "training_curves",
     "trajectory_contour",
     "update_ratios",
+    "weight_changes",
+    "weight_histogram_grid",
 ]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from visjax.plot._figure import constrained, new_figure, tight
+
+if TYPE_CHECKING:  # annotations only: no matplotlib import cost at import time
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
 
 
 def _to_map(attribution: Any, name: str = "attribution") -> np.ndarray:
@@ -89,10 +93,10 @@ def overlay(
     percentile: float = 99.0,
     alpha: float = 0.65,
     cmap: str | None = None,
-    ax=None,
+    ax: Axes | None = None,
     title: str | None = None,
     figsize: tuple[float, float] = (3.2, 3.0),
-):
+) -> Figure | SubFigure:
     """One attribution heatmap over its image.
 
     Args:
@@ -154,11 +158,11 @@ def example_grid(
     row_labels: Sequence[str] | None,
     cell: float,
     arg: str,
-    fig=None,
+    fig: Figure | SubFigure | None = None,
     scale: str | None = None,
     limits: Callable[[list[tuple[int, str, np.ndarray]]], Any] | None = None,
     colorbar_label: str = "",
-):
+) -> Figure | SubFigure:
     """One row per example ``i``: the input, then ``draw(ax, i, name, columns[name][i])``.
 
     The grid the method-comparison figures share; ``arg`` names ``columns`` in errors; drawn
@@ -250,8 +254,8 @@ def attribution_grid(
     percentile: float = 99.0,
     scale: str = "column",
     cell: float = 1.6,
-    fig=None,
-):
+    fig: Figure | SubFigure | None = None,
+) -> Figure | SubFigure:
     """A grid: one row per example, the input and then one column per method, with colour bars.
 
     Args:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from visjax.plot.attribution import check_scale, example_grid, to_image
+
+if TYPE_CHECKING:  # annotations only: no matplotlib import cost at import time
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
 
 
 def _axis_weights(n_in: int, n_out: int) -> np.ndarray:
@@ -94,10 +98,10 @@ def cam_overlay(
     *,
     alpha: float = 0.5,
     cmap: str = "jet",
-    ax=None,
+    ax: Axes | None = None,
     title: str | None = None,
     figsize: tuple[float, float] = (3.2, 3.0),
-):
+) -> Figure | SubFigure:
     """A class activation map upsampled over its image, with a colour bar.
 
     The map (e.g. Grad-CAM's ``(H', W')`` at a convolutional layer) is resized to the image by
@@ -141,8 +145,8 @@ def cam_grid(
     cmap: str = "jet",
     scale: str = "column",
     cell: float = 1.6,
-    fig=None,
-):
+    fig: Figure | SubFigure | None = None,
+) -> Figure | SubFigure:
     """A grid: one row per example, the input and then one column per CAM method, with colour
     bars.
 

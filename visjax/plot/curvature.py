@@ -7,9 +7,14 @@ functions only draw them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # annotations only: no matplotlib import cost at import time
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
+
 
 _FLOOR = 1e-7  # relative to the density's maximum; PyHessian plots density + 1e-7
 
@@ -17,12 +22,12 @@ _FLOOR = 1e-7  # relative to the density's maximum; PyHessian plots density + 1e
 def eigenvalue_density(
     density: Any,
     *,
-    ax=None,
+    ax: Axes | None = None,
     log: bool = True,
     outliers: Any = None,
     title: str | None = None,
     figsize: tuple[float, float] = (5.6, 3.6),
-):
+) -> Figure | SubFigure:
     """The eigenvalue density of the Hessian (stochastic Lanczos quadrature), with outliers marked.
 
     Args:
@@ -85,12 +90,12 @@ def eigenvalues_over_training(
     steps: Any,
     eigenvalues: Any,
     *,
-    ax=None,
+    ax: Axes | None = None,
     labels: Sequence[str] | None = None,
     log: bool = False,
     title: str | None = None,
     figsize: tuple[float, float] = (5.6, 3.6),
-):
+) -> Figure | SubFigure:
     """Top Hessian eigenvalues along training, one line per eigenvalue index.
 
     Args:

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from visjax.plot._figure import new_figure
+
+if TYPE_CHECKING:  # annotations only: no matplotlib import cost at import time
+    from matplotlib.figure import Figure, SubFigure
 
 
 def training_curves(
     history: Any,
     *,
-    fig=None,
+    fig: Figure | SubFigure | None = None,
     title: str = "training",
     figsize: tuple[float, float] = (9.0, 3.4),
-):
+) -> Figure | SubFigure:
     """Loss and accuracy per epoch, train and test, side by side.
 
     Args:

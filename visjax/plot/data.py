@@ -5,12 +5,16 @@ statistics. (Training curves, train against held-out loss and accuracy, are
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from visjax.plot._figure import new_axes, new_figure, tight
 from visjax.plot.attribution import to_image
+
+if TYPE_CHECKING:  # annotations only: no matplotlib import cost at import time
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
 
 
 def _labels(labels: Any, name: str) -> np.ndarray:
@@ -41,9 +45,9 @@ def class_samples(
     n_per_class: int = 8,
     class_names: Sequence[str] | None = None,
     cell: float = 0.9,
-    fig=None,
+    fig: Figure | SubFigure | None = None,
     title: str = "samples per class",
-):
+) -> Figure | SubFigure:
     """A grid with one row per class: its first ``n_per_class`` examples in data order.
 
     Rows are labelled with the class name and its number of examples; a class with fewer
@@ -105,10 +109,10 @@ def class_balance(
     *,
     n_classes: int | None = None,
     class_names: Sequence[str] | None = None,
-    ax=None,
+    ax: Axes | None = None,
     title: str = "class balance",
     figsize: tuple[float, float] = (5.0, 3.0),
-):
+) -> Figure | SubFigure:
     """Examples per class as bars annotated with their counts; several splits side by side.
 
     Args:
@@ -153,10 +157,10 @@ def pixel_statistics(
     *,
     channel_names: Sequence[str] | None = None,
     bins: int = 50,
-    fig=None,
+    fig: Figure | SubFigure | None = None,
     title: str = "pixel statistics",
     figsize: tuple[float, float] = (8.0, 3.0),
-):
+) -> Figure | SubFigure:
     """Per-channel mean and standard deviation (bars with ±std whiskers, annotated) and the
     per-channel histogram of pixel values (density, one step line per channel).
 

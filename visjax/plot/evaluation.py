@@ -8,12 +8,16 @@ functions only draw them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from visjax.plot._figure import new_axes, new_figure, tight
 from visjax.plot.attribution import overlay, to_image
+
+if TYPE_CHECKING:  # annotations only: no matplotlib import cost at import time
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
 
 
 def _names(class_names: Sequence[str] | None, n: int) -> list[str]:
@@ -30,10 +34,10 @@ def confusion_matrix(
     class_names: Sequence[str] | None = None,
     annotate: bool = True,
     cmap: str = "Blues",
-    ax=None,
+    ax: Axes | None = None,
     title: str = "confusion matrix",
     figsize: tuple[float, float] = (4.8, 4.0),
-):
+) -> Figure | SubFigure:
     """A confusion matrix as an image, each cell annotated with its value, with a colour bar.
 
     Rows are the true classes, columns the predicted ones. Integer matrices (counts) are
@@ -105,10 +109,10 @@ def roc_curves(
     curves: Any,
     *,
     class_names: Sequence[str] | None = None,
-    ax=None,
+    ax: Axes | None = None,
     title: str = "ROC curves (one-vs-rest)",
     figsize: tuple[float, float] = (4.6, 4.2),
-):
+) -> Figure | SubFigure:
     """One-vs-rest ROC curves per class, with the micro (dashed) and macro (dotted) averages
     and the chance diagonal; each legend entry gives the curve's AUC.
 
@@ -137,10 +141,10 @@ def precision_recall_curves(
     curves: Any,
     *,
     class_names: Sequence[str] | None = None,
-    ax=None,
+    ax: Axes | None = None,
     title: str = "precision-recall (one-vs-rest)",
     figsize: tuple[float, float] = (4.6, 4.2),
-):
+) -> Figure | SubFigure:
     """One-vs-rest precision-recall curves per class (steps, as average precision counts them),
     with the micro (dashed) and macro (dotted) averages; each legend entry gives the AP.
 
@@ -167,10 +171,10 @@ def reliability_diagram(
     bins: Any,
     *,
     ece: float | None = None,
-    fig=None,
+    fig: Figure | SubFigure | None = None,
     title: str = "reliability diagram",
     figsize: tuple[float, float] = (4.2, 5.0),
-):
+) -> Figure | SubFigure:
     """Accuracy against confidence per bin, above the number of examples per bin.
 
     Top: each bin's accuracy as a bar over the bin, the gap to its mean confidence in red, and
@@ -240,10 +244,10 @@ def per_class_accuracy(
     *,
     class_names: Sequence[str] | None = None,
     overall: float | None = None,
-    ax=None,
+    ax: Axes | None = None,
     title: str = "accuracy per class",
     figsize: tuple[float, float] = (5.0, 3.0),
-):
+) -> Figure | SubFigure:
     """One bar per class, annotated with its accuracy; classes without examples (NaN) are
     marked ``n/a``; ``overall`` accuracy as a dashed line when given.
 
@@ -288,9 +292,9 @@ def misclassified_grid(
     class_names: Sequence[str] | None = None,
     ncols: int = 4,
     cell: float = 1.8,
-    fig=None,
+    fig: Figure | SubFigure | None = None,
     title: str = "most confident mistakes",
-):
+) -> Figure | SubFigure:
     """Misclassified examples, each titled "true -> predicted (confidence)", with their
     attribution drawn over them when given.
 

@@ -9,12 +9,16 @@ in curves are gaps.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from visjax.base.checks import check_positive_int
 from visjax.plot._figure import constrained, new_axes, new_figure
+
+if TYPE_CHECKING:  # annotations only: no matplotlib import cost at import time
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
 
 
 def _grid_shape(n: int, ncols: int | None) -> tuple[int, int]:
@@ -116,8 +120,8 @@ def image_grid(
     title: str | None = None,
     normalize: bool = False,
     cell: float = 1.6,
-    fig=None,
-):
+    fig: Figure | SubFigure | None = None,
+) -> Figure | SubFigure:
     """A grid of images, e.g. the units rendered by feature visualisation.
 
     One channel is drawn in grey (or ``cmap``), three as RGB; any other channel count is drawn as
@@ -168,13 +172,13 @@ def image_grid(
 def objective_curves(
     traces: Any,
     *,
-    ax=None,
+    ax: Axes | None = None,
     labels: Sequence[str] | None = None,
     title: str | None = None,
     xlabel: str = "step",
     ylabel: str = "objective",
     figsize: tuple[float, float] = (5.0, 3.4),
-):
+) -> Figure | SubFigure:
     """The objective over the optimisation steps, one curve per unit.
 
     Args:
@@ -229,8 +233,8 @@ def filter_grid(
     ncols: int | None = None,
     title: str | None = None,
     cell: float = 1.0,
-    fig=None,
-):
+    fig: Figure | SubFigure | None = None,
+) -> Figure | SubFigure:
     """The filters of a convolution layer, as :func:`visjax.featviz.layer_filters` returns them.
 
     Filters with one input channel are drawn in grey, with three as RGB; for any other input
@@ -279,8 +283,8 @@ def feature_map_grid(
     scale: str = "shared",
     title: str | None = None,
     cell: float = 1.2,
-    fig=None,
-):
+    fig: Figure | SubFigure | None = None,
+) -> Figure | SubFigure:
     """One example's feature maps, one panel per channel, with a colour bar.
 
     Args:

@@ -12,9 +12,13 @@ Loss and accuracy over steps are drawn by :func:`loss_accuracy` here;
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # annotations only: no matplotlib import cost at import time
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
 
 
 def _fields(snapshot: Any) -> tuple[np.ndarray, Mapping[str, Mapping[str, Any]], Any]:
@@ -91,10 +95,10 @@ def gradient_norms(
     statistic: str = "norm",
     groups: Sequence[str] | None = None,
     log: bool = True,
-    ax=None,
+    ax: Axes | None = None,
     title: str | None = None,
     figsize: tuple[float, float] = (6.0, 3.8),
-):
+) -> Figure | SubFigure:
     """Per-layer gradient statistics over training steps, one line per group.
 
     Args:
@@ -179,12 +183,12 @@ def histograms_over_time(
     group: str,
     *,
     statistic: str = "histogram",
-    ax=None,
+    ax: Axes | None = None,
     cmap: str = "viridis",
     max_ticks: int = 9,
     title: str | None = None,
     figsize: tuple[float, float] = (6.4, 4.0),
-):
+) -> Figure | SubFigure:
     """A group's histograms over training as a heatmap (TensorBoard's "distributions" view).
 
     The x axis is the step (each column spans halfway to its neighbours, so uneven steps keep their
@@ -269,10 +273,10 @@ def update_ratios(
     groups: Sequence[str] | None = None,
     reference: float | None = 1e-3,
     statistic: str = "update_ratio",
-    ax=None,
+    ax: Axes | None = None,
     title: str | None = None,
     figsize: tuple[float, float] = (6.0, 3.8),
-):
+) -> Figure | SubFigure:
     """Update-to-parameter ratios ``‖Δθ‖ / ‖θ‖`` per layer over training, on a log scale.
 
     A dashed grey horizontal line marks ``reference``: the rule of thumb (Karpathy, "CS231n:
@@ -316,11 +320,11 @@ def loss_accuracy(
     loss: Any,
     accuracy: Any = None,
     *,
-    ax=None,
+    ax: Axes | None = None,
     log_loss: bool = False,
     title: str | None = None,
     figsize: tuple[float, float] = (6.0, 3.8),
-):
+) -> Figure | SubFigure:
     """Loss over training steps, with accuracy on a second y axis when given.
 
     For per-epoch train/test histories use :func:`visjax.plot.curves.training_curves`.
@@ -370,11 +374,11 @@ def noise_scale(
     steps: Any,
     values: Any,
     *,
-    ax=None,
+    ax: Axes | None = None,
     label: str = "$B_{simple}$",
     title: str | None = None,
     figsize: tuple[float, float] = (5.0, 3.2),
-):
+) -> Figure | SubFigure:
     """The gradient noise scale over training on a log scale.
 
     ``B_simple = tr(Σ) / |G|²`` (McCandlish et al., "An Empirical Model of Large-Batch Training",

@@ -8,11 +8,15 @@ A 2-D surface follows the sweep's convention: ``surface[i, j]`` is the value at
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from visjax.base.grids import check_surface
+
+if TYPE_CHECKING:  # annotations only: no matplotlib import cost at import time
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
 
 
 def _fmt(v: float) -> str:
@@ -42,14 +46,14 @@ def loss_curve(
     alphas: Any,
     values: Any,
     *,
-    ax=None,
+    ax: Axes | None = None,
     labels: str | Mapping[str, str] | None = None,
     marks: Mapping[str, float] | None = None,
     log: bool = False,
     xlabel: str = "alpha",
     title: str | None = None,
     figsize: tuple[float, float] = (5.6, 3.6),
-):
+) -> Figure | SubFigure:
     """Values along a 1-D line through parameter space (e.g. from init to trained weights).
 
     Metrics whose name contains ``"acc"`` (e.g. ``"accuracy"``) go on a second y axis on the right
@@ -218,7 +222,7 @@ def loss_contour(
     ys: Any,
     surface: Any,
     *,
-    ax=None,
+    ax: Axes | None = None,
     levels: int | Sequence[float] = 20,
     filled: bool = False,
     labels: bool = True,
@@ -232,7 +236,7 @@ def loss_contour(
     zlabel: str = "loss",
     title: str | None = None,
     figsize: tuple[float, float] = (5.0, 3.8),
-):
+) -> Figure | SubFigure:
     """Contours of a loss surface over a plane, with labelled levels and a colour bar.
 
     ``surface[i, j]`` is the value at ``(xs[i], ys[j])``: ``xs`` runs along the horizontal axis.
@@ -333,7 +337,7 @@ def loss_surface_3d(
     ys: Any,
     surface: Any,
     *,
-    ax=None,
+    ax: Axes | None = None,
     log: bool = False,
     vmax: float | None = None,
     cmap: str = "viridis",
@@ -344,7 +348,7 @@ def loss_surface_3d(
     zlabel: str = "loss",
     title: str | None = None,
     figsize: tuple[float, float] = (5.0, 4.2),
-):
+) -> Figure | SubFigure:
     """A loss surface in 3-D (``mpl_toolkits.mplot3d``), coloured by height, with a colour bar
     on the left, clear of the z axis label.
 
@@ -413,7 +417,7 @@ def trajectory_contour(
     path: Any,
     *,
     explained_variance_ratio: Any = None,
-    ax=None,
+    ax: Axes | None = None,
     levels: int | Sequence[float] = 20,
     filled: bool = False,
     labels: bool = True,
@@ -425,7 +429,7 @@ def trajectory_contour(
     markersize: float = 3.0,
     title: str | None = None,
     figsize: tuple[float, float] = (4.6, 3.8),
-):
+) -> Figure | SubFigure:
     """A loss contour in a trajectory's PCA plane with the optimisation path drawn over it.
 
     As Li et al.'s ``plot_2D.plot_trajectory``: the contour of :func:`loss_contour` (same ``xs``,

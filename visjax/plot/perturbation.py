@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from visjax.plot.attribution import check_scale, example_grid, to_image
+
+if TYPE_CHECKING:  # annotations only: no matplotlib import cost at import time
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
+
 
 _ANNOTATE_MAX = 64
 
@@ -139,7 +144,7 @@ def feature_values(
     mask: Any,
     values: Any,
     *,
-    ax=None,
+    ax: Axes | None = None,
     cmap: str = "RdBu_r",
     alpha: float = 0.6,
     outline_color: str = "black",
@@ -147,7 +152,7 @@ def feature_values(
     annotate: bool = True,
     title: str | None = None,
     figsize: tuple[float, float] = (3.4, 3.0),
-):
+) -> Figure | SubFigure:
     """Perturbation features (e.g. superpixels) over the image, each coloured by its value.
 
     The picture of occlusion, feature ablation, Shapley sampling, KernelSHAP or LIME on a feature
@@ -212,8 +217,8 @@ def feature_values_grid(
     annotate: bool = False,
     scale: str = "column",
     cell: float = 1.6,
-    fig=None,
-):
+    fig: Figure | SubFigure | None = None,
+) -> Figure | SubFigure:
     """A grid: one row per example, the input and then one column per method's feature values,
     with colour bars.
 

@@ -16,8 +16,7 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
+from visjax.base.progress import log as log_line
 from visjax.model import Model
 from visjax.zoo import Digits, Split, load_digits
 from visjax.zoo.cache import Trained
@@ -46,7 +45,8 @@ class ReportContext:
       seed: the run's seed.
       quick: a short run (tests): each section should stay within about 10 s.
       cache: the weight cache folder (None: ``$VISJAX_CACHE`` or the user's cache directory).
-      log: where progress lines go.
+      log: where log lines go (default :func:`visjax.base.progress.log`: standard output,
+        through ``tqdm.write`` while a progress bar is open, so no line overprints a bar).
       demo: whether the demo's own models exist (``False`` here: demo-only sections are skipped).
     """
 
@@ -64,7 +64,7 @@ class ReportContext:
         seed: int = 0,
         quick: bool = False,
         cache: str | os.PathLike | None = None,
-        log: Callable[[str], None] = print,
+        log: Callable[[str], None] = log_line,
     ):
         self.out = Path(out)
         self._model, self._train, self._test = model, Split(*train), Split(*test)
@@ -111,35 +111,23 @@ class DemoContext(ReportContext):
       seed: the run's seed.
       quick: a short run (tests): each section should stay within about 10 s.
       cache: the weight cache folder (None: ``$VISJAX_CACHE`` or the user's cache directory).
-      log: where progress lines go.
+      log: where log lines go (default :func:`visjax.base.progress.log`: standard output,
+        through ``tqdm.write`` while a progress bar is open, so no line overprints a bar).
     """
 
     out: Path
     seed: int = 0
     quick: bool = False
     cache: str | os.PathLike | None = None
-    log: Callable[[str], None] = print
+    log: Callable[[str], None] = log_line
     demo = True  # a class attribute (no annotation): not a dataclass field
 
     @functools.cached_property
     def digits_cnn(self) -> Trained:
         """The digits CNN (NNX) trained on the digits (15 epochs if quick, else 30), cached."""
         epochs = 15 if self.quick else 30
-        bars = []  # opened on the first epoch: a cache hit shows no bar
-
-        def progress(epoch, history):
-            if not bars:
-                bars.append(tqdm(total=epochs, desc="training digits CNN", unit="epoch"))
-            bars[0].update(1)
-            bars[0].set_postfix(test_acc=f"{history.test_accuracy[-1]:.3f}")
-
-        try:
-            result = trained_digits_cnn(
-                seed=self.seed, epochs=epochs, cache=self.cache, callback=progress
-            )
-        finally:
-            for bar in bars:
-                bar.close()
+        # visjax.zoo.train shows its bar over the epochs (on a terminal); a cache hit shows none
+        result = trained_digits_cnn(seed=self.seed, epochs=epochs, cache=self.cache)
         source = "loaded from the cache" if result.from_cache else f"trained for {epochs} epochs"
         self.log(f"digits CNN {source}: test accuracy {result.history.test_accuracy[-1]:.2%}")
         return result

@@ -34,8 +34,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from tqdm.auto import tqdm
 
+from visjax.base.progress import log as log_line
+from visjax.base.progress import progress_bar, resolve_progress
 from visjax.model import Model, as_model
 from visjax.report.attribution import attribution_section, cam_section, perturbation_section
 from visjax.report.context import DemoContext, ReportContext, SkipSection
@@ -171,13 +172,21 @@ def build_report(
     *,
     title: str,
     settings: Mapping[str, str] | None = None,
-    progress: bool = True,
+    progress: bool | str = "auto",
 ) -> Path:
     """Build ``specs`` with ``ctx``, time each, write ``ctx.out / "report.html"``.
 
     Demo-only sections on a user's context and sections raising :class:`SkipSection` are skipped
     (reason logged and listed in the timings); a failing section is shown with its error and the
     others still run.
+
+    Args:
+      ctx: the shared context (model, data, output folder, ``log``).
+      specs: the sections to build, in order.
+      title: the page title.
+      settings: the Run section's settings (default: :func:`run_settings` of ``ctx``).
+      progress: a bar over the sections: ``"auto"`` (default) when standard error is a
+        terminal, ``True``/``False`` force it. Log lines go through ``ctx.log``.
 
     Returns:
       The path of ``report.html``.
@@ -186,40 +195,17 @@ def build_report(
       SectionError: a section failed (after the report is written).
       OSError: an output or cache folder is unusable (at once).
     """
+    show = resolve_progress(progress)
     ctx.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     built: list[Section] = []
     timings: list[Timing] = []
     failed: dict[str, str] = {}
-    bar = tqdm(specs, desc="report sections", unit="section", leave=False, disable=not progress)
-    for spec in bar:
-        t = time.perf_counter()
-        try:
-            if spec.demo_only and not ctx.demo:
-                raise SkipSection("needs the demo's own models (demo only)")
-            section = spec.build(ctx)
-        except SkipSection as e:
-            timings.append(Timing(spec.name, time.perf_counter() - t, f"skipped: {e}"))
-            ctx.log(f"section {spec.name!r} skipped: {e}")
-            continue
-        except OSError:
-            raise
-        except Exception as e:  # shown in the report, raised after it is written
-            error = f"{type(e).__name__}: {e}"
-            failed[spec.name] = error
-            ctx.log(f"section {spec.name!r} failed: {error}")
-            section = Section(
-                spec.title,
-                f"This section failed with {error}. The traceback below says where; the other "
-                "sections are unaffected.",
-                preformatted=[traceback.format_exc()],
-            )
-        seconds = time.perf_counter() - t
-        status = f"failed: {failed[spec.name]}" if spec.name in failed else "ok"
-        timings.append(Timing(spec.name, seconds, status))
-        built.append(section if section.anchor else section._replace(anchor=spec.name))
-        if spec.name not in failed:
-            ctx.log(f"section {spec.name!r} done in {seconds:.1f} s")
+    with progress_bar(len(specs), desc="report sections", unit="section", enabled=show) as bar:
+        for spec in specs:
+            bar.set_description(f"report: {spec.name}")
+            _build_one(ctx, spec, built, timings, failed)
+            bar.update(1)
     report = write_report(
         ctx.out / "report.html",
         built,
@@ -233,6 +219,37 @@ def build_report(
     return report
 
 
+def _build_one(ctx, spec, built, timings, failed):
+    """Build, time and record one section (its failure recorded, not raised; OSError raised)."""
+    t = time.perf_counter()
+    try:
+        if spec.demo_only and not ctx.demo:
+            raise SkipSection("needs the demo's own models (demo only)")
+        section = spec.build(ctx)
+    except SkipSection as e:
+        timings.append(Timing(spec.name, time.perf_counter() - t, f"skipped: {e}"))
+        ctx.log(f"section {spec.name!r} skipped: {e}")
+        return
+    except OSError:
+        raise
+    except Exception as e:  # shown in the report, raised after it is written
+        error = f"{type(e).__name__}: {e}"
+        failed[spec.name] = error
+        ctx.log(f"section {spec.name!r} failed: {error}")
+        section = Section(
+            spec.title,
+            f"This section failed with {error}. The traceback below says where; the other "
+            "sections are unaffected.",
+            preformatted=[traceback.format_exc()],
+        )
+    seconds = time.perf_counter() - t
+    status = f"failed: {failed[spec.name]}" if spec.name in failed else "ok"
+    timings.append(Timing(spec.name, seconds, status))
+    built.append(section if section.anchor else section._replace(anchor=spec.name))
+    if spec.name not in failed:
+        ctx.log(f"section {spec.name!r} done in {seconds:.1f} s")
+
+
 def run_demo(
     out: str | Path,
     *,
@@ -240,7 +257,8 @@ def run_demo(
     quick: bool = False,
     sections: Sequence[str] | None = None,
     cache: str | Path | None = None,
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = log_line,
+    progress: bool | str = "auto",
 ) -> Path:
     """Build the demo's sections and write ``report.html`` into ``out`` (``visjax demo``).
 
@@ -253,7 +271,10 @@ def run_demo(
       quick: short runs (tests use it): 15 training epochs, each section within about 10 s.
       sections: names of the sections to run (default: all of :data:`SECTIONS`).
       cache: the weight cache folder (default ``$VISJAX_CACHE`` or the user's cache directory).
-      log: where progress lines go.
+      log: where log lines go (default :func:`visjax.base.progress.log`: standard output,
+        through ``tqdm.write`` while a progress bar is open, so no line overprints a bar).
+      progress: progress bars (the sections, training): ``"auto"`` (default) when standard
+        error is a terminal, ``True``/``False`` force it.
 
     Returns:
       The path of ``report.html``.
@@ -263,8 +284,9 @@ def run_demo(
       SectionError: a section failed (the report is written, with the error in its place).
     """
     chosen = select_sections(sections)
+    show = resolve_progress(progress)
     ctx = DemoContext(out=Path(out), seed=seed, quick=quick, cache=cache, log=log)
-    return build_report(ctx, chosen, title="visjax demo")
+    return build_report(ctx, chosen, title="visjax demo", progress=show)
 
 
 def _splits(data: Any) -> tuple[Split, Split, int | None]:
@@ -302,7 +324,8 @@ def write(
     seed: int = 0,
     quick: bool = False,
     title: str = "visjax report",
-    log: Callable[[str], None] = print,
+    log: Callable[[str], None] = log_line,
+    progress: bool | str = "auto",
 ) -> Path:
     """Write ``report.html`` and its figures into ``out`` for your own classifier.
 
@@ -330,7 +353,10 @@ def write(
       seed: seed of the sections' random draws.
       quick: short runs (each section within about 10 s).
       title: the page title.
-      log: where progress lines go.
+      log: where log lines go (default :func:`visjax.base.progress.log`: standard output,
+        through ``tqdm.write`` while a progress bar is open, so no line overprints a bar).
+      progress: progress bars (the sections, training): ``"auto"`` (default) when standard
+        error is a terminal, ``True``/``False`` force it.
 
     Returns:
       The path of ``report.html``.
@@ -339,6 +365,7 @@ def write(
       ValueError: an unknown section name or malformed ``data``, before anything runs.
       SectionError: a section failed (the report is written, with the error in its place).
     """
+    show = resolve_progress(progress)
     chosen = select_sections(sections)
     if sections is None:
         left_out = [s.name for s in chosen if s.demo_only]
@@ -361,4 +388,4 @@ def write(
         quick=quick,
         log=log,
     )
-    return build_report(ctx, chosen, title=title)
+    return build_report(ctx, chosen, title=title, progress=show)

@@ -1,5 +1,7 @@
 """The report's model and training sections, on any classifier (the demo: the digits CNN).
 
+The model section lives in :mod:`visjax.report.model` and is re-exported here.
+
 Each section is a function ``build(ctx) -> Section`` (``ctx`` a
 :class:`~visjax.report.context.ReportContext`); the sections, in report order, are listed in
 :data:`visjax.report.demo.SECTIONS`. Each section's ``quick`` run should stay within about 10 s on
@@ -9,28 +11,11 @@ a run raises :class:`~visjax.report.context.SkipSection` with the reason.
 
 from __future__ import annotations
 
-import jax.numpy as jnp
-
-from visjax.base.io import atomic_write_text, save_figure
-from visjax.inspect import summary
+from visjax.base.io import save_figure
 from visjax.plot import training_curves
 from visjax.report.context import ReportContext, SkipSection
 from visjax.report.html import Figure, Section
-
-
-def model_section(ctx: ReportContext) -> Section:
-    """The model's layer table: paths, activation shapes, parameter counts."""
-    model = ctx.model
-    table = summary(model, jnp.asarray(ctx.test.x[:1])).to_text()
-    atomic_write_text(ctx.out / "summary.txt", table + "\n")
-    return Section(
-        "Model",
-        f"The model ({model.kind}) seen through visjax's model interface: one row per layer, "
-        "with its path (the name every method's layer= argument takes), the shape of its "
-        "activation for one input example and its parameter count. The same table is in "
-        "summary.txt.",
-        preformatted=[table],
-    )
+from visjax.report.model import model_section as model_section
 
 
 def training_section(ctx: ReportContext) -> Section:

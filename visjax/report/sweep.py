@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -13,6 +14,8 @@ import numpy as np
 
 from visjax.base.checks import check_batch_size
 from visjax.base.io import save_figure
+from visjax.base.progress import log as log_line
+from visjax.base.progress import resolve_progress
 from visjax.landscape import interpolate, model_losses, plane, random_plane, save_npz, save_vtk
 from visjax.landscape.losses import NAMES
 from visjax.plot.landscape import loss_contour, loss_curve, loss_surface_3d
@@ -105,10 +108,10 @@ def sweep_trained(
     batch_size: int | str | None = "auto",
     strategy: str = "auto",
     seed: int = 0,
-    progress: bool = True,
+    progress: bool | str = "auto",
     resume: bool = True,
     devices: Any = None,
-    log=print,
+    log: Callable[[str], None] = log_line,
 ) -> LandscapeRun:
     """Sweep a trained digits model: the line from its initial to its trained weights and a
     (filter-normalised) random plane around the trained weights, over the digits training set.
@@ -120,7 +123,11 @@ def sweep_trained(
     settings in the same folder raises a ``ValueError`` (resume it with the old settings, or pass
     ``resume=False``). ``devices``: the points are sharded over them (default: all devices).
     ``batch_size``: data examples per chunk (``"auto"``: see :mod:`visjax.landscape.surface`).
+    ``progress``: bars over both sweeps' blocks (``"auto"``: when standard error is a terminal).
+    ``log``: where log lines go (default :func:`visjax.base.progress.log`, which never
+    overprints a bar).
     """
+    progress = resolve_progress(progress)
     _check_settings(resolution=resolution, span=span, metrics=metrics, batch_size=batch_size)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -143,6 +150,7 @@ def sweep_trained(
         data=data,
         batch_size=batch_size,
         strategy=strategy,
+        progress=progress,
         devices=devices,
         run_dir=sweeps / "line",
     )

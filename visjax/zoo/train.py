@@ -7,7 +7,7 @@ jitted steps (docs/design.md), so ``train`` drives a jitted step from Python.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -16,6 +16,7 @@ import optax
 
 from visjax.base.callbacks import CheckpointWriter
 from visjax.base.checks import check_positive_int
+from visjax.base.progress import progress_bar, resolve_progress
 from visjax.model import Model, as_model
 from visjax.zoo.data import Split
 
@@ -45,14 +46,22 @@ def _evaluate(model: Model, x, y):
     return cross_entropy(logits, y), (logits.argmax(-1) == y).mean()
 
 
-def evaluate(model, data: Split) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` on ``data``."""
+def evaluate(model: Any, data: Split) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on ``data``.
+
+    Args:
+      model: anything :func:`visjax.as_model` accepts.
+      data: the split to evaluate on.
+
+    Returns:
+      ``(loss, accuracy)``.
+    """
     loss, acc = _evaluate(as_model(model), jnp.asarray(data.x), jnp.asarray(data.y))
     return float(loss), float(acc)
 
 
 def train(
-    model,
+    model: Any,
     train_data: Split,
     *,
     epochs: int = 30,
@@ -62,6 +71,7 @@ def train(
     test_data: Split | None = None,
     callback: Callable[[int, History], None] | None = None,
     trajectory: CheckpointWriter | None = None,
+    progress: bool | str = "auto",
 ) -> tuple[Model, History]:
     """Train ``model`` (anything :func:`visjax.as_model` accepts) by minibatch cross-entropy.
 
@@ -83,6 +93,8 @@ def train(
         when given, the parameters are saved as step 0 before training and as step
         ``epoch + 1`` after each epoch: ``epochs + 1`` checkpoints (a ``TrajectoryWriter``'s are
         read back with :func:`visjax.landscape.trajectory.load_trajectory`).
+      progress: a bar over the epochs (with the last loss and accuracies): ``"auto"`` (default)
+        when standard error is a terminal, ``True``/``False`` force it.
 
     Returns:
       ``(trained model, History)``.
@@ -92,6 +104,7 @@ def train(
     if check_positive_int(batch_size, "batch_size") > n:
         raise ValueError(f"`batch_size` must be in [1, {n}], got {batch_size}")
     check_positive_int(epochs, "epochs")
+    show = resolve_progress(progress)
     opt = optax.adam(1e-2) if optimizer is None else optimizer
 
     @jax.jit
@@ -113,24 +126,39 @@ def train(
         )
     if writer is not None:
         writer.save(0, params)
-    for epoch in range(epochs):
-        order = rng.permutation(n)
-        losses, accs = [], []
-        for start in range(0, n - batch_size + 1, batch_size):
-            idx = order[start : start + batch_size]
-            params, opt_state, loss, acc = step(params, opt_state, model, x_all[idx], y_all[idx])
-            losses.append(loss)
-            accs.append(acc)
-        history.train_loss.append(float(np.mean(jax.device_get(losses))))
-        history.train_accuracy.append(float(np.mean(jax.device_get(accs))))
-        if not np.isfinite(history.train_loss[-1]):
-            raise FloatingPointError(f"training diverged at epoch {epoch}: loss is not finite")
-        if test_data is not None:
-            test_loss, test_acc = evaluate(model.replace(params=params), test_data)
-            history.test_loss.append(test_loss)
-            history.test_accuracy.append(test_acc)
-        if writer is not None:
-            writer.save(epoch + 1, params)
-        if callback is not None:
-            callback(epoch, history)
+    with progress_bar(epochs, desc="training", unit="epoch", enabled=show) as bar:
+        for epoch in range(epochs):
+            params, opt_state = _epoch(
+                step, params, opt_state, model, x_all, y_all, rng, batch_size, epoch, history
+            )
+            if test_data is not None:
+                test_loss, test_acc = evaluate(model.replace(params=params), test_data)
+                history.test_loss.append(test_loss)
+                history.test_accuracy.append(test_acc)
+            if writer is not None:
+                writer.save(epoch + 1, params)
+            bar.update(1)
+            postfix = {"loss": f"{history.train_loss[-1]:.3f}"}
+            if history.test_accuracy:
+                postfix["test_acc"] = f"{history.test_accuracy[-1]:.3f}"
+            bar.set_postfix(postfix)
+            if callback is not None:
+                callback(epoch, history)
     return model.replace(params=params), history
+
+
+def _epoch(step, params, opt_state, model, x_all, y_all, rng, batch_size, epoch, history):
+    """One pass over a fresh permutation; appends the epoch's train loss and accuracy."""
+    n = len(x_all)
+    order = rng.permutation(n)
+    losses, accs = [], []
+    for start in range(0, n - batch_size + 1, batch_size):
+        idx = order[start : start + batch_size]
+        params, opt_state, loss, acc = step(params, opt_state, model, x_all[idx], y_all[idx])
+        losses.append(loss)
+        accs.append(acc)
+    history.train_loss.append(float(np.mean(jax.device_get(losses))))
+    history.train_accuracy.append(float(np.mean(jax.device_get(accs))))
+    if not np.isfinite(history.train_loss[-1]):
+        raise FloatingPointError(f"training diverged at epoch {epoch}: loss is not finite")
+    return params, opt_state

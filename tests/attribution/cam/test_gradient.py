@@ -98,6 +98,7 @@ def test_layer_none_picks_the_last_spatial_layer(cnn_models, batch):
     assert grad_cam(model, batch, 2, layer="conv1").shape == (5, 8, 8)
 
 
+@pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_vit_tokens_become_the_patch_grid(batch):
     vit = digits_vit()
     got = grad_cam(vit, batch, 1, layer="blocks.1.norm1")
