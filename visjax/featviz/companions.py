@@ -18,10 +18,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from visjax.base.batching import AUTO, resolve_batch_size
-from visjax.base.checks import check_batch_size, is_concrete
+from visjax.base.checks import check_batch_size
+from visjax.inspect.filters import check_layer_data, checked_layer_shape
 from visjax.inspect.filters import feature_maps as feature_maps
 from visjax.inspect.filters import layer_filters as layer_filters
-from visjax.model import Model, as_model
+from visjax.model import as_model
 
 Reduce = Literal["mean", "max"]
 _MAX_UNROLL = 64
@@ -37,28 +38,6 @@ class TopActivating(NamedTuple):
 
     values: jax.Array
     indices: jax.Array
-
-
-# --------------------------------------------------------------------------- checks
-
-
-def _check_data(model: Model, x: Any, name: str) -> jax.Array:
-    try:
-        x = model.check_x(x)
-    except (TypeError, ValueError) as e:
-        raise type(e)(str(e).replace("`x`", f"`{name}`", 1)) from None
-    if is_concrete(x) and not bool(jnp.isfinite(x).all()):
-        raise ValueError(f"`{name}` holds NaN or Inf values")
-    return x
-
-
-def _layer_shape(model: Model, x: jax.Array, layer: Any) -> tuple[int, ...]:
-    if not isinstance(layer, str):
-        raise TypeError(f"`layer` must be a layer path string, got {type(layer).__name__}")
-    shapes = model.layer_shapes(x)
-    if layer not in shapes:
-        raise ValueError(f"`layer` {layer!r} is not a layer of the model; known: {list(shapes)}")
-    return tuple(shapes[layer].shape)
 
 
 # --------------------------------------------------------------------------- top activating
@@ -175,9 +154,9 @@ def top_activating(
     if reduce not in ("mean", "max"):
         raise ValueError(f"`reduce` must be 'mean' or 'max', got {reduce!r}")
     model = as_model(model)
-    x = _check_data(model, x, "x")
+    x = check_layer_data(model, x, "x")
     n = x.shape[0]
-    shape = _layer_shape(model, x, layer)
+    shape = checked_layer_shape(model, x, layer)
     if len(shape) < 2:
         raise ValueError(f"`layer` {layer!r} has no channel axis (activation shape {shape})")
     n_ch = shape[-1]

@@ -23,7 +23,8 @@ Scale = Literal["minmax", "symmetric"]
 # --------------------------------------------------------------------------- checks
 
 
-def _check_data(model: Model, x: Any, name: str) -> jax.Array:
+def check_layer_data(model: Model, x: Any, name: str) -> jax.Array:
+    """``x`` checked by the model (errors name ``name``), NaN/Inf refused when concrete."""
     try:
         x = model.check_x(x)
     except (TypeError, ValueError) as e:
@@ -33,7 +34,8 @@ def _check_data(model: Model, x: Any, name: str) -> jax.Array:
     return x
 
 
-def _layer_shape(model: Model, x: jax.Array, layer: Any) -> tuple[int, ...]:
+def checked_layer_shape(model: Model, x: jax.Array, layer: Any) -> tuple[int, ...]:
+    """The shape of ``layer``'s activation for ``x``; an unknown layer lists the known ones."""
     if not isinstance(layer, str):
         raise TypeError(f"`layer` must be a layer path string, got {type(layer).__name__}")
     shapes = model.layer_shapes(x)
@@ -162,6 +164,6 @@ def feature_maps(model: Any, x: Any, *, layer: str) -> jax.Array:
       (2, 8, 8, 32)
     """
     model = as_model(model)
-    x = _check_data(model, x, "x")
-    _layer_shape(model, x, layer)
+    x = check_layer_data(model, x, "x")
+    checked_layer_shape(model, x, layer)
     return _feature_maps(model, x, layer)
