@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from tests.test_conformance import CASES, KEY, Case
 from visjax import attribution as va
-from visjax import curvature, evaluation, gradstats, landscape
+from visjax import curvature, evaluation, gradstats, inspect, landscape
 from visjax.attribution import cam
 from visjax.zoo import digits_cnn
 
@@ -638,6 +638,41 @@ OTHER_ARGS = [
         lambda m, v: va.noise_tunnel(va.saliency, n_samples=2, stdev=0.1)(m, X2, T2, key=v),
     ),
     ("batch_size", BAD_BATCH, lambda m, v: evaluation.predict(m, X2, batch_size=v)),
+    # inspect: every argument named; NaN/Inf, a wrong shape and an empty batch refused
+    (
+        "batch_size",
+        BAD_BATCH,
+        lambda m, v: inspect.activation_stats(m, X2, layers="conv1", batch_size=v),
+    ),
+    (
+        "layers",
+        st.sampled_from(["conv9", "dense_x"]),
+        lambda m, v: inspect.activation_stats(m, X2, layers=v),
+    ),
+    (
+        "x",
+        st.sampled_from(
+            [
+                np.full((2, 8, 8, 1), np.nan, np.float32),
+                np.zeros((2, 5, 8, 1), np.float32),
+                np.zeros((0, 8, 8, 1), np.float32),
+            ]
+        ),
+        lambda m, v: inspect.activation_stats(m, v, layers="conv1"),
+    ),
+    (
+        "layers",
+        st.sampled_from(["conv9", "dense_x"]),
+        lambda m, v: inspect.saturated_units(m, X2, layers=v),
+    ),
+    ("depth", st.integers(-100, -1), lambda m, v: inspect.summary(m, X2, depth=v)),
+    ("depth", st.integers(-100, -1), lambda m, v: inspect.graph(m, X2, depth=v)),
+    (
+        "x",
+        st.sampled_from([np.zeros((2, 5, 8, 1), np.float32)]),
+        lambda m, v: inspect.summary(m, v),
+    ),
+    ("bins", st.integers(-5, 0), lambda m, v: inspect.weight_histograms(m, bins=v)),
 ]
 
 
