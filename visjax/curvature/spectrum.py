@@ -44,6 +44,11 @@ def flat_hvps(loss_fn, params, data, xs, batch_size, mesh=None):
     def one(x):
         return ravel_pytree(hvp_jit(loss_fn, params, unravel(x), data, batch_size, mesh))[0]
 
+    return _over_rows(one, xs)
+
+
+def _over_rows(one, xs):
+    """``one`` applied to each row of ``xs`` (traced)."""
     if xs.shape[0] == 1:  # Lanczos' one vector: vmap over one row measured ~10% slower
         return one(xs[0])[None]
     return jax.vmap(one)(xs)
@@ -71,9 +76,7 @@ def apply_linearized(lin, params, xs):
     def one(x):
         return ravel_pytree(lin(unravel(x)))[0]
 
-    if xs.shape[0] == 1:
-        return one(xs[0])[None]
-    return jax.vmap(one)(xs)
+    return _over_rows(one, xs)
 
 
 @functools.partial(jax.jit, static_argnames=("loss_fn", "batch_size", "mesh"))
