@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml constraints.txt
 # disk, and constraints-peers.txt pins its +cpu label, so no CUDA build is ever downloaded.
 $(PEERS_STAMP): $(STAMP) pyproject.toml constraints.txt constraints-peers.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -c constraints-peers.txt torch==2.13.0
-	$(BIN)/python -m pip install --quiet -c constraints.txt -c constraints-peers.txt -e '.[test,peers]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -c constraints-peers.txt -e '.[test,peers,umap]'
 	touch $(PEERS_STAMP)
 
 demo: $(STAMP)

@@ -47,3 +47,36 @@ def trained_digits(_private_weight_cache):
     from visjax.zoo.pretrained import trained_digits_cnn
 
     return trained_digits_cnn(epochs=10)
+
+
+# Cases that took over ~4 s each in `make test` on 2 cores (2026-12-05, --durations): they run in
+# `make test-slow` (CI runs both), which keeps `make test` under 6 minutes. Node ids without their
+# parameters mark every parameter.
+SLOW_CASES = {
+    "tests/featviz/test_render.py::test_auto_batch_size_equals_explicit_and_one_chunk",
+    "tests/featviz/test_render.py::test_transforms_sequence_is_composed_and_units_named",
+    "tests/featviz/test_render.py::test_repeated_render_does_not_retrace",
+    "tests/featviz/test_transforms.py::test_scale_and_rotate_equal_a_reference_in_values_and_gradients",
+    "tests/zoo/test_resnet_bn.py::test_jit_and_grad",
+    "tests/zoo/test_resnet_bn.py::test_inference_mode_by_hand",
+    "tests/zoo/test_digits.py::test_training_reaches_95_percent_and_is_deterministic",
+    "tests/landscape/test_auto_batch.py::test_error_message_names_the_chunk_auto_chose",
+    "tests/curvature/test_curvature.py::test_hvp_under_outer_jit",
+    "tests/attribution/test_metrics_perturbation.py::test_infidelity_equals_reference",
+    "tests/attribution/test_metrics_perturbation.py::test_sensitivity_analytic",
+    "tests/attribution/test_integrated.py::test_auto_batch_size_expected_gradients",
+    "tests/attribution/test_surrogate.py::test_auto_batch_size_matches_explicit_sizes",
+    "tests/attribution/test_noise_blur.py::test_noise_tunnel_auto_batch_size_matches_explicit_sizes",
+    "tests/attribution/test_shapley.py::test_auto_batch_size_matches_explicit_sizes",
+    "tests/embed/test_tsne.py::test_fft_method_runs_and_its_gradient_is_close_to_the_exact_one",
+    "tests/embed/test_tsne.py::test_gradient_is_a_quarter_of_the_kl_divergence_gradient",
+    "tests/report/test_model_section.py::test_model_section_renders_table_graph_weights_and_dead_units",
+    "tests/report/test_write.py::test_write_report_for_an_nnx_model",
+    "tests/gradstats/test_transform.py::test_track_keeps_the_bare_trajectory_bitwise_and_traces_once",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.split("[")[0] in SLOW_CASES:
+            item.add_marker(pytest.mark.slow)

@@ -21,7 +21,8 @@ import numpy as np
 import pytest
 
 from visjax import attribution as va
-from visjax.attribution import cam, deconvnet, deeplift, deeplift_shap, guided_backprop
+from visjax.attribution import cam, deconvnet, deeplift, deeplift_shap, guided_backprop, metrics
+from visjax.inspect import feature_maps
 from visjax.zoo import digits_cnn
 
 
@@ -134,6 +135,23 @@ CASES = [
         random=True,
     ),
     Case("deeplift", lambda m, x, t: deeplift(m, x, t, baseline=0.2), SAME),
+    # LRP divides by each layer's (stabilised) output: float32 rounding of a batched vs a single
+    # convolution is amplified to ~3e-5 relative
+    Case("lrp", lambda m, x, t: va.lrp(m, x, t), SAME, rtol=1e-4, atol=1e-5),
+    Case(
+        "lrp(epsilon_alpha2_beta1)",
+        lambda m, x, t: va.lrp(m, x, t, composite="epsilon_alpha2_beta1"),
+        SAME,
+        rtol=1e-4,
+        atol=1e-5,
+    ),
+    Case(
+        "at_layer(lrp)",
+        lambda m, x, t: va.at_layer(va.lrp, "conv2")(m, x, t),
+        lambda s: (*s[:3], 32),
+        rtol=1e-4,
+        atol=1e-5,
+    ),
     Case(
         "deeplift_shap",
         lambda m, x, t: deeplift_shap(m, x, t, references=jnp.zeros((2, 8, 8, 1)) + 0.5),
@@ -227,6 +245,52 @@ CASES = [
         "multi_layer(grad_cam)",
         lambda m, x, t: cam.multi_layer(cam.grad_cam, ["conv1", "conv2"])(m, x, t),
         MAP,
+    ),
+    # attribution metrics (visjax.attribution.metrics): the curves or scores per example
+    Case(
+        "deletion",
+        lambda m, x, t: metrics.deletion(m, x, t, va.saliency, n_steps=4).curves,
+        lambda s: (s[0], 5),
+    ),
+    Case(
+        "insertion",
+        lambda m, x, t: metrics.insertion(m, x, t, va.saliency, n_steps=4).auc,
+        lambda s: (s[0],),
+    ),
+    Case(
+        "road",
+        lambda m, x, t: metrics.road(m, x, t, va.saliency, key=KEY).curves,
+        lambda s: (s[0], 9),
+        random=True,
+        rtol=1e-4,
+        atol=1e-5,
+    ),
+    Case(
+        "infidelity",
+        lambda m, x, t: metrics.infidelity(m, x, t, va.saliency, key=KEY),
+        lambda s: (s[0],),
+        random=True,
+        rtol=1e-4,
+        atol=1e-7,
+    ),
+    Case(
+        "sensitivity_max",
+        lambda m, x, t: metrics.sensitivity_max(va.saliency, m, x, t, key=KEY),
+        lambda s: (s[0],),
+        random=True,
+        rtol=1e-4,
+    ),
+    Case(
+        "relevance_rank",
+        lambda m, x, t: metrics.relevance_rank(va.saliency(m, x, t), GRID8[..., 0] < 2),
+        lambda s: (s[0],),
+    ),
+    # visjax.inspect: feature_maps is per example; activation_stats and activation_maps reduce
+    # over the dataset into NumPy arrays (no batch-first output, not traced), see tests/inspect.
+    Case(
+        "inspect.feature_maps",
+        lambda m, x, t: feature_maps(m, x, layer="conv2"),
+        lambda s: (*s[:3], 32),
     ),
 ]
 

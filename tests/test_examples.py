@@ -9,9 +9,19 @@ import matplotlib
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# The five heaviest (8-14 s each at their small size on 2 cores) run in `make test-slow` (CI runs
-# both); the others keep `make test` under 6 minutes.
-SLOW = {"attribution", "cams", "curvature", "featviz", "gradstats"}
+# The six heaviest (8-14 s each at their small size on 2 cores; embed trains the digits CNN once)
+# run in `make test-slow` (CI runs both); the others keep `make test` under 6 minutes.
+SLOW = {
+    "attribution",
+    "cams",
+    "curvature",
+    "embed",
+    "featviz",
+    "gradstats",
+    "inspection",
+    "landscape",
+    "perturbation",
+}
 EXAMPLES = [
     pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in SLOW else [])
     for p in sorted((ROOT / "examples").glob("*.py"))

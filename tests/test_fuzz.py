@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 
 from tests.test_conformance import CASES, KEY, Case
 from visjax import attribution as va
-from visjax import curvature, evaluation, gradstats, inspect, landscape
-from visjax.attribution import cam
+from visjax import curvature, embed, evaluation, gradstats, inspect, landscape
+from visjax.attribution import cam, metrics
 from visjax.zoo import digits_cnn
 
 FAST = settings(
@@ -144,7 +144,7 @@ def valid_input(draw):
 
 
 def _uses_target(case: Case) -> bool:
-    return not case.name.startswith("Model.")
+    return not case.name.startswith(("Model.", "inspect.feature_maps"))
 
 
 def _checks_finite(case: Case) -> bool:
@@ -589,6 +589,10 @@ BAD_WINDOW = st.one_of(
     st.just((9, 2, 1)),
 )
 
+EMBED_X = np.random.default_rng(0).normal(size=(12, 5)).astype(np.float32)
+EMBED_LABELS = np.arange(12) % 3
+X4 = np.full((4, 8, 8, 1), 0.5, np.float32)
+
 OTHER_ARGS = [
     ("baseline", BAD_BASELINE, lambda m, v: va.deeplift(m, X2, T2, baseline=v)),
     ("baseline", BAD_BASELINE, lambda m, v: va.integrated_gradients(m, X2, T2, baseline=v)),
@@ -600,6 +604,11 @@ OTHER_ARGS = [
         lambda m, v: va.expected_gradients(m, X2, T2, references=v, n_samples=2, key=KEY),
     ),
     ("references", BAD_REFERENCES, lambda m, v: va.deeplift_shap(m, X2, T2, references=v)),
+    (
+        "composite",
+        st.sampled_from(["nope", "epsilon_gamma_box", 3, None, "EPSILON_PLUS"]),
+        lambda m, v: va.lrp(m, X2, T2, composite=v),
+    ),
     ("mask", BAD_MASK, lambda m, v: va.feature_ablation(m, X2, T2, mask=v)),
     ("mask", BAD_MASK, lambda m, v: va.exact_shapley(m, X2, T2, mask=v)),
     ("mask", BAD_MASK, lambda m, v: va.kernel_shap(m, X2, T2, mask=v, n_samples=8, key=KEY)),
@@ -673,6 +682,67 @@ OTHER_ARGS = [
         lambda m, v: inspect.summary(m, v),
     ),
     ("bins", st.integers(-5, 0), lambda m, v: inspect.weight_histograms(m, bins=v)),
+    # embed: k out of range, bad data, layers and options named
+    ("k", st.integers(-5, 0) | st.integers(3, 99), lambda m, v: embed.pca(X2.reshape(2, -1), k=v)),
+    (
+        "k",
+        st.integers(-5, 0) | st.integers(6, 99),
+        lambda m, v: embed.trustworthiness(EMBED_X, EMBED_X[:, :2], k=v),
+    ),
+    (
+        "k",
+        st.integers(-5, 0) | st.integers(12, 99),
+        lambda m, v: embed.knn_accuracy(EMBED_X, EMBED_LABELS, k=v),
+    ),
+    (
+        "batch_size",
+        BAD_BATCH,
+        lambda m, v: embed.trustworthiness(EMBED_X, EMBED_X, k=2, batch_size=v),
+    ),
+    (
+        "x",
+        st.sampled_from(
+            [
+                np.where(EMBED_X > 1.0, np.nan, EMBED_X),
+                np.zeros((3, 5), np.float32),
+                np.zeros((12,), np.float32),
+            ]
+        ),
+        lambda m, v: embed.trustworthiness(v, EMBED_X[:, :2], k=2),
+    ),
+    (
+        "layer",
+        st.sampled_from(["conv9", "dense_x"]),
+        lambda m, v: embed.embed_layer(m, X4, layer=v, algorithm="pca"),
+    ),
+    (
+        "algorithm",
+        st.sampled_from(["TSNE", "isomap", ""]),
+        lambda m, v: embed.embed_layer(m, X4, layer="conv1", algorithm=v),
+    ),
+    (
+        "pool",
+        st.sampled_from(["max", "", "Mean"]),
+        lambda m, v: embed.embed_layer(m, X4, layer="conv1", algorithm="pca", pool=v),
+    ),
+    ("key", st.just(None), lambda m, v: embed.embed_layer(m, X4, layer="conv1", key=v)),
+    # attribution metrics
+    ("n_steps", st.integers(-5, 0), lambda m, v: metrics.deletion(m, X2, T2, X2, n_steps=v)),
+    ("attributions", BAD_REFERENCES, lambda m, v: metrics.deletion(m, X2, T2, v)),
+    ("attributions", BAD_REFERENCES, lambda m, v: metrics.infidelity(m, X2, T2, v, key=KEY)),
+    ("mask", BAD_MASK, lambda m, v: metrics.insertion(m, X2, T2, X2, mask=v)),
+    ("baseline", BAD_BASELINE, lambda m, v: metrics.deletion(m, X2, T2, X2, baseline=v)),
+    (
+        "n_perturb_samples",
+        st.integers(-3, 0),
+        lambda m, v: metrics.infidelity(m, X2, T2, X2, key=KEY, n_perturb_samples=v),
+    ),
+    ("key", st.just(None), lambda m, v: metrics.sensitivity_max(va.saliency, m, X2, T2, key=v)),
+    (
+        "percentages",
+        st.just((0.5, 2.0)),
+        lambda m, v: metrics.road(m, X2, T2, X2, key=KEY, percentages=v),
+    ),
 ]
 
 

@@ -41,6 +41,7 @@ NOT_MODEL_INPUTS = ("data", "image", "images", "inputs", "batch")  # after `mode
 METHOD_CALLABLE = {
     "visjax.attribution.at_layer",
     "visjax.attribution.cam.multi_layer",
+    "visjax.attribution.metrics.sensitivity_max",
     "visjax.attribution.noise_tunnel",
 }
 
@@ -85,6 +86,8 @@ EXEMPT = {
     ("visjax.plot.noise_scale", "steps"): _STEP_AXIS,
     ("visjax.zoo.init_digits_cnn_params", "key"): "a Flax-style initialiser: the key is its input",
     ("visjax.zoo.evaluate", "data"): "a dataset split (x and labels) to score, the operand",
+    ("visjax.embed.export_projector", "data"): "the vectors written to the projector, the operand",
+    ("visjax.embed.tsne", "method"): "openTSNE's/scikit-learn's name for the gradient's algorithm",
 }
 
 
@@ -133,7 +136,7 @@ def _problems(qualname: str, fn) -> list[str]:
             out.append(f"`{p.name}`: {FORBIDDEN[p.name]}")
         if p.name in KEYWORD_ONLY and p.kind is not KW and not exempt(p.name):
             out.append(f"`{p.name}` must be keyword-only")
-    if "method" in names and qualname not in METHOD_CALLABLE:
+    if "method" in names and qualname not in METHOD_CALLABLE and not exempt("method"):
         out.append(
             "`method` is only an attribution callable (a rule is `rule=`, a solver `algorithm=`)"
         )

@@ -184,3 +184,25 @@ def test_bad_batch_sizes_are_refused(linear, images, bad):
         expected_gradients(
             model, images, 0, references=images, key=jax.random.key(0), batch_size=bad
         )
+
+
+def test_auto_example_groups_equal_one_batch(trained_cnn, digits, monkeypatch):
+    # A tiny group budget forces the Python-driven example groups (7 examples: groups of 3, the
+    # last one padded); the result equals one batch up to float32 reordering.
+    from visjax.attribution import integrated
+
+    calls = []
+    real = integrated.auto_example_group
+
+    def spy(n, example_bytes, **kw):
+        monkeypatch.setattr(batching, "CPU_GROUP_BYTES", 3 * example_bytes)
+        calls.append(real(n, example_bytes, **kw))
+        return calls[-1]
+
+    monkeypatch.setattr(integrated, "auto_example_group", spy)
+    x, t = jnp.asarray(digits.test.x[:7]), jnp.asarray(digits.test.y[:7])
+    kw = {"n_steps": 9, "rule": "riemann_trapezoid"}
+    grouped = integrated_gradients(trained_cnn, x, t, **kw)
+    assert (calls and calls[-1] == 3) or jax.default_backend() != "cpu"
+    full = integrated_gradients(trained_cnn, x, t, **kw, batch_size=None)
+    np.testing.assert_allclose(grouped, full, rtol=1e-5, atol=1e-6)

@@ -123,3 +123,86 @@ def test_bad_input(cnn_models, batch):
         saturated_units(m, batch, layers="conv1", fraction=0.0)
     with pytest.raises(TypeError, match="`stats`"):
         dead_units({"conv1": 1})
+
+
+@pytest.mark.parametrize("reduce", ["mean", "median", "max"])
+@pytest.mark.parametrize("batch_size", [None, 7])
+def test_activation_maps_equal_numpy(cnn_models, reduce, batch_size):
+    from visjax.inspect import activation_maps
+
+    m = cnn_models["nnx"]
+    x = jax.random.uniform(jax.random.key(2), (30, 8, 8, 1))
+    layers = ["conv1", "fc"]
+    maps = activation_maps(m, x, layers=layers, reduce=reduce, batch_size=batch_size)
+    acts = m.activations(x, layers)[1]
+    for n in layers:
+        a = np.asarray(acts[n], np.float64)
+        want = {"mean": a.mean(0), "median": np.median(a, 0), "max": a.max(0)}[reduce]
+        assert maps[n].shape == a.shape[1:]
+        np.testing.assert_allclose(maps[n], want, rtol=1e-5, atol=1e-6)
+    # The same as activation_stats' heatmap.
+    s = activation_stats(m, x, layers=layers, heatmap=reduce, batch_size=batch_size)
+    for n in layers:
+        np.testing.assert_allclose(maps[n], s[n].heatmap, rtol=1e-5, atol=1e-6)
+
+
+def test_activation_maps_bad_input(cnn_models):
+    from visjax.inspect import activation_maps
+
+    m, x = cnn_models["function"], jnp.ones((3, 8, 8, 1))
+    with pytest.raises(ValueError, match="reduce"):
+        activation_maps(m, x, layers="conv1", reduce="sum")
+    with pytest.raises(ValueError, match="known layers"):
+        activation_maps(m, x, layers="nope")
+    with pytest.raises(ValueError, match="x"):
+        activation_maps(m, jnp.ones((3, 7, 8, 1)), layers="conv1")
+
+
+def test_activation_heatmaps_plot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from visjax.plot import activation_heatmaps
+
+    maps = {"conv": np.arange(48.0).reshape(4, 4, 3), "img": np.ones((2, 3)), "fc": np.ones(5)}
+    fig = activation_heatmaps(maps)
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["conv (mean of 3 channels)", "img", "fc"]
+    image = fig.axes[0].images[0].get_array()
+    np.testing.assert_allclose(image, maps["conv"].mean(-1))
+    fig = activation_heatmaps(maps, channel=-1)
+    np.testing.assert_allclose(fig.axes[0].images[0].get_array(), maps["conv"][..., -1])
+    with pytest.raises(ValueError, match="channel"):
+        activation_heatmaps(maps, channel=3)
+    with pytest.raises(ValueError, match="NaN"):
+        activation_heatmaps({"a": np.array([np.nan])})
+    with pytest.raises(ValueError, match="maps"):
+        activation_heatmaps({})
+
+
+def test_no_retrace_for_new_data_and_weights(cnn_models):
+    from visjax.inspect import activation_maps
+    from visjax.inspect import activations as A
+
+    m = cnn_models["nnx"]
+    x = jax.random.uniform(jax.random.key(5), (20, 8, 8, 1))
+    activation_maps(m, x, layers="conv2", batch_size=8)
+    activation_stats(m, x, layers="conv2", batch_size=8)
+    sizes = A._maps_program._cache_size(), A._stats_program._cache_size()
+    m2 = m.replace(params=jax.tree.map(lambda a: a * 0.9, m.params))
+    activation_maps(m2, x + 0.5, layers="conv2", batch_size=8)
+    activation_stats(m2, x + 0.5, layers="conv2", batch_size=8)
+    assert (A._maps_program._cache_size(), A._stats_program._cache_size()) == sizes
+
+
+def test_histogram_off(cnn_models):
+    m = cnn_models["linen"]
+    x = jax.random.uniform(jax.random.key(6), (13, 8, 8, 1))
+    on = activation_stats(m, x, layers=["conv1", "fc"], batch_size=5)
+    off = activation_stats(m, x, layers=["conv1", "fc"], batch_size=5, histogram=False)
+    for n in on:
+        assert off[n].counts.shape == (on[n].units, 0) and off[n].edges.size == 0
+        for field in ("mean", "std", "active", "max", "min", "heatmap"):
+            np.testing.assert_array_equal(getattr(off[n], field), getattr(on[n], field))
+    with pytest.raises(TypeError, match="histogram"):
+        activation_stats(m, x, layers="fc", histogram=1)

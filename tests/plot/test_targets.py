@@ -85,6 +85,9 @@ CASES = {
         "fig",
     ),
     "weight_histogram_grid": (({"w": RNG.random(4)}, {"w": np.linspace(-1, 1, 5)}), "fig"),
+    "embedding_scatter": ((RNG.random((12, 2)), np.arange(12) % 3), "ax"),
+    "embedding_thumbnails": ((RNG.random((6, 2)), RNG.random((6, 8, 8))), "ax"),
+    "activation_heatmaps": (({"conv1": RNG.random((4, 4, 3)), "fc": RNG.random((4, 4))},), "fig"),
     "weight_changes": (
         ({"w": 0.1}, {"w": RNG.random(4)}, {"w": RNG.random(4)}, {"w": np.linspace(-1, 1, 5)}),
         "fig",

@@ -35,6 +35,8 @@ from visjax.attribution.integrated import gradient_shap as gradient_shap
 from visjax.attribution.integrated import integrated_gradients as integrated_gradients
 from visjax.attribution.integrated import rule_nodes as rule_nodes
 from visjax.attribution.layer import at_layer as at_layer
+from visjax.attribution.lrp import lrp as lrp
+from visjax.attribution.lrp import lrp_layers as lrp_layers
 from visjax.attribution.masks import feature_mask as feature_mask
 from visjax.attribution.masks import grid_superpixels as grid_superpixels
 from visjax.attribution.masks import slic_superpixels as slic_superpixels
@@ -75,6 +77,8 @@ __all__ = [
     "kernel_shap",
     "layer_cam",
     "lime",
+    "lrp",
+    "lrp_layers",
     "make_baseline",
     "noise_tunnel",
     "occlusion",

@@ -41,7 +41,13 @@ from visjax.attribution._target import (
 )
 from visjax.attribution.baselines import check_references, make_baseline
 from visjax.attribution.layer import layer_builder
-from visjax.base.batching import chunked_sum
+from visjax.base.batching import (
+    AUTO,
+    auto_example_group,
+    chunked_sum,
+    over_example_groups,
+    tree_bytes_per_row,
+)
 from visjax.base.checks import check_non_negative
 from visjax.model import Model
 
@@ -119,8 +125,28 @@ def _integrated_gradients(
     rule_nodes(rule, n_steps=n_steps)
     batch_size = check_batch_size(batch_size)
     target_fn, t = resolve(model, x, target)
-    b = make_baseline(x, baseline, key=key)
-    return _integrated(model, x, b, t, target_fn, layer, rule, int(n_steps), batch_size)
+    b = jnp.broadcast_to(make_baseline(x, baseline, key=key), x.shape)
+    n_steps = int(n_steps)
+
+    def run(xs, bs, ts, size=batch_size):
+        return _integrated(model, xs, bs, ts, target_fn, layer, rule, n_steps, size)
+
+    group = _example_group(run, batch_size, x, b, t)
+    if group is None:
+        return run(x, b, t)
+    return over_example_groups(functools.partial(run, size=None), group, x, b, t)
+
+
+def _example_group(run, batch_size, x, *rest) -> int | None:
+    """Examples per call for ``batch_size="auto"`` on concrete inputs: one compiled program of
+    one group, called per group from Python (:func:`visjax.base.batching.auto_example_group`:
+    the first call compiles one chunk, not one copy per chunk). ``None``: one call, which
+    chunks its rows inside the program as before (inside a user's trace, or when an example
+    alone is over the chunk budget)."""
+    if batch_size != AUTO or isinstance(x, jax.core.Tracer) or x.shape[0] < 2:
+        return None
+    per_example = tree_bytes_per_row(lambda *a: run(*a, size=None), x, *rest)
+    return auto_example_group(x.shape[0], per_example)
 
 
 @layer_builder(lambda layer: functools.partial(_integrated_gradients, layer=layer))
@@ -152,9 +178,12 @@ def integrated_gradients(
       n_steps: number of integration nodes (static); Riemann rules need at least 2.
       rule: the integration rule (static; Captum's conventions, see the module docstring;
         Captum calls it ``method``).
-      batch_size: input gradients per chunk (examples × steps, static). ``"auto"`` (default) sizes
-        the chunks from the backend and the per-row cost of the intermediates: about 8 MiB per
-        chunk on CPU, 512 MiB on GPU/TPU, at most 16 chunks (each is compiled;
+      batch_size: input gradients per chunk (examples × steps, static). ``"auto"`` (default):
+        on concrete inputs, groups of examples sized by their whole program's bytes (about
+        40 MiB on CPU, 2 GiB on GPU/TPU; :func:`visjax.base.batching.auto_example_group`), one
+        compiled program called per group, so the first call compiles one group; inside a
+        user's trace, chunks sized from the per-row cost of the intermediates (about 8 MiB on
+        CPU, 512 MiB on GPU/TPU, at most 16 unrolled chunks, each compiled;
         :mod:`visjax.base.batching`); an int fixes the chunk; ``None`` evaluates all
         ``N * n_steps`` at once. Peak memory grows with the chunk, not with ``n_steps``.
       key: a PRNG key, needed only by the ``"uniform"`` baseline (no other choice draws random

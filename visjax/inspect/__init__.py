@@ -1,6 +1,7 @@
 """Inspection: model summaries, activation statistics and dead units, weight views, filters."""
 
 from visjax.inspect.activations import ActivationStats as ActivationStats
+from visjax.inspect.activations import activation_maps as activation_maps
 from visjax.inspect.activations import activation_stats as activation_stats
 from visjax.inspect.activations import dead_units as dead_units
 from visjax.inspect.activations import saturated_units as saturated_units
@@ -23,6 +24,7 @@ __all__ = [
     "SummaryRow",
     "WeightChange",
     "WeightHistogram",
+    "activation_maps",
     "activation_stats",
     "dead_units",
     "feature_maps",

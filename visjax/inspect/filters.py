@@ -166,4 +166,7 @@ def feature_maps(model: Any, x: Any, *, layer: str) -> jax.Array:
     model = as_model(model)
     x = check_layer_data(model, x, "x")
     checked_layer_shape(model, x, layer)
+    if x.shape[0] == 0:  # the shape from abstract evaluation, nothing compiled
+        spec = jax.eval_shape(lambda a: _feature_maps(model, a, layer), x)
+        return jnp.zeros(spec.shape, spec.dtype)
     return _feature_maps(model, x, layer)

@@ -15,6 +15,8 @@ from visjax.plot.curves import training_curves as training_curves
 from visjax.plot.data import class_balance as class_balance
 from visjax.plot.data import class_samples as class_samples
 from visjax.plot.data import pixel_statistics as pixel_statistics
+from visjax.plot.embed import embedding_scatter as embedding_scatter
+from visjax.plot.embed import embedding_thumbnails as embedding_thumbnails
 from visjax.plot.evaluation import confusion_matrix as confusion_matrix
 from visjax.plot.evaluation import misclassified_grid as misclassified_grid
 from visjax.plot.evaluation import per_class_accuracy as per_class_accuracy
@@ -31,6 +33,7 @@ from visjax.plot.gradstats import loss_accuracy as loss_accuracy
 from visjax.plot.gradstats import noise_scale as noise_scale
 from visjax.plot.gradstats import update_ratios as update_ratios
 from visjax.plot.inspect import activation_fractions as activation_fractions
+from visjax.plot.inspect import activation_heatmaps as activation_heatmaps
 from visjax.plot.inspect import activation_histograms as activation_histograms
 from visjax.plot.inspect import weight_changes as weight_changes
 from visjax.plot.inspect import weight_histogram_grid as weight_histogram_grid
@@ -43,6 +46,7 @@ from visjax.plot.perturbation import feature_values_grid as feature_values_grid
 
 __all__ = [
     "activation_fractions",
+    "activation_heatmaps",
     "activation_histograms",
     "attribution_grid",
     "cam_grid",
@@ -52,6 +56,8 @@ __all__ = [
     "confusion_matrix",
     "eigenvalue_density",
     "eigenvalues_over_training",
+    "embedding_scatter",
+    "embedding_thumbnails",
     "feature_map_grid",
     "feature_values",
     "feature_values_grid",

@@ -160,6 +160,81 @@ def activation_histograms(
     return fig
 
 
+def activation_heatmaps(
+    maps: Mapping[str, Any],
+    *,
+    channel: int | None = None,
+    cmap: str = "magma",
+    ncols: int | None = None,
+    title: str | None = None,
+    fig: Figure | SubFigure | None = None,
+) -> Figure | SubFigure:
+    """Per-layer activation heatmaps (aggregated over a dataset), one panel per layer.
+
+    Each layer's map of shape ``(H, W, C)`` is shown as an ``(H, W)`` image: averaged over the
+    channels, or the one ``channel``; ``(H, W)`` maps are shown as they are. Layers whose map is
+    not spatial (``(F,)``, a dense layer) are shown as a one-row strip of ``F`` cells.
+
+    Args:
+      maps: layer to map, as :func:`visjax.inspect.activation_maps` returns them.
+      channel: show this channel of 3-D maps instead of the channel mean.
+      cmap: a matplotlib colormap name.
+      ncols: panels per row (default up to 3).
+      title: the figure title.
+      fig: a Figure or SubFigure to draw into; default: a new Figure.
+
+    Returns:
+      The figure, one image axes (with its colour bar) per layer.
+
+    Raises:
+      ValueError: not a mapping of 1-, 2- or 3-D arrays, non-finite values, or ``channel`` out of
+        range for a 3-D map.
+
+    Example:
+      >>> import numpy as np
+      >>> fig = activation_heatmaps({"conv1": np.ones((8, 8, 4)), "fc": np.arange(10.0)})
+      >>> [ax.get_title() for ax in fig.axes if ax.images]
+      ['conv1 (mean of 4 channels)', 'fc']
+    """
+    data = _mapping(maps, "maps", (1, 2, 3))
+    if channel is not None and (
+        isinstance(channel, bool) or not isinstance(channel, int | np.integer)
+    ):
+        raise ValueError(f"`channel` must be an int or None, got {channel!r}")
+    images = {}
+    for key, a in data.items():
+        if not np.isfinite(a).all():
+            raise ValueError(f"`maps[{key!r}]` holds NaN or Inf values")
+        label = key
+        if a.ndim == 3:
+            if channel is None:
+                label = f"{key} (mean of {a.shape[-1]} channels)"
+                a = a.mean(-1)
+            else:
+                if not -a.shape[-1] <= channel < a.shape[-1]:
+                    raise ValueError(
+                        f"`channel` {channel} is out of range for `maps[{key!r}]` with "
+                        f"{a.shape[-1]} channels"
+                    )
+                label = f"{key} (channel {channel})"
+                a = a[..., channel]
+        elif a.ndim == 1:
+            a = a[None, :]
+        images[label] = a
+    fig, axes = _grid(fig, len(images), ncols)
+    for ax, (label, a) in zip(axes, images.items(), strict=True):
+        im = ax.imshow(
+            a, cmap=cmap, interpolation="nearest", aspect="equal" if a.shape[0] > 1 else "auto"
+        )
+        fig.colorbar(im, ax=ax, shrink=0.8)
+        ax.set_title(label)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
 def weight_histogram_grid(
     counts: Mapping[str, Any],
     edges: Mapping[str, Any],

@@ -42,6 +42,7 @@ from visjax.report.attribution import attribution_section, cam_section, perturba
 from visjax.report.context import DemoContext, ReportContext, SkipSection
 from visjax.report.curvature import curvature_section
 from visjax.report.data import data_section
+from visjax.report.embed import embed_section
 from visjax.report.evaluation import evaluation_section
 from visjax.report.featviz import dream_section, featviz_section
 from visjax.report.gradstats import gradstats_section
@@ -82,6 +83,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
     ),
     SectionSpec("featviz", "Feature visualisation", featviz_section, demo_only=True),
     SectionSpec("dream", "DeepDream and top-activating examples", dream_section, demo_only=True),
+    SectionSpec("embed", "Embeddings", embed_section, demo_only=True),
     SectionSpec("landscape", "Loss landscape", landscape_section, demo_only=True),
     SectionSpec("trajectory", "Training trajectory", trajectory_section, demo_only=True),
     SectionSpec("curvature", "Curvature", curvature_section),

@@ -13,14 +13,24 @@ channel count or the resolution (the first block of stages 1 and 2; He et al.'s 
 ``skip=False`` the shortcut is removed (and no ``proj`` is created): the "no-short" networks that
 Li et al. (2018) compare with ResNets to show that skip connections smooth the loss landscape.
 
-There is no batch normalisation (or any batch statistic): :func:`visjax.zoo.train` runs models in
-inference mode, where batch statistics would never update. Kernels follow Flax's default
+By default there is no batch normalisation (or any batch statistic): :func:`visjax.zoo.train`
+runs models in inference mode, where batch statistics would never update. ``norm=True`` adds an
+``nnx.BatchNorm`` after every convolution, as in the standard ResNet: ``"stem_bn"`` after the stem,
+``"...bn1"`` after ``conv1`` (before its ReLU), ``"...bn2"`` after ``conv2`` (before the addition)
+and ``"...proj_bn"`` after ``proj``. The model runs them in inference mode (running averages:
+``use_running_average=True``), with scale 1, bias 0, mean 0 and variance 1 when fresh (the batch
+statistics live in :attr:`visjax.Model.state`; set others with ``model.replace(state=...)``).
+This variant is for methods that must handle BatchNorm (LRP's canonisation,
+:func:`visjax.attribution.lrp.canonize.merge_batchnorm`); ``train`` does not update its
+statistics. Kernels follow Flax's default
 (LeCun normal) distribution and biases start at zero, drawn by :func:`build_nnx`.
 
 Layer paths (``model.layers`` for ``depth=8``), each the output of that submodule: ``"stem"``
 (before its ReLU), then per block ``"stages.{s}.blocks.{b}.conv1"``, ``"...conv2"`` (before the
 ReLU and the addition), ``"...proj"`` (where present), the block ``"stages.{s}.blocks.{b}"``
-(after the final ReLU) and the stage ``"stages.{s}"``; finally ``"fc"`` (the logits). The
+(after the final ReLU) and the stage ``"stages.{s}"``; finally ``"fc"`` (the logits). With
+``norm=True`` the BatchNorm paths ``"stem_bn"``, ``"...bn1"``, ``"...bn2"`` and ``"...proj_bn"``
+come after the convolution each follows. The
 parameter tree follows the same paths, e.g. ``params["stages"][1]["blocks"][0]["proj"]["kernel"]``
 (integer keys for the list entries, as :func:`flax.nnx.to_pure_dict` gives them).
 
@@ -46,11 +56,12 @@ import functools
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from flax import nnx
 
-from visjax.base.checks import check_positive_int
+from visjax.base.checks import check_positive_int, check_tree_like
 from visjax.model import Model, as_model
-from visjax.zoo._build import build_nnx
+from visjax.zoo._build import build_nnx, fresh_params
 
 INPUT_SHAPE = (8, 8, 1)
 NUM_CLASSES = 10
@@ -67,11 +78,20 @@ def _classes():
         """Two 3x3 convolutions with ReLUs, plus the shortcut when ``skip`` is set."""
 
         def __init__(
-            self, in_channels: int, out_channels: int, *, stride: int, skip: bool, rngs: nnx.Rngs
+            self,
+            in_channels: int,
+            out_channels: int,
+            *,
+            stride: int,
+            skip: bool,
+            norm: bool = False,
+            rngs: nnx.Rngs,
         ):
             conv = dict(kernel_size=(3, 3), padding=1, rngs=rngs)
             self.conv1 = nnx.Conv(in_channels, out_channels, strides=stride, **conv)
+            self.bn1 = _norm(out_channels, norm, rngs)
             self.conv2 = nnx.Conv(out_channels, out_channels, **conv)
+            self.bn2 = _norm(out_channels, norm, rngs)
             self.skip = skip
             needs_proj = skip and (stride != 1 or in_channels != out_channels)
             self.proj = (
@@ -79,11 +99,12 @@ def _classes():
                 if needs_proj
                 else None
             )
+            self.proj_bn = _norm(out_channels, norm and needs_proj, rngs)
 
         def __call__(self, x):
-            h = self.conv2(jax.nn.relu(self.conv1(x)))
+            h = _apply(self.bn2, self.conv2(jax.nn.relu(_apply(self.bn1, self.conv1(x)))))
             if self.skip:
-                h = h + (x if self.proj is None else self.proj(x))
+                h = h + (x if self.proj is None else _apply(self.proj_bn, self.proj(x)))
             return jax.nn.relu(h)
 
     class Stage(nnx.Module):
@@ -97,6 +118,7 @@ def _classes():
             n: int,
             stride: int,
             skip: bool,
+            norm: bool = False,
             rngs: nnx.Rngs,
         ):
             self.blocks = nnx.List(
@@ -106,6 +128,7 @@ def _classes():
                         out_channels,
                         stride=stride if i == 0 else 1,
                         skip=skip,
+                        norm=norm,
                         rngs=rngs,
                     )
                     for i in range(n)
@@ -126,6 +149,7 @@ def _classes():
             depth: int = 8,
             width: int = 16,
             skip: bool = True,
+            norm: bool = False,
             num_classes: int = NUM_CLASSES,
             rngs: nnx.Rngs,
         ):
@@ -133,6 +157,7 @@ def _classes():
             width = check_positive_int(width, "width")
             widths = (width, 2 * width, 4 * width)
             self.stem = nnx.Conv(INPUT_SHAPE[-1], width, (3, 3), padding=1, rngs=rngs)
+            self.stem_bn = _norm(width, norm, rngs)
             self.stages = nnx.List(
                 [
                     Stage(
@@ -141,6 +166,7 @@ def _classes():
                         n=n,
                         stride=1 if s == 0 else 2,
                         skip=skip,
+                        norm=norm,
                         rngs=rngs,
                     )
                     for s in range(3)
@@ -149,7 +175,7 @@ def _classes():
             self.fc = nnx.Linear(widths[-1], num_classes, rngs=rngs)
 
         def __call__(self, x):
-            h = jax.nn.relu(self.stem(x))
+            h = jax.nn.relu(_apply(self.stem_bn, self.stem(x)))
             for stage in self.stages:
                 h = stage(h)
             return self.fc(h.mean(axis=(1, 2)))
@@ -157,11 +183,21 @@ def _classes():
     return ResNet
 
 
+def _norm(features: int, norm: bool, rngs: nnx.Rngs):
+    """An ``nnx.BatchNorm`` over ``features`` channels when ``norm`` is set, else None."""
+    return nnx.BatchNorm(features, rngs=rngs) if norm else None
+
+
+def _apply(bn, h):
+    return h if bn is None else bn(h)
+
+
 @functools.cache
 def resnet_class() -> type:
     """The Flax NNX ``ResNet`` class (built once, on first use).
 
-    Its constructor is ``ResNet(*, depth=8, width=16, skip=True, num_classes=10, rngs)``.
+    Its constructor is ``ResNet(*, depth=8, width=16, skip=True, norm=False, num_classes=10,
+    rngs)``.
     """
     return _classes()
 
@@ -173,6 +209,7 @@ def nnx_module(
     depth: int = 8,
     width: int = 16,
     seed: int = 0,
+    norm: bool = False,
 ):
     """A Flax NNX ``ResNet``, holding ``params`` if given (fresh weights from ``seed`` otherwise).
 
@@ -182,6 +219,7 @@ def nnx_module(
       depth: weighted layers on the main path, ``6 n + 2`` (``n`` blocks per stage).
       width: channels of the first stage (the others have twice and four times as many).
       seed: seed of the initialisation.
+      norm: add a BatchNorm after every convolution (fresh statistics: mean 0, variance 1).
 
     Returns:
       The ``nnx.Module``.
@@ -189,8 +227,34 @@ def nnx_module(
     Raises:
       ValueError: a bad ``depth`` or ``width``, or ``params`` that do not fit the architecture.
     """
+    if not isinstance(norm, bool):
+        raise TypeError(f"`norm` must be a bool, got {type(norm).__name__}")
     cls = resnet_class()
-    return build_nnx(lambda rngs: cls(depth=depth, width=width, skip=skip, rngs=rngs), params, seed)
+
+    def make(rngs):
+        return cls(depth=depth, width=width, skip=skip, norm=norm, rngs=rngs)
+
+    if not norm:
+        return build_nnx(make, params, seed)
+    # build_nnx handles nnx.Param only: the batch statistics start at mean 0, variance 1.
+    graphdef, param_state, stats = nnx.split(
+        nnx.eval_shape(lambda: make(nnx.Rngs(0))), nnx.Param, nnx.BatchStat
+    )
+    template = nnx.to_pure_dict(param_state)
+    if params is None:
+        params = fresh_params(template, jax.random.key(seed), {})
+    else:
+        check_tree_like(params, template, "params")
+        params = jax.tree.map(jnp.asarray, params)
+    nnx.replace_by_pure_dict(param_state, params)
+    fresh = jax.tree_util.tree_map_with_path(
+        lambda path, a: (jnp.zeros if "mean" in jax.tree_util.keystr(path) else jnp.ones)(
+            a.shape, a.dtype
+        ),
+        nnx.to_pure_dict(stats),
+    )
+    nnx.replace_by_pure_dict(stats, fresh)
+    return nnx.merge(graphdef, param_state, stats)
 
 
 def digits_resnet(
@@ -200,6 +264,7 @@ def digits_resnet(
     depth: int = 8,
     width: int = 16,
     seed: int = 0,
+    norm: bool = False,
 ) -> Model:
     """The digits ResNet as a visjax :class:`~visjax.Model` (input ``(N, 8, 8, 1)``, 10 logits).
 
@@ -210,6 +275,7 @@ def digits_resnet(
       depth: weighted layers on the main path, ``6 n + 2``: 8, 14, 20, 56, ...
       width: channels of the first stage (the others have twice and four times as many).
       seed: seed of the initialisation.
+      norm: add a BatchNorm (inference mode) after every convolution; see :mod:`visjax.zoo.resnet`.
 
     Returns:
       The model.
@@ -226,5 +292,5 @@ def digits_resnet(
       >>> [p for p in digits_resnet(skip=False).layers if p.endswith("proj")]
       []
     """
-    module = nnx_module(params, skip=skip, depth=depth, width=width, seed=seed)
+    module = nnx_module(params, skip=skip, depth=depth, width=width, seed=seed, norm=norm)
     return as_model(module, input_shape=INPUT_SHAPE)

@@ -1,0 +1,167 @@
+r"""The t-SNE repulsion by FFT-accelerated interpolation (FIt-SNE, Linderman et al. 2019).
+
+:func:`repulsion_fft` approximates the two quantities of ``visjax.embed.tsne.repulsion_exact``:
+
+.. math::
+
+    F_i = \sum_{j \ne i} w_{ij}^{(a+1)/a} (y_i - y_j), \qquad
+    Z = \sum_{i \ne j} w_{ij}, \qquad w_{ij} = (1 + \|y_i - y_j\|^2 / a)^{-a},
+
+``a = dof`` (openTSNE's convention; ``a = 1``: ``w = 1/(1 + d^2)``,
+``F_i = sum_j w_ij^2 (y_i - y_j)``). The gradient's repulsive part is ``-F / Z``. With
+``K = w^{(a+1)/a} = (1 + d^2/a)^{-(a+1)}`` both are sums of ``K`` against the charges
+``q_j = (1, y_j, ||y_j||^2)``:
+``phi_i = sum_j K_ij q_j`` gives ``F_i = y_i phi_i^(1) - phi_i^(y)`` and, as ``w = K (1 + d^2/a)``,
+``Z = sum_i [phi^(1) + (||y_i||^2 phi^(1) - 2 y_i . phi^(y) + phi^(|y|^2)) / a] - N`` (the
+``j = i`` terms contribute 1 each to the sum and nothing to ``F``).
+
+The sums are evaluated as openTSNE's ``estimate_negative_gradient_fft_{1,2}d`` do: the bounding
+square of ``y`` is cut into ``n_boxes`` boxes per axis, each with ``n_interpolation_points``
+equispaced Lagrange nodes (at ``(j + 1/2) / p`` of the box), so the nodes form one equispaced grid;
+the charges are spread onto the grid with the Lagrange weights, the kernel on the grid (a Toeplitz
+matrix) is applied by a zero-padded FFT convolution (``jnp.fft``), and the potentials are
+interpolated back to the points. Cost ``O(N p^d + (2 p n_boxes)^d log)``. openTSNE's defaults:
+``n_interpolation_points=3``, ``min_num_intervals=50``, ``ints_in_interval=1`` (boxes of width at
+most 1, at least 50 per axis).
+
+Static grid: the number of boxes sets the array shapes, so under ``jit`` it must be static. It is
+``max(min_num_intervals, ceil(spread / ints_in_interval))`` (``spread``: the largest coordinate
+minus the smallest) rounded up to a multiple of :data:`BOX_MULTIPLE`, so an optimisation whose
+embedding grows recompiles once per 16 more boxes. Called on concrete ``y`` it is computed here;
+inside a caller's ``jit`` pass ``n_boxes=fft_n_boxes(y_concrete)`` (computed outside, e.g. once per
+block of iterations: more boxes than needed only costs time, and the box width is ``spread /
+n_boxes`` whatever ``n_boxes`` is, so a slightly stale count stays accurate).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from visjax.base import checks
+
+BOX_MULTIPLE = 16
+
+
+def fft_n_boxes(y: Any, *, min_num_intervals: int = 50, ints_in_interval: float = 1.0) -> int:
+    """Boxes per axis for a concrete embedding ``y``: ``max(min_num_intervals, ceil(spread /
+    ints_in_interval))`` rounded up to a multiple of :data:`BOX_MULTIPLE` (above the minimum)."""
+    y = np.asarray(y)
+    spread = float(y.max() - y.min()) if y.size else 0.0
+    n = max(int(min_num_intervals), math.ceil(spread / float(ints_in_interval)))
+    if n > min_num_intervals:
+        n = -(-n // BOX_MULTIPLE) * BOX_MULTIPLE
+    return n
+
+
+def repulsion_fft(
+    y: Any,
+    *,
+    dof: float = 1.0,
+    n_interpolation_points: int = 3,
+    min_num_intervals: int = 50,
+    ints_in_interval: float = 1.0,
+    n_boxes: int | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """``(forces (N, d), z)`` of the t-SNE repulsion by FFT interpolation, for ``d`` = 1 or 2.
+
+    Same meaning as ``visjax.embed.tsne.repulsion_exact`` (module docstring has the formula):
+    ``forces_i = sum_{j != i} w_ij^{(a+1)/a} (y_i - y_j)``, ``z = sum_{i != j} w_ij``,
+    ``w = (1 + d^2/a)^{-a}``, ``a = dof``.
+
+    Args:
+      y: ``(N, d)`` embedding, ``d`` in (1, 2).
+      dof: the Student-t degrees of freedom ``a > 0``.
+      n_interpolation_points: Lagrange nodes per box and axis (openTSNE: 3).
+      min_num_intervals: at least this many boxes per axis (openTSNE: 50).
+      ints_in_interval: boxes no wider than this (openTSNE: 1).
+      n_boxes: boxes per axis (static); ``None``: :func:`fft_n_boxes` of ``y``, which needs a
+        concrete ``y`` (inside a ``jit`` pass it).
+    """
+    dim = np.ndim(y) and np.shape(y)[-1]
+    if np.ndim(y) != 2 or dim not in (1, 2):
+        raise ValueError(
+            f"`y` must be an (N, 1) or (N, 2) embedding (FFT interpolation is for 1-D and 2-D), "
+            f"got shape {np.shape(y)}"
+        )
+    if not isinstance(dof, int | float) or isinstance(dof, bool) or not dof > 0:
+        raise ValueError(f"`dof` must be a number > 0, got {dof!r}")
+    p = checks.check_positive_int(n_interpolation_points, "n_interpolation_points")
+    checks.check_positive_int(min_num_intervals, "min_num_intervals")
+    if not float(ints_in_interval) > 0:
+        raise ValueError(f"`ints_in_interval` must be > 0, got {ints_in_interval!r}")
+    if n_boxes is None:
+        if not checks.is_concrete(y):
+            raise ValueError(
+                "`n_boxes` must be given when `y` is traced (inside jit): pass "
+                "n_boxes=fft_n_boxes(y) computed on a concrete embedding"
+            )
+        checks.check_finite(y, "y")
+        n_boxes = fft_n_boxes(
+            y, min_num_intervals=min_num_intervals, ints_in_interval=ints_in_interval
+        )
+    n_boxes = checks.check_positive_int(n_boxes, "n_boxes")
+    y = jnp.asarray(y)
+    if not jnp.issubdtype(y.dtype, jnp.floating):
+        y = y.astype(jnp.float32)
+    return _repulsion_fft(y, float(dof), p, n_boxes)
+
+
+def _lagrange(u: jax.Array, p: int) -> jax.Array:
+    """Lagrange basis at nodes ``(j + 1/2) / p`` evaluated at ``u`` (any shape) -> ``(..., p)``."""
+    nodes = (np.arange(p) + 0.5) / p
+    out = []
+    for j in range(p):
+        term = jnp.ones_like(u)
+        for m in range(p):
+            if m != j:
+                term = term * (u - nodes[m]) / (nodes[j] - nodes[m])
+        out.append(term)
+    return jnp.stack(out, axis=-1)
+
+
+@functools.partial(jax.jit, static_argnames=("dof", "p", "n_boxes"))
+def _repulsion_fft(y: jax.Array, dof: float, p: int, n_boxes: int) -> tuple[jax.Array, jax.Array]:
+    n, dim = y.shape
+    y = y - jnp.mean(y, axis=0)  # translation invariant; smaller charges, less cancellation
+    lo = jnp.min(y)
+    width = jnp.maximum(jnp.max(y) - lo, 1e-6) / n_boxes
+    rel = (y - lo) / width  # (n, dim) in box units
+    box = jnp.clip(jnp.floor(rel), 0, n_boxes - 1)
+    weights = _lagrange(rel - box, p)  # (n, dim, p)
+    g = n_boxes * p  # grid nodes per axis, spacing width / p
+    node = box.astype(jnp.int32)[:, :, None] * p + jnp.arange(p)  # (n, dim, p)
+    charges = jnp.concatenate([jnp.ones((n, 1), y.dtype), y, jnp.sum(y * y, 1, keepdims=True)], 1)
+
+    if dim == 1:
+        flat = node[:, 0, :]  # (n, p)
+        wts = weights[:, 0, :]
+    else:
+        flat = (node[:, 0, :, None] * g + node[:, 1, None, :]).reshape(n, p * p)
+        wts = (weights[:, 0, :, None] * weights[:, 1, None, :]).reshape(n, p * p)
+    grid = jnp.zeros((g**dim, charges.shape[1]), y.dtype)
+    spread = (wts[:, :, None] * charges[:, None, :]).reshape(-1, dim + 2)
+    grid = grid.at[flat.reshape(-1)].add(spread)
+    grid = grid.reshape(*(g,) * dim, dim + 2)
+
+    # Kernel at every grid offset -(g-1)..(g-1), laid out circulantly in 2g points per axis.
+    off = jnp.concatenate([jnp.arange(g), jnp.arange(-g, 0)]).astype(y.dtype) * (width / p)
+    sq = off * off if dim == 1 else off[:, None] ** 2 + off[None, :] ** 2
+    kern = (1.0 + sq / dof) ** (-(dof + 1.0))
+    axes = tuple(range(dim))
+    spectrum = jnp.fft.rfftn(kern, s=(2 * g,) * dim, axes=axes)
+    padded = jnp.fft.rfftn(grid, s=(2 * g,) * dim, axes=axes)
+    pot = jnp.fft.irfftn(padded * spectrum[..., None], s=(2 * g,) * dim, axes=axes)
+    pot = pot[(slice(0, g),) * dim].reshape(g**dim, dim + 2)
+
+    phi = jnp.sum(wts[:, :, None] * pot[flat], axis=1)  # (n, dim + 2)
+    phi1, phiy, phisq = phi[:, 0], phi[:, 1 : 1 + dim], phi[:, 1 + dim]
+    forces = y * phi1[:, None] - phiy
+    dsq = jnp.sum(y * y, 1) * phi1 - 2.0 * jnp.sum(y * phiy, 1) + phisq  # sum_j K d^2
+    z = jnp.sum(phi1 + dsq / dof) - n
+    return forces, z
