@@ -83,6 +83,32 @@ class ActivationStats(NamedTuple):
 # --------------------------------------------------------------------------- checks
 
 
+def _scan_chunks(chunk, combine, x, size):
+    """``chunk(rows) -> (partial, kept activations)`` over ``x`` in chunks of ``size`` rows: a
+    ``lax.scan`` over the full chunks (``combine`` folds the partials) and one call for the
+    remainder. Returns the combined partial and the list of kept activations, in row order."""
+    rows = x.shape[0]
+    k = rows // size
+    total, kept = None, []
+    if k:
+        head = x[: k * size].reshape(k, size, *x.shape[1:])
+        total, first = chunk(head[0])
+        kept.append(first)
+        if k > 1:
+
+            def step(acc, xc):
+                part, acts = chunk(xc)
+                return combine(acc, part), acts
+
+            total, rest = jax.lax.scan(step, total, head[1:])
+            kept.append(jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), rest))
+    if k * size < rows:
+        part, acts = chunk(x[k * size :])
+        total = part if total is None else combine(total, part)
+        kept.append(acts)
+    return total, kept
+
+
 def _check_data(model: Model, x: Any) -> jax.Array:
     x = model.check_x(x)
     if is_concrete(x) and not np.isfinite(np.asarray(x)).all():
@@ -307,24 +333,7 @@ def _stats_program(model, x, fixed_edges, layers, bounds, bins, uniform, heat, s
         return {n: _combine(p[n], q[n], heat) for n in layers}
 
     rows = x.shape[0]
-    k = rows // size
-    total, kept = None, []
-    if k:
-        head = x[: k * size].reshape(k, size, *x.shape[1:])
-        total, first_acts = chunk(head[0])
-        kept.append(first_acts)
-        if k > 1:
-
-            def step(acc, xc):
-                parts, acts = chunk(xc)
-                return combine(acc, parts), acts
-
-            total, rest = jax.lax.scan(step, total, head[1:])
-            kept.append(jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), rest))
-    if k * size < rows:
-        parts, acts = chunk(x[k * size :])
-        total = parts if total is None else combine(total, parts)
-        kept.append(acts)
+    total, kept = _scan_chunks(chunk, combine, x, size)
     for n in layers:
         t = total[n]
         if hist and n not in fixed_edges:
@@ -504,24 +513,7 @@ def _maps_program(model, x, layers, reduce, size):
         return jax.tree.map(op, p, q)
 
     rows = x.shape[0]
-    k = rows // size
-    total, kept = None, []
-    if k:
-        head = x[: k * size].reshape(k, size, *x.shape[1:])
-        total, first = chunk(head[0])
-        kept.append(first)
-        if k > 1:
-
-            def step(acc, xc):
-                part, acts = chunk(xc)
-                return combine(acc, part), acts
-
-            total, rest = jax.lax.scan(step, total, head[1:])
-            kept.append(jax.tree.map(lambda a: a.reshape(-1, *a.shape[2:]), rest))
-    if k * size < rows:
-        part, acts = chunk(x[k * size :])
-        total = part if total is None else combine(total, part)
-        kept.append(acts)
+    total, kept = _scan_chunks(chunk, combine, x, size)
     if reduce == "median":
         return {n: jnp.median(jnp.concatenate([p[n] for p in kept]), axis=0) for n in layers}
     if reduce == "mean":
