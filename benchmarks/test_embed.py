@@ -3,7 +3,7 @@
 Cases:
 
 - **digits**: the 1,797 digits (64 pixels in [0, 1]); visjax ``tsne`` with its defaults
-  (openTSNE's schedule: 250 iterations at exaggeration 12, then 500; exact gradient below 5,000
+  (openTSNE's schedule: 250 iterations at exaggeration 12, then 500; exact gradient up to 3,000
   points), openTSNE ``TSNE()`` with its defaults (same schedule; Barnes-Hut gradient below 10,000
   points), scikit-learn ``TSNE(init="pca")`` with its defaults (Barnes-Hut, 1,000 iterations).
 - **10k**: 10,000 points of a Gaussian mixture in 50-D (10 classes, centres drawn with standard

@@ -31,7 +31,7 @@ def main(out: str | Path = "out/examples/inspect", small: bool = False) -> list[
     (out / "inspect-graph.svg").write_text(vi.graph(model, x[:1]).to_svg())
 
     # per-unit statistics over the dataset in one compiled pass, and the units that never fire
-    stats = vi.activation_stats(model, x, layers=["conv1", "conv2", "fc"])
+    stats = vi.activation_stats(model, x, layers=["conv1", "conv2", "fc"], histogram="layer")
     for layer, units in vi.dead_units(stats).items():
         print(f"{layer}: {len(units)} dead of {stats[layer].units} units {units.tolist()}")
 

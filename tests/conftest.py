@@ -53,6 +53,8 @@ def trained_digits(_private_weight_cache):
 # `make test-slow` (CI runs both), which keeps `make test` under 6 minutes. Node ids without their
 # parameters mark every parameter.
 SLOW_CASES = {
+    "tests/attribution/test_lrp_transformer.py::test_conservation_per_block_on_the_vit",
+    "tests/attribution/test_lrp_transformer.py::test_jit_and_batch_equal_single_examples",
     "tests/featviz/test_render.py::test_auto_batch_size_equals_explicit_and_one_chunk",
     "tests/featviz/test_render.py::test_transforms_sequence_is_composed_and_units_named",
     "tests/featviz/test_render.py::test_repeated_render_does_not_retrace",
@@ -70,6 +72,10 @@ SLOW_CASES = {
     "tests/attribution/test_shapley.py::test_auto_batch_size_matches_explicit_sizes",
     "tests/embed/test_tsne.py::test_fft_method_runs_and_its_gradient_is_close_to_the_exact_one",
     "tests/embed/test_tsne.py::test_gradient_is_a_quarter_of_the_kl_divergence_gradient",
+    "tests/embed/test_tsne.py::test_peak_memory_grows_linearly",
+    "tests/embed/test_fft.py::test_gradient_within_1e2_on_an_optimised_digits_embedding",
+    "tests/embed/test_fft.py::test_repulsion_close_on_a_two_cluster_cloud",
+    "tests/embed/test_fft.py::test_matches_tsne_repulsion_exact",
     "tests/report/test_model_section.py::test_model_section_renders_table_graph_weights_and_dead_units",
     "tests/report/test_write.py::test_write_report_for_an_nnx_model",
     "tests/gradstats/test_transform.py::test_track_keeps_the_bare_trajectory_bitwise_and_traces_once",

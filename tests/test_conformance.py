@@ -12,7 +12,7 @@ check is replaced by "same key, same result".
 """
 
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 from typing import NamedTuple
 
 import jax
@@ -20,10 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from visjax import attention
 from visjax import attribution as va
 from visjax.attribution import cam, deconvnet, deeplift, deeplift_shap, guided_backprop, metrics
 from visjax.inspect import feature_maps
-from visjax.zoo import digits_cnn
+from visjax.zoo import digits_cnn, digits_vit
 
 
 class Case(NamedTuple):
@@ -45,6 +46,12 @@ def SAME(s):
 
 def MAP(s):  # a class activation map on conv2's 8 x 8 grid
     return s[:3]
+
+
+@cache
+def _vit():  # first built inside a case's jit trace: build it eagerly all the same
+    with jax.ensure_compile_time_eval():
+        return digits_vit(seed=1)
 
 
 def _layer_grad(model, x, target):
@@ -291,6 +298,22 @@ CASES = [
         "inspect.feature_maps",
         lambda m, x, t: feature_maps(m, x, layer="conv2"),
         lambda s: (*s[:3], 32),
+    ),
+    # visjax.attention runs on a tiny ViT (same 8x8x1 input) instead of the CNN `m`.
+    Case(
+        "attention.maps",
+        lambda m, x, t: attention.attention_maps(_vit(), x),
+        lambda s: (s[0], 2, 2, 17, 17),
+    ),
+    Case(
+        "attention.rollout",
+        lambda m, x, t: attention.attention_rollout(_vit(), x, discard_ratio=0.2),
+        lambda s: (s[0], 16),
+    ),
+    Case(
+        "attention.gradient_rollout",
+        lambda m, x, t: attention.gradient_rollout(_vit(), x, t),
+        lambda s: (s[0], 16),
     ),
 ]
 

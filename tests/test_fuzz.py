@@ -144,7 +144,9 @@ def valid_input(draw):
 
 
 def _uses_target(case: Case) -> bool:
-    return not case.name.startswith(("Model.", "inspect.feature_maps"))
+    return not case.name.startswith(
+        ("Model.", "inspect.feature_maps", "attention.maps", "attention.rollout")
+    )
 
 
 def _checks_finite(case: Case) -> bool:

@@ -41,6 +41,8 @@ NOT_MODEL_INPUTS = ("data", "image", "images", "inputs", "batch")  # after `mode
 METHOD_CALLABLE = {
     "visjax.attribution.at_layer",
     "visjax.attribution.cam.multi_layer",
+    "visjax.attribution.metrics.data_randomisation",
+    "visjax.attribution.metrics.model_randomisation",
     "visjax.attribution.metrics.sensitivity_max",
     "visjax.attribution.noise_tunnel",
 }
@@ -50,6 +52,8 @@ KEY_REQUIRED = {
     "visjax.attribution.expected_gradients",
     "visjax.attribution.kernel_shap",
     "visjax.attribution.lime",
+    "visjax.attribution.metrics.data_randomisation",
+    "visjax.attribution.metrics.model_randomisation",
     "visjax.attribution.shapley_value_sampling",
     "visjax.curvature.block_curvature",
     "visjax.curvature.hessian_diag",
@@ -84,7 +88,9 @@ EXEMPT = {
     ("visjax.plot.eigenvalues_over_training", "steps"): _STEP_AXIS,
     ("visjax.plot.loss_accuracy", "steps"): _STEP_AXIS,
     ("visjax.plot.noise_scale", "steps"): _STEP_AXIS,
+    ("visjax.plot.attention_html", "ax"): "writes a self-contained HTML file, not a figure",
     ("visjax.zoo.init_digits_cnn_params", "key"): "a Flax-style initialiser: the key is its input",
+    ("visjax.attention.tagged_attention", "key"): "Flax's attention_fn: `key` is the key array",
     ("visjax.zoo.evaluate", "data"): "a dataset split (x and labels) to score, the operand",
     ("visjax.embed.export_projector", "data"): "the vectors written to the projector, the operand",
     ("visjax.embed.tsne", "method"): "openTSNE's/scikit-learn's name for the gradient's algorithm",
@@ -159,7 +165,7 @@ def _problems(qualname: str, fn) -> list[str]:
             p.kind is not KW for p in params[3:]
         ):
             out.append("an attribution method is exactly `(model, x, target, *, ...)`")
-    if pkg == "visjax.plot":
+    if pkg == "visjax.plot" and not exempt("ax"):
         where = [sig.parameters[n] for n in ("ax", "fig") if n in sig.parameters]
         if len(where) != 1 or where[0].kind is not KW or where[0].default is not None:
             out.append("a plot takes exactly one of `ax=None` / `fig=None`, keyword-only")

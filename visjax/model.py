@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import functools
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -155,6 +156,37 @@ class _PlainForward:
         return self.fn(params, x)
 
 
+@dataclasses.dataclass(frozen=True)
+class _BoundForward:
+    """The forward as a function of one leaf of its pytree input, the other leaves held fixed.
+
+    The model's ``state`` is ``{"model": <the model's state>, "fixed": <the other leaves>}``, so
+    new fixed values are new arguments, not new code. A fixed leaf with a leading axis of 1 is
+    shared by every row of a call; one with ``N`` rows pairs with calls on exactly ``N`` rows.
+    """
+
+    forward: Any
+    treedef: Any
+    position: int
+
+    def __call__(self, params, state, x):
+        rows = x.shape[0]
+        leaves = []
+        for f in state["fixed"]:
+            if f.shape[0] == 1 and rows != 1:
+                f = jnp.broadcast_to(f, (rows, *f.shape[1:]))
+            elif f.shape[0] != rows:
+                raise ValueError(
+                    f"the inputs held fixed (those not named by `wrt`) hold {f.shape[0]} "
+                    f"examples but the model was called on {rows} rows: methods evaluate "
+                    "examples one at a time, so fixed leaves must have a leading axis of 1 "
+                    "(shared) or go through `visjax.model.per_example(method)`"
+                )
+            leaves.append(f)
+        leaves.insert(self.position, x)
+        return self.forward(params, state["model"], jax.tree.unflatten(self.treedef, leaves))
+
+
 # --------------------------------------------------------------------------- tracing (cached)
 
 
@@ -165,14 +197,22 @@ def _aval_key(tree) -> tuple:
 
 @functools.lru_cache(maxsize=128)
 def _trace_cached(forward, key):
-    (ptree, pleaves), (stree, sleaves), (xshape, xdtype) = key
-    specs = (
-        jax.tree.unflatten(ptree, [jax.ShapeDtypeStruct(s, d) for s, d in pleaves]),
-        jax.tree.unflatten(stree, [jax.ShapeDtypeStruct(s, d) for s, d in sleaves]),
-        jax.ShapeDtypeStruct(xshape, xdtype),
+    specs = tuple(
+        jax.tree.unflatten(tree, [jax.ShapeDtypeStruct(s, d) for s, d in leaves])
+        for tree, leaves in key
     )
     closed, out_shape = jax.make_jaxpr(forward, return_shape=True)(*specs)
     return closed, jax.tree.structure(out_shape), tuple(interpret.names_in(closed))
+
+
+@functools.lru_cache(maxsize=128)
+def _scan_lengths_cached(forward, key):
+    return interpret.scan_lengths(_trace_cached(forward, key)[0])
+
+
+def _scan_lengths(forward, params, state, x) -> dict[str, tuple[int, ...]]:
+    """Layers inside ``scan`` and the lengths of their enclosing scans (see :meth:`Model.run`)."""
+    return _scan_lengths_cached(forward, (_aval_key(params), _aval_key(state), _aval_key(x)))
 
 
 _LAYER_SHAPES: dict = {}  # (forward, aval keys) -> {layer: ShapeDtypeStruct}, oldest first
@@ -180,8 +220,10 @@ _LAYER_SHAPES_SIZE = 128
 
 
 def _trace(forward, params, state, x):
-    """The forward's jaxpr, output tree and layer names for these argument shapes (no compile)."""
-    key = (_aval_key(params), _aval_key(state), (tuple(x.shape), jnp.result_type(x)))
+    """The forward's jaxpr, output tree and layer names for these argument shapes (no compile).
+
+    ``x`` is an array or, for a model with ``wrt``, the pytree input."""
+    key = (_aval_key(params), _aval_key(state), _aval_key(x))
     return _trace_cached(forward, key)
 
 
@@ -211,7 +253,11 @@ class Model:
       params: the trainable parameters, a pytree (nested dict of arrays).
       state: non-trainable variables the forward reads (batch statistics), a pytree.
       kind: ``"nnx"``, ``"linen"`` or ``"function"``.
-      input_shape: one example's shape, or ``None`` when unknown; ``None`` entries match any size.
+      input_shape: one example's shape, or ``None`` when unknown; ``None`` entries match any size
+        (with ``wrt``: the shape of that leaf).
+      wrt: for a model whose input is a pytree (a dict or tuple), the dict key or tuple index of
+        the leaf that attribution targets; ``None`` for a model of one array. Such a model runs,
+        captures and perturbs on the whole pytree; :meth:`bind` makes it a function of that leaf.
     """
 
     def __init__(
@@ -224,8 +270,10 @@ class Model:
         input_shape: tuple[int | None, ...] | None,
         input_dtype: Any,
         declared_layers: tuple[str, ...] | None,
+        wrt: str | int | None = None,
     ):
         self.forward = forward
+        self.wrt = wrt
         self.params = params
         self.state = state
         self.kind = kind
@@ -235,14 +283,21 @@ class Model:
 
     # pytree protocol
     def tree_flatten(self):
-        aux = (self.forward, self.kind, self.input_shape, self.input_dtype, self._declared_layers)
+        aux = (
+            self.forward,
+            self.kind,
+            self.input_shape,
+            self.input_dtype,
+            self._declared_layers,
+            self.wrt,
+        )
         return (self.params, self.state), aux
 
     @classmethod
     def tree_unflatten(cls, aux, children):
-        forward, kind, input_shape, input_dtype, declared = aux
+        forward, kind, input_shape, input_dtype, declared, wrt = aux
         obj = object.__new__(cls)
-        obj.forward, obj.kind, obj.input_shape = forward, kind, input_shape
+        obj.forward, obj.kind, obj.input_shape, obj.wrt = forward, kind, input_shape, wrt
         obj.input_dtype, obj._declared_layers = input_dtype, declared
         obj.params, obj.state = children
         return obj
@@ -265,6 +320,7 @@ class Model:
             input_shape=self.input_shape,
             input_dtype=self.input_dtype,
             declared_layers=self._declared_layers,
+            wrt=self.wrt,
         )
 
     # -- checks (trace time: shapes and dtypes only)
@@ -282,9 +338,93 @@ class Model:
                     f"{jnp.result_type(a)}"
                 )
 
-    def check_x(self, x: Any) -> jax.Array:
+    def check_x(self, x: Any) -> Any:
         """``x`` as an array, checked against the model's input (rank, shape, dtype): raises
-        ``TypeError``/``ValueError`` naming ``x``. Shapes and dtypes only, so it works under jit."""
+        ``TypeError``/``ValueError`` naming ``x``. Shapes and dtypes only, so it works under jit.
+
+        For a model with ``wrt``, ``x`` is the pytree input: the ``wrt`` leaf is checked as above,
+        every leaf must have the same leading (example) axis, and the pytree is returned.
+        """
+        # A dict, or a tuple/list holding arrays, is a pytree input; nested lists of numbers
+        # are an array.
+        pytree = isinstance(x, Mapping) or (
+            isinstance(x, tuple | list) and any(hasattr(a, "shape") for a in x)
+        )
+        if pytree or (self.wrt is not None and isinstance(x, tuple | list)):
+            if self.wrt is None:
+                raise TypeError(
+                    f"`x` is a pytree ({type(x).__name__}), but this method needs one array: pass "
+                    "`wrt=` to `visjax.as_model` naming the leaf to attribute (a dict key or a "
+                    "tuple index); the other leaves are then held fixed"
+                )
+            return self._check_inputs(x)
+        if self.wrt is not None:
+            raise TypeError(
+                f"`x` must be the model's pytree input (a dict or tuple holding the `wrt` leaf "
+                f"{self.wrt!r}), got {type(x).__name__}"
+            )
+        return self._check_array(x)
+
+    def _wrt_position(self, x: Any) -> tuple[int, Any, list]:
+        """``(position, treedef, leaves)`` of the ``wrt`` leaf in ``x``'s flattened leaves."""
+        with_path, treedef = jax.tree_util.tree_flatten_with_path(x)
+        keys = list(x.keys()) if isinstance(x, Mapping) else list(range(len(x)))
+        if self.wrt not in keys:
+            raise ValueError(f"`wrt` names {self.wrt!r}, which `x` does not hold; it holds {keys}")
+        hits = [i for i, (path, _) in enumerate(with_path) if _key_of(path[0]) == self.wrt]
+        if len(hits) != 1 or len(with_path[hits[0]][0]) != 1:
+            raise ValueError(f"`x[{self.wrt!r}]` (the `wrt` leaf) must be one array, not a pytree")
+        return hits[0], treedef, [leaf for _, leaf in with_path]
+
+    def _check_inputs(self, x: Any) -> Any:
+        position, treedef, leaves = self._wrt_position(x)
+        arrays = []
+        for i, leaf in enumerate(leaves):
+            if i == position:
+                arrays.append(self._check_array(leaf))
+                continue
+            if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
+                leaf = jnp.asarray(leaf)
+            arrays.append(leaf)
+        n = arrays[position].shape[0]
+        paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(x)[0]]
+        for i, (path, a) in enumerate(zip(paths, arrays, strict=True)):
+            if a.ndim < 1 or a.shape[0] not in (n, 1 if i != position else n):
+                raise ValueError(
+                    f"`x{path}` must have the batch's leading axis of {n} (that of `x` at "
+                    f"`wrt`; 1 for a fixed leaf shared by every example), got shape "
+                    f"{tuple(a.shape)}"
+                )
+        return jax.tree.unflatten(treedef, arrays)
+
+    def bind(self, x: Any) -> tuple[Model, Any]:
+        """``(model, leaf)``: this model as a function of the ``wrt`` leaf of the pytree ``x``,
+        the other leaves held fixed, and that leaf (checked). Without ``wrt``: ``(self, x)``
+        checked.
+
+        The bound model pairs the fixed leaves with the rows of every call, so it serves methods
+        that call the model on the whole batch; a fixed leaf with a leading axis of 1 is shared by
+        every row and serves all of them (attribution methods evaluate examples one at a time:
+        for per-example fixed leaves use :func:`per_example`). The fixed leaves are pytree leaves
+        of the bound model, so binding new values does not recompile a jitted method.
+        """
+        x = self.check_x(x)
+        if self.wrt is None:
+            return self, x
+        position, treedef, leaves = self._wrt_position(x)
+        leaf = leaves.pop(position)
+        bound = Model(
+            _BoundForward(self.forward, treedef, position),
+            self.params,
+            {"model": self.state, "fixed": tuple(leaves)},
+            kind=self.kind,
+            input_shape=self.input_shape,
+            input_dtype=self.input_dtype,
+            declared_layers=self._declared_layers,
+        )
+        return bound, leaf
+
+    def _check_array(self, x: Any) -> jax.Array:
         if not hasattr(x, "shape") or not hasattr(x, "dtype"):
             try:
                 x = jnp.asarray(x)
@@ -343,7 +483,8 @@ class Model:
         return _ApplyFn(self)
 
     def __call__(self, x: Any) -> Any:
-        """The output for the batch ``x`` (shape ``(N, *input_shape)``)."""
+        """The output for the batch ``x`` (shape ``(N, *input_shape)``; the pytree input for a
+        model with ``wrt``)."""
         return self.forward(self.params, self.state, self.check_x(x))
 
     @property
@@ -354,36 +495,48 @@ class Model:
         the NNX submodule paths or the Linen variable paths. A plain function's layers can only
         be listed by tracing, so it needs ``input_shape``.
         """
-        if self.input_shape is not None and None not in self.input_shape:
+        if self.wrt is None and self.input_shape is not None and None not in self.input_shape:
             x = jax.ShapeDtypeStruct((1, *self.input_shape), self.input_dtype or jnp.float32)
             return _trace(self.forward, self.params, self.state, x)[2]
         if self._declared_layers is not None:
             return self._declared_layers
+        if self.wrt is not None:
+            raise ValueError(
+                "listing the layers of a plain function with a pytree input needs an example: "
+                "use `model.trace(x).layers`"
+            )
         raise ValueError(
             "listing the layers of a plain function needs one example's shape: pass "
             "`input_shape=` to `visjax.as_model`"
         )
 
+    def scan_lengths(self, x: Any) -> dict[str, tuple[int, ...]]:
+        """The layers inside ``scan`` for a batch shaped like ``x``, each with the lengths of its
+        enclosing scans (outermost first): the leading axes its captured value is stacked on.
+        Layers outside any scan are absent. From the cached trace; nothing compiles."""
+        x = self.check_x(x)
+        return dict(_scan_lengths(self.forward, self.params, self.state, x))
+
     def layer_shapes(self, x: Any) -> dict[str, jax.ShapeDtypeStruct]:
-        """Shape and dtype of every layer's activation for the batch ``x`` (nothing compiles)."""
+        """Shape and dtype of every layer's activation for the batch ``x`` (nothing compiles).
+
+        A layer inside ``scan`` has its stacked shape ``(L, N, ...)``; the dict also answers
+        ``"path[i]"`` (one iteration, ``(N, ...)``) in ``in`` and ``[]``, but does not list it.
+        """
         x = self.check_x(x)
         # Cached like the trace: attribution methods ask on every call, and an abstract
         # evaluation costs about a millisecond of Python.
-        key = (
-            self.forward,
-            _aval_key(self.params),
-            _aval_key(self.state),
-            (tuple(x.shape), jnp.result_type(x)),
-        )
+        key = (self.forward, _aval_key(self.params), _aval_key(self.state), _aval_key(x))
         shapes = _LAYER_SHAPES.get(key)
         if shapes is None:
             names = _trace(self.forward, self.params, self.state, x)[2]
-            spec = jax.ShapeDtypeStruct(x.shape, jnp.result_type(x))
+            spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), jnp.result_type(a)), x)
             shapes = jax.eval_shape(lambda m, x: m.run(x, capture=names)[1], self, spec)
             if len(_LAYER_SHAPES) >= _LAYER_SHAPES_SIZE:
                 _LAYER_SHAPES.pop(next(iter(_LAYER_SHAPES)))
             _LAYER_SHAPES[key] = shapes
-        return dict(shapes)
+        loops = _scan_lengths(self.forward, self.params, self.state, x)
+        return _LayerShapes(shapes, loops) if loops else dict(shapes)
 
     def run(
         self,
@@ -424,39 +577,69 @@ class Model:
         replace = dict(replace or {})
         capture = (capture,) if isinstance(capture, str) else tuple(capture)
         closed, out_tree, known = _trace(self.forward, params, self.state, x)
+        loops = _scan_lengths(self.forward, params, self.state, x)
         for arg, names in (
             ("capture", capture),
             ("perturb", tuple(perturb)),
             ("replace", tuple(replace)),
         ):
-            unknown = [n for n in names if n not in known]
-            if unknown:
-                raise ValueError(
-                    f"`{arg}` names unknown layer(s) {unknown}; known layers: {list(known)}"
-                )
+            for n in names:
+                _check_name(arg, n, known, loops)
         if not capture and not perturb and not replace:
             return self.forward(params, self.state, x), {}
         captured: dict[str, jax.Array] = {}
+        # key -> [(argument, iteration index or None, value)], replacements first.
+        plans: dict[str, list] = {}
+        for arg, table in (("replace", replace), ("perturb", perturb)):
+            for name, new in table.items():
+                key, index = _split_index(name)
+                plans.setdefault(key, []).append((arg, name, index, new))
 
         def on_name(key: str, value: jax.Array) -> jax.Array:
-            for arg, table in (("replace", replace), ("perturb", perturb)):
-                if key in table:
-                    new = jnp.asarray(table[key])
-                    if new.shape != value.shape:
-                        raise ValueError(
-                            f"`{arg}[{key!r}]` must have the layer's shape {value.shape}, "
-                            f"got {new.shape}"
-                        )
-                    new = new.astype(value.dtype)
-                    value = new if arg == "replace" else value + new
+            for arg, name, _, new in plans.get(key, ()):
+                new = _checked(arg, name, new, value.shape, value.dtype)
+                value = new if arg == "replace" else value + new
             if key in capture:
                 captured[key] = value
             return value
 
-        base_names = {n.split("#")[0] for n in (*capture, *perturb, *replace)}
+        def on_loop_name(key: str, value: jax.Array, loop: tuple) -> jax.Array:
+            # Inside `scan`: a plain path's table entry holds the stacked values (one leading
+            # axis per enclosing scan), of which this iteration reads its slice; `path[i]` holds
+            # one iteration's value, used at that iteration only.
+            lengths = tuple(n for _, n in loop)
+            for arg, name, index, new in plans.get(key, ()):
+                if index is None:
+                    new = _checked(arg, name, new, (*lengths, *value.shape), value.dtype)
+                    for i, _ in loop:
+                        new = new[i]
+                    changed = new if arg == "replace" else value + new
+                else:
+                    new = _checked(arg, name, new, value.shape, value.dtype)
+                    here = functools.reduce(
+                        jnp.logical_and, [i == k for (i, _), k in zip(loop, index, strict=True)]
+                    )
+                    changed = jnp.where(here, new if arg == "replace" else value + new, value)
+                value = changed
+            return value
+
+        base_names = {_split_index(n)[0].split("#")[0] for n in (*capture, *perturb, *replace)}
         flat = jax.tree.leaves((params, self.state, x))
-        outs = interpret.eval_jaxpr(closed, flat, names=base_names, on_name=on_name)
-        return jax.tree.unflatten(out_tree, outs), {n: captured[n] for n in capture}
+        stacked: dict[str, jax.Array] = {}
+        outs = interpret.eval_jaxpr(
+            closed,
+            flat,
+            names=base_names,
+            on_name=on_name,
+            on_loop_name=on_loop_name,
+            loop_values=stacked,
+        )
+        captured.update(stacked)
+        result = {}
+        for n in capture:
+            key, index = _split_index(n)
+            result[n] = captured[key] if index is None else captured[key][index]
+        return jax.tree.unflatten(out_tree, outs), result
 
     def activations(
         self, x: Any, layers: str | Sequence[str], *, params: Any = None
@@ -468,6 +651,81 @@ class Model:
     def perturbed(self, x: Any, deltas: Mapping[str, Any], *, params: Any = None) -> Any:
         """The output with ``deltas[name]`` added to the activation of each named layer."""
         return self.run(x, perturb=deltas, params=params)[0]
+
+
+_INDEX = re.compile(r"^(.*?)((?:\[\d+\])+)$")
+
+
+def _split_index(name: str) -> tuple[str, tuple[int, ...] | None]:
+    """``"blocks.fc[2]"`` -> ``("blocks.fc", (2,))``; a name without ``[i]`` -> ``(name, None)``."""
+    m = _INDEX.match(name)
+    if m is None:
+        return name, None
+    return m.group(1), tuple(int(i) for i in re.findall(r"\d+", m.group(2)))
+
+
+def _check_name(arg: str, name: str, known: Sequence[str], loops: Mapping[str, tuple]) -> None:
+    key, index = _split_index(name)
+    if key not in known:
+        raise ValueError(f"`{arg}` names unknown layer(s) {[name]}; known layers: {list(known)}")
+    if index is None:
+        return
+    lengths = loops.get(key)
+    if lengths is None:
+        raise ValueError(
+            f"`{arg}` names {name!r}, but {key!r} is not inside a `scan`: `[i]` picks one "
+            "iteration of a layer inside a scan"
+        )
+    if len(index) != len(lengths) or any(
+        not 0 <= i < n for i, n in zip(index, lengths, strict=True)
+    ):
+        raise ValueError(
+            f"`{arg}` names {name!r}: {key!r} runs inside scans of lengths {list(lengths)}, so "
+            f"it takes {len(lengths)} index(es) `[i]` with 0 <= i < length"
+        )
+
+
+class _LayerShapes(dict):
+    """Layer shapes that also answer ``"path[i]"`` for a layer inside ``scan`` (not listed)."""
+
+    def __init__(self, shapes: Mapping[str, Any], loops: Mapping[str, tuple[int, ...]]):
+        super().__init__(shapes)
+        self._loops = loops
+
+    def _iteration(self, name: Any) -> Any:
+        if not isinstance(name, str):
+            return None
+        key, index = _split_index(name)
+        lengths = self._loops.get(key)
+        if index is None or lengths is None or len(index) != len(lengths):
+            return None
+        if not all(0 <= i < n for i, n in zip(index, lengths, strict=True)):
+            return None
+        full = dict.__getitem__(self, key)
+        return jax.ShapeDtypeStruct(full.shape[len(index) :], full.dtype)
+
+    def __contains__(self, name: object) -> bool:
+        return dict.__contains__(self, name) or self._iteration(name) is not None
+
+    def __getitem__(self, name: str) -> Any:
+        if dict.__contains__(self, name):
+            return dict.__getitem__(self, name)
+        shape = self._iteration(name)
+        if shape is None:
+            raise KeyError(name)
+        return shape
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self[name] if name in self else default
+
+
+def _checked(arg: str, name: str, new: Any, shape: tuple, dtype: Any) -> jax.Array:
+    new = jnp.asarray(new)
+    if new.shape != tuple(shape):
+        raise ValueError(
+            f"`{arg}[{name!r}]` must have the layer's shape {tuple(shape)}, got {new.shape}"
+        )
+    return new.astype(dtype)
 
 
 class _ApplyFn:
@@ -496,6 +754,7 @@ def as_model(
     input_shape: Sequence[int | None] | None = None,
     input_dtype: Any = None,
     apply_kwargs: Mapping[str, Any] | None = None,
+    wrt: str | int | None = None,
 ) -> Model:
     """Adapt a Flax NNX module, a Linen module with its variables, or a plain function.
 
@@ -516,6 +775,10 @@ def as_model(
         Needed to list the layers of plain functions; inputs are checked against it.
       input_dtype: the dtype kind inputs must have (default: any floating dtype).
       apply_kwargs: keyword arguments for a Linen module's ``apply`` (inference flags).
+      wrt: for a model whose input is a pytree (a dict of tokens and mask, a tuple): the dict key
+        or tuple index of the leaf attribution targets; the other leaves are held fixed.
+        ``input_shape`` and ``input_dtype`` then describe that leaf. Attribution methods take the
+        pytree as ``x`` (see :meth:`Model.bind` and :func:`per_example`).
 
     Returns:
       A :class:`Model`.
@@ -524,11 +787,15 @@ def as_model(
       TypeError: ``obj`` is none of the supported forms, or ``params`` are missing or misplaced.
     """
     if isinstance(obj, Model):
+        if wrt is not None and wrt != obj.wrt:
+            raise TypeError("`wrt` cannot change a Model's input: pass it when building the Model")
         return obj
     shape = None if input_shape is None else tuple(input_shape)
     if shape is not None and not all(d is None or (isinstance(d, int) and d > 0) for d in shape):
         raise ValueError(f"`input_shape` must hold positive ints or None, got {input_shape!r}")
-    common = dict(input_shape=shape, input_dtype=input_dtype)
+    if wrt is not None and (isinstance(wrt, bool) or not isinstance(wrt, str | int)):
+        raise TypeError(f"`wrt` must be a dict key (str) or a tuple index (int), got {wrt!r}")
+    common = dict(input_shape=shape, input_dtype=input_dtype, wrt=wrt)
 
     import flax.linen as nn  # noqa: PLC0415 - flax (~1.1 s), only for Flax models
     from flax import nnx  # noqa: PLC0415 - flax (~1.1 s), only for Flax models
@@ -579,6 +846,55 @@ def as_model(
         "`obj` must be a flax NNX module, a Linen module (with its variables as `params`), "
         f"a function `apply(params, x)` or a visjax Model, got {type(obj).__name__}"
     )
+
+
+def _key_of(entry: Any) -> Any:
+    """The dict key or sequence index of one key-path entry."""
+    for attr in ("key", "idx", "name"):
+        if hasattr(entry, attr):
+            return getattr(entry, attr)
+    return entry
+
+
+def per_example(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` run on a model with ``wrt`` one example at a time, each with its own fixed leaves.
+
+    ``per_example(method)(model, x, *args, **kwargs)`` with ``x`` the pytree input (leading axis
+    ``N`` on every leaf) equals, for each example ``i``, ``method(bound_i, leaf_i, *args_i,
+    **kwargs)`` where ``bound_i, leaf_i = model.bind(x[i:i+1])`` and ``args_i`` takes row ``i`` of
+    every positional argument with a leading axis of ``N`` (a per-example ``target``); it is one
+    ``jax.vmap`` over the examples, so the method compiles once. Keyword arguments are passed as
+    they are (static options, a shared ``key``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> def apply(p, x):
+      ...     return (x["a"] * x["mask"]) @ p
+      >>> m = as_model(apply, jnp.ones((3, 2)), wrt="a", input_shape=(3,))
+      >>> x = {"a": jnp.ones((2, 3)), "mask": jnp.array([[1.0, 1, 0], [1, 0, 0]])}
+      >>> g = per_example(lambda m, a, t: jax.vmap(jax.grad(lambda r: m(r[None])[0, t]))(a))
+      >>> g(m, x, 0).tolist()
+      [[1.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
+    """
+
+    @functools.wraps(method)
+    def run(model: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+        model = as_model(model)
+        if model.wrt is None:
+            raise TypeError("`per_example` needs a model built with `wrt=` (a pytree input)")
+        x = model.check_x(x)
+        n = jax.tree.leaves(x)[0].shape[0]
+        mapped = [np.ndim(a) >= 1 and np.shape(a)[0] == n for a in args]
+
+        def one(xi, margs):
+            it = iter(margs)
+            full = [next(it)[None] if m else a for a, m in zip(args, mapped, strict=True)]
+            bound, leaf = model.bind(jax.tree.map(lambda a: a[None], xi))
+            return jax.tree.map(lambda r: r[0], method(bound, leaf, *full, **kwargs))
+
+        return jax.vmap(one)(x, [a for a, m in zip(args, mapped, strict=True) if m])
+
+    return run
 
 
 def _dict_paths(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:

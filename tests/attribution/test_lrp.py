@@ -183,3 +183,16 @@ def test_batchnorm_resnet_merged_and_residuals_conserve():
     # output relevance (1) up to the stabilisers; the residual sum splits it between the branches
     for name in ("stem", "stages.0", "stages.1", "stages.2", "input"):
         np.testing.assert_allclose(layers[name].reshape(2, -1).sum(1), 1.0, rtol=1e-3)
+
+
+def test_functional_mean_stabilized_as_zennit_average_pool():
+    """A mean's sum is stabilized with n·ε: Zennit's ε on the average pool's output (the mean).
+
+    Four inputs of 1e-6 (sum 4e-6, ε = 1e-6): each gets 1e-6 / (4e-6 + 4·1e-6) = 0.125, not
+    1e-6 / (4e-6 + 1e-6) = 0.2; a sum that is not a mean keeps ε.
+    """
+    x = jnp.full((1, 4), 1e-6)
+    mean = as_model(lambda p, x: x.mean(axis=1, keepdims=True) * p, jnp.ones(()))
+    total = as_model(lambda p, x: x.sum(axis=1, keepdims=True) * p, jnp.ones(()))
+    np.testing.assert_allclose(va.lrp(mean, x, 0), 0.125, rtol=1e-5)
+    np.testing.assert_allclose(va.lrp(total, x, 0), 0.2, rtol=1e-5)

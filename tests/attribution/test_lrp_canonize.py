@@ -145,3 +145,24 @@ def test_plain_function_not_recognised(x):
 def test_under_jit(resnet, x):
     merged = jax.jit(lambda m, x: merge_batchnorm(m, x=x)(x))(resnet, x)
     assert rel_err(merged, resnet(x)) < 1e-5
+
+
+def test_merge_cached_per_model(resnet, x, monkeypatch):
+    """The second merge of the same arrays is a lookup: same merged arrays, no new search."""
+    from visjax.attribution.lrp import canonize
+
+    first = merge_batchnorm(resnet, x=x)
+    calls = []
+    monkeypatch.setattr(canonize, "_find_pairs", lambda *a: calls.append(a) or [])
+    again = merge_batchnorm(resnet, x=x)
+    assert calls == []
+    for a, b in zip(jax.tree.leaves(first.params), jax.tree.leaves(again.params), strict=True):
+        assert a is b
+    # New parameter arrays: merged again (the pairs still come from the cache).
+    fresh = resnet.replace(params=jax.tree.map(lambda a: a + 0.0, resnet.params))
+    merged = merge_batchnorm(fresh, x=x)
+    assert calls == []
+    assert rel_err(merged(x), resnet(x)) < 1e-5
+    # Under jit the traced parameters are merged, not cached.
+    out = jax.jit(lambda m: merge_batchnorm(m, x=x)(x))(resnet)
+    assert rel_err(out, resnet(x)) < 1e-5

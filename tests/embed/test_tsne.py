@@ -1,6 +1,9 @@
 """t-SNE: calibrated affinities, the exact gradient against autodiff of the KL divergence, the
 optimiser's determinism, the reported KL, and bad arguments refused by name."""
 
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -199,5 +202,50 @@ def test_fft_method_runs_and_its_gradient_is_close_to_the_exact_one():
     fe, ze = repulsion_exact(y)
     ff, zf = repulsion_fft(y)
     assert np.linalg.norm(fe / ze - ff / zf) / np.linalg.norm(fe / ze) < 1e-2
-    exact_kl = _kl(y, r.affinities, dof=1.0, method="exact", batch_size=None)
+    # The reported KL is of the embedding the last step started from (openTSNE's convention).
+    before = tsne(
+        x,
+        key=jax.random.key(0),
+        perplexity=10.0,
+        early_exaggeration_iter=30,
+        n_iter=29,
+        method="fft",
+        progress=False,
+    ).embedding
+    exact_kl = _kl(before, r.affinities, dof=1.0, method="exact", batch_size=None)
     np.testing.assert_allclose(r.kl_divergence, float(exact_kl), rtol=1e-2)
+
+
+_PEAK = """
+import sys
+import numpy as np, jax, jax.numpy as jnp
+from visjax.embed import tsne
+n = int(sys.argv[1])
+rng = np.random.default_rng(0)
+x = (rng.normal(scale=4.0, size=(10, 50))[rng.integers(0, 10, n)] + rng.normal(size=(n, 50)))
+jax.block_until_ready(jnp.zeros(1))
+rss = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS")][0]
+r = tsne(x.astype(np.float32), key=jax.random.key(0), early_exaggeration_iter=10, n_iter=10,
+         method="fft", progress=False)
+np.asarray(r.embedding)
+hwm = [int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")][0]
+print(hwm - rss)
+"""
+
+
+def _peak_kib(n: int) -> int:
+    """The peak resident memory a fresh process adds running ``tsne`` on ``n`` points (KiB; XLA's
+    buffers included, which tracemalloc does not see)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(n)], capture_output=True, text=True, check=True
+    )
+    return int(done.stdout.split()[-1])
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_peak_memory_grows_linearly():
+    # No N x N matrix: 4x the points must cost well under the 16x an N^2 buffer would (exact
+    # neighbour search in chunks, sparse P, FFT repulsion). Measured: see the README.
+    small, large = _peak_kib(5_000), _peak_kib(20_000)
+    assert large < 8 * small, (small, large)
+    assert large < 1_500_000, large  # KiB: 20,000 points under 1.5 GiB

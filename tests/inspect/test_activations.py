@@ -41,7 +41,8 @@ def test_stats_equal_numpy_on_the_full_activations(cnn_models):
     m = cnn_models["function"]
     x = jax.random.uniform(jax.random.key(3), (37, 8, 8, 1))
     layers = ("conv1", "conv2", "fc")
-    stats = activation_stats(m, x, layers=layers, batch_size=10, heatmap="median")
+    stats = activation_stats(m, x, layers=layers, batch_size=10, heatmap="median", histogram="unit")
+    pooled = activation_stats(m, x, layers=layers, batch_size=10, histogram="layer")
     acts = m.activations(x, layers)[1]
     for n in layers:
         a = np.asarray(acts[n], np.float64)
@@ -56,6 +57,10 @@ def test_stats_equal_numpy_on_the_full_activations(cnn_models):
         want = np.stack([np.histogram(v[:, u], s.edges)[0] for u in range(v.shape[1])])
         np.testing.assert_array_equal(s.counts, want)
         assert s.counts.sum() == v.size
+        # histogram="layer": one histogram of the layer's values over the same edges.
+        np.testing.assert_array_equal(pooled[n].edges, s.edges)
+        np.testing.assert_array_equal(pooled[n].counts, np.histogram(v.ravel(), s.edges)[0])
+        np.testing.assert_array_equal(pooled[n].counts, s.counts.sum(0))
         np.testing.assert_allclose(s.heatmap, np.median(a, 0), rtol=1e-5, atol=1e-6)
 
 
@@ -65,9 +70,20 @@ def test_batch_sizes_agree_and_fixed_edges(cnn_models, heatmap):
     x = jax.random.normal(jax.random.key(4), (23, 8, 8, 1))
     edges = {"conv2": np.linspace(-2, 2, 9), "fc": np.array([-3.0, -1.0, 0.0, 0.5, 3.0])}
     runs = [
-        activation_stats(m, x, layers=["conv2", "fc"], batch_size=b, edges=edges, heatmap=heatmap)
+        activation_stats(
+            m,
+            x,
+            layers=["conv2", "fc"],
+            batch_size=b,
+            edges=edges,
+            heatmap=heatmap,
+            histogram="unit",
+        )
         for b in ("auto", None, 1, 5, 23)
     ]
+    pooled = activation_stats(
+        m, x, layers=["conv2", "fc"], batch_size=5, edges=edges, histogram="layer"
+    )
     for r in runs[1:]:
         for n in ("conv2", "fc"):
             np.testing.assert_allclose(r[n].mean, runs[0][n].mean, rtol=1e-5, atol=1e-6)
@@ -77,6 +93,8 @@ def test_batch_sizes_agree_and_fixed_edges(cnn_models, heatmap):
     a = np.asarray(m.activations(x, "fc")[1]["fc"], np.float64)
     want = np.stack([np.histogram(a[:, u], edges["fc"])[0] for u in range(10)])
     np.testing.assert_array_equal(runs[0]["fc"].counts, want)  # uneven edges, values outside
+    for n in ("conv2", "fc"):
+        np.testing.assert_array_equal(pooled[n].counts, runs[0][n].counts.sum(0))
     agg = a.mean(0) if heatmap == "mean" else a.max(0)
     np.testing.assert_allclose(runs[0]["fc"].heatmap, agg, rtol=1e-5, atol=1e-6)
 
@@ -110,9 +128,9 @@ def test_bad_input(cnn_models, batch):
     with pytest.raises(ValueError, match="NaN"):
         activation_stats(m, batch.at[0, 0, 0, 0].set(jnp.nan), layers="conv1")
     with pytest.raises(ValueError, match="`edges`"):
-        activation_stats(m, batch, layers="conv1", edges=[1.0, 0.0])
+        activation_stats(m, batch, layers="conv1", edges=[1.0, 0.0], histogram="unit")
     with pytest.raises(ValueError, match="`edges` names"):
-        activation_stats(m, batch, layers="conv1", edges={"fc": 4})
+        activation_stats(m, batch, layers="conv1", edges={"fc": 4}, histogram="unit")
     with pytest.raises(ValueError, match="`heatmap`"):
         activation_stats(m, batch, layers="conv1", heatmap="mode")
     with pytest.raises(ValueError, match="`batch_size`"):
@@ -198,11 +216,17 @@ def test_no_retrace_for_new_data_and_weights(cnn_models):
 def test_histogram_off(cnn_models):
     m = cnn_models["linen"]
     x = jax.random.uniform(jax.random.key(6), (13, 8, 8, 1))
-    on = activation_stats(m, x, layers=["conv1", "fc"], batch_size=5)
-    off = activation_stats(m, x, layers=["conv1", "fc"], batch_size=5, histogram=False)
+    on = activation_stats(m, x, layers=["conv1", "fc"], batch_size=5, histogram="layer")
+    unit = activation_stats(m, x, layers=["conv1", "fc"], batch_size=5, histogram="unit")
+    off = activation_stats(m, x, layers=["conv1", "fc"], batch_size=5)  # the default
     for n in on:
+        assert on[n].counts.shape == (32,) and unit[n].counts.shape == (on[n].units, 32)
         assert off[n].counts.shape == (on[n].units, 0) and off[n].edges.size == 0
         for field in ("mean", "std", "active", "max", "min", "heatmap"):
             np.testing.assert_array_equal(getattr(off[n], field), getattr(on[n], field))
-    with pytest.raises(TypeError, match="histogram"):
-        activation_stats(m, x, layers="fc", histogram=1)
+            np.testing.assert_array_equal(getattr(unit[n], field), getattr(on[n], field))
+    for bad in (True, 1, "units", None):
+        with pytest.raises(ValueError, match="histogram"):
+            activation_stats(m, x, layers="fc", histogram=bad)
+    with pytest.raises(ValueError, match=r"`edges` needs a histogram"):
+        activation_stats(m, x, layers="fc", edges=8)

@@ -28,9 +28,9 @@ ExampleFn = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 def prepare(model: Any, x: Any) -> tuple[Model, jax.Array]:
-    """The model as a :class:`Model` and ``x`` checked (rank, dtype, finite)."""
-    model = as_model(model)
-    x = model.check_x(x)
+    """The model as a :class:`Model` and ``x`` checked (rank, dtype, finite); for a model with
+    ``wrt`` (a pytree input), the model bound to ``x``'s fixed leaves and the ``wrt`` leaf."""
+    model, x = as_model(model).bind(x)
     check_finite(x, "x")
     return model, x
 

@@ -50,6 +50,7 @@ import jax
 import jax.extend.core as jcore
 import jax.numpy as jnp
 
+from visjax.attribution._jaxpr import elementwise_body
 from visjax.attribution._target import (
     Target,
     check_layer,
@@ -146,21 +147,7 @@ def _unsupported(eqn, why: str) -> ValueError:
 
 
 def _elementwise_body(closed, shape) -> bool:
-    jaxpr = interpret._open(closed)[0]
-    if any(v.aval.shape not in ((), shape) for v in jaxpr.invars):
-        return False
-    for e in jaxpr.eqns:
-        name = e.primitive.name
-        if name in _CALLS:
-            if not _elementwise_body(e.params[_CALLS[name]], shape):
-                return False
-        elif name not in _ELEMENTWISE:
-            return False
-        if name == "broadcast_in_dim" and e.invars[0].aval.shape != ():
-            return False
-        if any(o.aval.shape not in ((), shape) for o in e.outvars):
-            return False
-    return True
+    return elementwise_body(closed, shape, _ELEMENTWISE)
 
 
 class _Swap:

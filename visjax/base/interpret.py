@@ -9,8 +9,13 @@ zero is the gradient with respect to the layer's activation).
 
 Calls (``jit``, ``remat2``, ``custom_jvp_call``, ``custom_vjp_call``) are entered only when their
 body holds a name of interest; otherwise the equation is bound as it was traced, so custom
-derivatives (``jax.nn.relu``'s gradient at 0) and remat policies stay intact. Names inside loops or
-branches (``scan``, ``while``, ``cond``) cannot be captured per iteration: asking for one raises a
+derivatives (``jax.nn.relu``'s gradient at 0) and remat policies stay intact.
+
+Names inside ``lax.scan`` (``fori_loop`` with static bounds lowers to it, and so do ``nnx.scan`` and
+Linen's ``nn.scan``) are handled when the caller passes ``on_loop_name``: the scan is re-run with an
+interpreted body that hands each iteration's value, with the iteration indices, to that callback
+and stacks what it returns along a leading axis (one per enclosing scan, outermost first). Names
+inside ``while`` or ``cond`` cannot be addressed per iteration or branch: asking for one raises a
 ``ValueError``.
 
 The interpreter also takes a rule table, ``rules={primitive_name: fn(eqn, invals) -> outvals}``,
@@ -21,10 +26,11 @@ rules such as guided backprop); calls are entered when their body holds a primit
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.extend.core as jcore
+import jax.numpy as jnp
 
 NAME_PRIMITIVE = "name"
 # Call primitives whose body the interpreter may enter, and the param that holds it.
@@ -39,6 +45,8 @@ _CALL_BODIES = {
 }
 
 NameCallback = Callable[[str, jax.Array], jax.Array]
+# (key, one iteration's value, ((index, length), ...) outermost scan first) -> that value, changed.
+LoopNameCallback = Callable[[str, jax.Array, tuple], jax.Array]
 Rule = Callable[[Any, list], Sequence[Any]]
 
 
@@ -84,6 +92,27 @@ def names_in(jaxpr) -> list[str]:
     return found
 
 
+def scan_lengths(jaxpr) -> dict[str, tuple[int, ...]]:
+    """The names marked inside ``scan`` bodies (keyed as :func:`names_in` keys them) and the
+    lengths of their enclosing scans, outermost first: the leading axes of their stacked values.
+    """
+    found: dict[str, tuple[int, ...]] = {}
+    counts: dict[str, int] = {}
+
+    def walk(jx: jcore.Jaxpr, lengths: tuple[int, ...]) -> None:
+        for eqn in jx.eqns:
+            if eqn.primitive.name == NAME_PRIMITIVE:
+                key = _occurrence(eqn.params["name"], counts)
+                if lengths:
+                    found[key] = lengths
+            inner = (*lengths, eqn.params["length"]) if eqn.primitive.name == "scan" else lengths
+            for sub in _sub_jaxprs(eqn):
+                walk(sub, inner)
+
+    walk(_open(jaxpr)[0], ())
+    return found
+
+
 def _occurrence(name: str, counts: dict[str, int]) -> str:
     k = counts.get(name, 0)
     counts[name] = k + 1
@@ -106,6 +135,8 @@ def eval_jaxpr(
     names: Collection[str] = (),
     on_name: NameCallback | None = None,
     rules: Mapping[str, Rule] | None = None,
+    on_loop_name: LoopNameCallback | None = None,
+    loop_values: dict[str, Any] | None = None,
 ) -> list:
     """Evaluate a (closed) jaxpr on flat ``args``, intercepting named values and chosen primitives.
 
@@ -119,22 +150,72 @@ def eval_jaxpr(
         it returns replaces the named value downstream.
       rules: primitive name to ``rule(eqn, invals) -> outvals`` (a list, one per output), used
         instead of binding the primitive.
+      on_loop_name: ``on_loop_name(key, value, loop) -> value`` for each wanted named value inside
+        a ``scan`` body, called once per iteration: ``value`` is that iteration's value and
+        ``loop`` is ``((index, length), ...)`` for the enclosing scans, outermost first (``index``
+        traced). Without it, a wanted name inside a scan raises ``ValueError``.
+      loop_values: a dict this fills with the values ``on_loop_name`` returned, stacked along one
+        leading axis per enclosing scan (``(L, ...)`` for one scan; index ``i`` is the iteration
+        that read the scan's ``xs[i]``, also for ``reverse`` scans).
 
     Returns:
       The flat list of output values.
 
     Raises:
-      ValueError: a wanted name or primitive lies inside a loop or branch, which this interpreter
-        does not enter.
+      ValueError: a wanted name or primitive lies inside a loop or branch that this interpreter
+        does not enter (``while``, ``cond``; a ``scan`` without ``on_loop_name``; a rule's
+        primitive inside any loop).
     """
     names = frozenset(names)
     rules = dict(rules or {})
     counts: dict[str, int] = {}
     open_jaxpr, consts = _open(jaxpr)
-    return _eval(open_jaxpr, consts, list(args), names, on_name, rules, counts)
+    ctx = _Ctx(names, on_name, rules, on_loop_name)
+    record = {} if loop_values is None else loop_values
+    return _eval(open_jaxpr, consts, list(args), ctx, counts, (), record)
 
 
-def _eval(jaxpr, consts, args, names, on_name, rules, counts) -> list:
+class _Ctx(NamedTuple):
+    names: frozenset
+    on_name: NameCallback | None
+    rules: dict
+    on_loop_name: LoopNameCallback | None
+
+
+def _eval_scan(eqn, invals, ctx: _Ctx, counts, loop, record) -> list:
+    """Re-run a scan whose body holds wanted names, its body interpreted (see ``on_loop_name``)."""
+    p = eqn.params
+    body, body_consts = _open(p["jaxpr"])
+    nc, ncarry, length = p["num_consts"], p["num_carry"], p["length"]
+    consts, init, xs = invals[:nc], invals[nc : nc + ncarry], invals[nc + ncarry :]
+    before = dict(counts)
+    after: dict[str, int] = {}
+
+    def step(carry, inp):
+        i, xs_i = inp
+        # Names inside the body count once per occurrence in the program (a layer called once
+        # per iteration is one layer, stacked), whatever number of times scan traces the body.
+        local = dict(before)
+        inner: dict[str, Any] = {}
+        outs = _eval(
+            body, body_consts, [*consts, *carry, *xs_i], ctx, local, (*loop, (i, length)), inner
+        )
+        after.clear()
+        after.update(local)
+        return outs[:ncarry], (outs[ncarry:], inner)
+
+    idx = jnp.arange(length, dtype=jnp.int32)
+    carry, (ys, inner) = jax.lax.scan(
+        step, list(init), (idx, list(xs)), length=length, reverse=p["reverse"], unroll=p["unroll"]
+    )
+    counts.clear()
+    counts.update(after)
+    record.update(inner)
+    return [*carry, *ys]
+
+
+def _eval(jaxpr, consts, args, ctx: _Ctx, counts, loop, record) -> list:
+    names, on_name, rules = ctx.names, ctx.on_name, ctx.rules
     env: dict[Any, Any] = {}
 
     def read(v):
@@ -157,7 +238,10 @@ def _eval(jaxpr, consts, args, names, on_name, rules, counts) -> list:
             value = invals[0]
             if base in names:
                 key = _occurrence(base, counts)
-                if on_name is not None:
+                if loop:
+                    value = ctx.on_loop_name(key, value, loop)
+                    record[key] = value
+                elif on_name is not None:
                     value = on_name(key, value)
             outvals = _bind(eqn, [value])
         elif prim in rules:
@@ -169,11 +253,19 @@ def _eval(jaxpr, consts, args, names, on_name, rules, counts) -> list:
                 outvals = _bind(eqn, invals)
             elif prim in _CALL_BODIES:
                 body, body_consts = _open(eqn.params[_CALL_BODIES[prim]])
-                outvals = _eval(body, body_consts, invals, names, on_name, rules, counts)
+                outvals = _eval(body, body_consts, invals, ctx, counts, loop, record)
+            elif (
+                prim == "scan"
+                and ctx.on_loop_name is not None
+                and not any(_contains(s, (), rules) for s in wanted)
+            ):
+                outvals = _eval_scan(eqn, invals, ctx, counts, loop, record)
             else:
+                where = "a `scan` body" if prim == "scan" else f"`{prim}` (a loop or branch)"
                 raise ValueError(
-                    f"a requested layer name or primitive lies inside `{prim}` (a loop or branch); "
-                    "visjax can only capture or change values outside loops and branches"
+                    f"a requested layer name or primitive lies inside {where}; visjax can "
+                    "capture or change named values inside `scan` (layer paths only), but not "
+                    "inside `while` or `cond`, nor use modified rules inside any loop"
                 )
         for v, val in zip(eqn.outvars, outvals, strict=True):
             write(v, val)

@@ -22,7 +22,8 @@ the charges are spread onto the grid with the Lagrange weights, the kernel on th
 matrix) is applied by a zero-padded FFT convolution (``jnp.fft``), and the potentials are
 interpolated back to the points. Cost ``O(N p^d + (2 p n_boxes)^d log)``. openTSNE's defaults:
 ``n_interpolation_points=3``, ``min_num_intervals=50``, ``ints_in_interval=1`` (boxes of width at
-most 1, at least 50 per axis).
+most 1, at least 50 per axis); visjax's: 4 nodes in boxes of at most 0.9, which bring the error
+from 3.6e-2 to 6e-3 on an optimised t-SNE embedding (see :data:`N_INTERPOLATION_POINTS`).
 
 Static grid: the number of boxes sets the array shapes, so under ``jit`` it must be static. It is
 ``max(min_num_intervals, ceil(spread / ints_in_interval))`` (``spread``: the largest coordinate
@@ -46,9 +47,22 @@ import numpy as np
 from visjax.base import checks
 
 BOX_MULTIPLE = 16
+# Defaults finer than openTSNE's (3 nodes per box of width <= 1: node spacing 1/3): on the digits'
+# optimised t-SNE embedding (spread 139), the repulsion's relative L2 error against the exact sums
+# is 3.6e-2 with openTSNE's grid, 1.0e-2 with 4 nodes in boxes of 1, 6.2e-3 with 4 nodes in boxes
+# of 0.9 (spacing 0.225; 5 in 1.1: 5.5e-3; 4 in 0.8: 4.4e-3). The error follows the node spacing,
+# the cost the grid's area: 2.2x openTSNE's FFT for the issue's 1e-2.
+N_INTERPOLATION_POINTS = 4
+INTS_IN_INTERVAL = 0.9
+MIN_NUM_INTERVALS = 50
 
 
-def fft_n_boxes(y: Any, *, min_num_intervals: int = 50, ints_in_interval: float = 1.0) -> int:
+def fft_n_boxes(
+    y: Any,
+    *,
+    min_num_intervals: int = MIN_NUM_INTERVALS,
+    ints_in_interval: float = INTS_IN_INTERVAL,
+) -> int:
     """Boxes per axis for a concrete embedding ``y``: ``max(min_num_intervals, ceil(spread /
     ints_in_interval))`` rounded up to a multiple of :data:`BOX_MULTIPLE` (above the minimum)."""
     y = np.asarray(y)
@@ -63,9 +77,9 @@ def repulsion_fft(
     y: Any,
     *,
     dof: float = 1.0,
-    n_interpolation_points: int = 3,
-    min_num_intervals: int = 50,
-    ints_in_interval: float = 1.0,
+    n_interpolation_points: int = N_INTERPOLATION_POINTS,
+    min_num_intervals: int = MIN_NUM_INTERVALS,
+    ints_in_interval: float = INTS_IN_INTERVAL,
     n_boxes: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """``(forces (N, d), z)`` of the t-SNE repulsion by FFT interpolation, for ``d`` = 1 or 2.
@@ -77,9 +91,9 @@ def repulsion_fft(
     Args:
       y: ``(N, d)`` embedding, ``d`` in (1, 2).
       dof: the Student-t degrees of freedom ``a > 0``.
-      n_interpolation_points: Lagrange nodes per box and axis (openTSNE: 3).
+      n_interpolation_points: Lagrange nodes per box and axis (default 4; openTSNE: 3).
       min_num_intervals: at least this many boxes per axis (openTSNE: 50).
-      ints_in_interval: boxes no wider than this (openTSNE: 1).
+      ints_in_interval: boxes no wider than this (default 0.9; openTSNE: 1).
       n_boxes: boxes per axis (static); ``None``: :func:`fft_n_boxes` of ``y``, which needs a
         concrete ``y`` (inside a ``jit`` pass it).
     """
@@ -110,6 +124,19 @@ def repulsion_fft(
     if not jnp.issubdtype(y.dtype, jnp.floating):
         y = y.astype(jnp.float32)
     return _repulsion_fft(y, float(dof), p, n_boxes)
+
+
+def _fft_size(n: int) -> int:
+    """The smallest ``m >= n`` whose prime factors are 2, 3 and 5."""
+    m = n
+    while True:
+        k = m
+        for f in (2, 3, 5):
+            while k % f == 0:
+                k //= f
+        if k == 1:
+            return m
+        m += 1
 
 
 def _lagrange(u: jax.Array, p: int) -> jax.Array:
@@ -149,15 +176,26 @@ def _repulsion_fft(y: jax.Array, dof: float, p: int, n_boxes: int) -> tuple[jax.
     grid = grid.at[flat.reshape(-1)].add(spread)
     grid = grid.reshape(*(g,) * dim, dim + 2)
 
-    # Kernel at every grid offset -(g-1)..(g-1), laid out circulantly in 2g points per axis.
-    off = jnp.concatenate([jnp.arange(g), jnp.arange(-g, 0)]).astype(y.dtype) * (width / p)
+    # Kernel at every grid offset -(g-1)..(g-1), laid out circulantly in L >= 2g points per axis
+    # (L the next 2^a 3^b 5^c: FFT lengths with large prime factors are several times slower;
+    # the offsets between g and L - g are never read by the outputs 0..g-1).
+    size = _fft_size(2 * g)
+    idx = jnp.arange(size)
+    off = jnp.where(idx < size // 2, idx, idx - size).astype(y.dtype) * (width / p)
     sq = off * off if dim == 1 else off[:, None] ** 2 + off[None, :] ** 2
     kern = (1.0 + sq / dof) ** (-(dof + 1.0))
     axes = tuple(range(dim))
-    spectrum = jnp.fft.rfftn(kern, s=(2 * g,) * dim, axes=axes)
-    padded = jnp.fft.rfftn(grid, s=(2 * g,) * dim, axes=axes)
-    pot = jnp.fft.irfftn(padded * spectrum[..., None], s=(2 * g,) * dim, axes=axes)
-    pot = pot[(slice(0, g),) * dim].reshape(g**dim, dim + 2)
+    spectrum = jnp.fft.rfftn(kern, axes=axes)
+    if dim == 1:
+        padded = jnp.fft.rfft(grid, n=size, axis=0)
+        pot = jnp.fft.irfft(padded * spectrum[..., None], n=size, axis=0)[:g]
+    else:
+        # Axis by axis, skipping what is zero (the padding's rows going in) or discarded (the
+        # rows past g coming out): ~30 % fewer transforms than rfftn / irfftn on the padded grid.
+        padded = jnp.fft.fft(jnp.fft.rfft(grid, n=size, axis=1), n=size, axis=0)
+        pot = jnp.fft.ifft(padded * spectrum[..., None], axis=0)[:g]
+        pot = jnp.fft.irfft(pot, n=size, axis=1)[:, :g]
+    pot = pot.reshape(g**dim, dim + 2)
 
     phi = jnp.sum(wts[:, :, None] * pot[flat], axis=1)  # (n, dim + 2)
     phi1, phiy, phisq = phi[:, 0], phi[:, 1 : 1 + dim], phi[:, 1 + dim]

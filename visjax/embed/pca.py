@@ -75,7 +75,7 @@ def _flip(components: jax.Array) -> jax.Array:
     return components * jnp.where(signs == 0, 1.0, signs)
 
 
-def _pca(x: jax.Array, k: int, whiten: bool, tall: bool) -> PCA:
+def pca_body(x: jax.Array, k: int, whiten: bool, tall: bool) -> PCA:
     n = x.shape[0]
     mean = x.mean(axis=0)
     xc = x - mean
@@ -98,7 +98,7 @@ def _pca(x: jax.Array, k: int, whiten: bool, tall: bool) -> PCA:
     return PCA(embedding, components, variance, variance / total, mean)
 
 
-_pca_jit = jax.jit(_pca, static_argnames=("k", "whiten", "tall"))
+_pca_jit = jax.jit(pca_body, static_argnames=("k", "whiten", "tall"))
 
 
 def pca(x: Any, k: int = 2, *, whiten: bool = False) -> PCA:

@@ -15,7 +15,8 @@ absorbs)::
 
     g_i = E sum_j p_ij w_ij^{1/a} (y_i - y_j)  -  (1 / Z) sum_j w_ij^{(a+1)/a} (y_i - y_j)
 
-with ``E`` the exaggeration. The attractive term is a ``segment_sum`` over the sparse ``P``; the
+with ``E`` the exaggeration. The attractive term is a row sum over ``P`` laid out ``N x kmax``
+(zero-padded; a ``segment_sum`` over the sparse ``P`` when padding would triple it); the
 repulsive term (:func:`repulsion_exact`) is exact, computed in chunks of rows (``O(N^2)`` work, no
 ``N x N`` matrix held), or approximated by interpolation on a grid and FFT convolution
 (``visjax.embed.fft.repulsion_fft``; Linderman et al. 2019), ``O(N)`` per iteration.
@@ -55,9 +56,12 @@ from visjax.embed.fft import fft_n_boxes, repulsion_fft
 __all__ = ["TSNE", "Affinities", "repulsion_exact", "tsne"]
 
 # method="auto" uses the exact gradient up to this many points and the FFT approximation above.
-# One repulsion on 2 (busy) CPU cores, points spread over +-40 (160 grid boxes), exact vs FFT:
-# 1,000 points 7 vs 66 ms, 2,000 30 vs 82 ms, 5,000 173 vs 61 ms, 10,000 838 vs 63 ms; the exact
-# cost grows as N^2, so they cross near 3,000 points.
+# One repulsion on 2 (busy) CPU cores, exact vs FFT: before 2026-12-05 (vmapped exact rows,
+# openTSNE's FFT grid, points over +-40) 2,000 points 30 vs 82 ms, 5,000 173 vs 61 ms; since
+# (exact one coordinate at a time, FFT grid 2.2x finer), load ~8: 1,797 points 6 vs 14 ms and
+# 3,000 12 vs 15 ms with 64 boxes, but on a converged embedding (spread ~140, 160 boxes) the FFT
+# took 300-480 ms against 80-100 ms exact at 3,000-8,000 points (load ~10): the crossover moved
+# up; kept at 3,000 until timed on a quiet machine.
 AUTO_EXACT_MAX = 3_000
 BLOCK = 50  # iterations per compiled call (the progress bar advances per block)
 MIN_GAIN = 0.01
@@ -71,8 +75,10 @@ class TSNE(NamedTuple):
 
     Attributes:
       embedding: ``(N, n_components)`` the optimised embedding (centred).
-      kl_divergence: ``KL(P || Q)`` of the result (``Z`` exact for ``method="exact"``, from the FFT
-        interpolation for ``"fft"``; the sum over ``P`` is exact as ``P`` is sparse).
+      kl_divergence: ``KL(P || Q)`` at the last iteration, as openTSNE reports it: of the
+        embedding the last step started from, with that step's ``Z`` (exact for
+        ``method="exact"``, from the FFT interpolation for ``"fft"``; the sum over ``P`` is exact
+        as ``P`` is sparse). With no iterations, of the initial embedding.
       affinities: the symmetrised sparse ``P`` (:class:`Affinities`: rows, cols, vals).
       method: the repulsion method used, ``"exact"`` or ``"fft"``.
     """
@@ -89,17 +95,25 @@ def _kernel(d2: jax.Array, dof: float) -> tuple[jax.Array, jax.Array]:
     return (base if dof == 1.0 else base**dof), base
 
 
-def _repulsion_row(yi: jax.Array, y: jax.Array, dof: float) -> tuple[jax.Array, jax.Array]:
-    """One row's ``(sum_j w_ij^{(a+1)/a} (y_i - y_j), sum_j w_ij)`` (``j = i`` included)."""
-    diff = yi[None, :] - y
-    w, base = _kernel(jnp.sum(diff * diff, axis=1), dof)
-    # Reductions of one elementwise expression (XLA fuses them; a matmul `kf @ y` here measured
-    # 26 ms per digits iteration on 2 CPU cores against 3.5 ms).
-    return jnp.sum((w * base)[:, None] * diff, axis=0), jnp.sum(w)
+def _repulsion_chunk(yc: jax.Array, y: jax.Array, dof: float) -> tuple[jax.Array, jax.Array]:
+    """Rows ``yc`` (``c x d``) against all of ``y``: ``(sum_j w_ij^{(a+1)/a} (y_i - y_j)`` (``c x
+    d``), ``sum_j w_ij`` (``c``)), ``j = i`` included (it adds 0 and 1)."""
+    # One coordinate at a time: ``c x N`` arrays only. A ``c x N x d`` difference tensor (the
+    # former vmap over rows) measured 47 ms per digits iteration on 2 CPU cores against 4 ms.
+    diffs = [yc[:, k, None] - y[None, :, k] for k in range(y.shape[1])]
+    w, base = _kernel(sum(diff * diff for diff in diffs), dof)
+    wb = w * base
+    forces = jnp.stack([jnp.sum(wb * diff, axis=1) for diff in diffs], axis=1)
+    return forces, jnp.sum(w, axis=1)
 
 
 def _repulsion_rows(y: jax.Array, dof: float):
-    return jax.vmap(lambda yi: _repulsion_row(yi, y, dof))
+    return lambda yc: _repulsion_chunk(yc, y, dof)
+
+
+def _exact_batch_size(y: jax.Array, dof: float, batch_size: int | str | None) -> int | None:
+    # Forward-only work: the forward chunk budget (32 MiB on CPU).
+    return resolve_batch_size(batch_size, _repulsion_rows(y, dof), y, forward=True)
 
 
 def repulsion_exact(
@@ -113,16 +127,17 @@ def repulsion_exact(
     approximates the same two quantities. ``batch_size`` rows at a time (``"auto"``: from the
     backend's chunk budget; ``None``: all rows at once, an ``N x N`` intermediate).
     """
-    rows = _repulsion_rows(y, dof)
-    if batch_size == "auto":
-        batch_size = resolve_batch_size(batch_size, rows, y)
-    if batch_size is None or batch_size >= y.shape[0]:
-        forces, z_rows = rows(y)
+    n = y.shape[0]
+    batch_size = _exact_batch_size(y, dof, batch_size)
+    if batch_size is None or batch_size >= n:
+        forces, z_rows = _repulsion_chunk(y, y, dof)
     else:
-        forces, z_rows = jax.lax.map(
-            lambda yi: _repulsion_row(yi, y, dof), y, batch_size=batch_size
-        )
-    return forces, jnp.sum(z_rows) - y.shape[0]  # w_ii = 1 is not a pair
+        pad = -n % batch_size
+        chunks = jnp.pad(y, ((0, pad), (0, 0))).reshape(-1, batch_size, y.shape[1])
+        forces, z_rows = jax.lax.map(lambda yc: _repulsion_chunk(yc, y, dof), chunks)
+        forces = forces.reshape(-1, y.shape[1])[:n]
+        z_rows = z_rows.reshape(-1)[:n]
+    return forces, jnp.sum(z_rows) - n  # w_ii = 1 is not a pair
 
 
 def _attraction(y: jax.Array, p: Affinities, dof: float) -> jax.Array:
@@ -133,6 +148,31 @@ def _attraction(y: jax.Array, p: Affinities, dof: float) -> jax.Array:
     )
 
 
+def _padded(p: Affinities, n: int) -> tuple[jax.Array, jax.Array] | None:
+    """``P`` as ``N x kmax`` neighbour columns and values (zero-padded), or ``None`` when padding
+    would more than triple the entries (hub points with very long rows)."""
+    rows = np.asarray(p.rows)
+    counts = np.bincount(rows, minlength=n)
+    kmax = int(counts.max()) if counts.size else 0
+    if n * kmax > 3 * rows.size:
+        return None
+    pos = np.arange(rows.size) - (np.cumsum(counts) - counts)[rows]
+    cols = np.zeros((n, kmax), np.int32)
+    vals = np.zeros((n, kmax), np.float32)
+    cols[rows, pos] = np.asarray(p.cols)
+    vals[rows, pos] = np.asarray(p.vals)
+    return jnp.asarray(cols), jnp.asarray(vals)
+
+
+def _attraction_padded(y: jax.Array, cols: jax.Array, vals: jax.Array, dof: float) -> jax.Array:
+    # Row sums of an N x kmax layout: no scatter (segment_sum's scatter measured 3.2 ms per digits
+    # iteration on 2 CPU cores, this 0.9 ms).
+    diffs = [y[:, k, None] - y[cols, k] for k in range(y.shape[1])]
+    _, base = _kernel(sum(diff * diff for diff in diffs), dof)
+    pw = vals * base
+    return jnp.stack([jnp.sum(pw * diff, axis=1) for diff in diffs], axis=1)
+
+
 def _repulsion(y: jax.Array, dof: float, method: str, batch_size: int | None, n_boxes: int):
     if method == "fft":
         return repulsion_fft(y, dof=dof, n_boxes=n_boxes)
@@ -141,32 +181,56 @@ def _repulsion(y: jax.Array, dof: float, method: str, batch_size: int | None, n_
 
 @partial(jax.jit, static_argnames=("dof", "method", "batch_size", "n_boxes"))
 def _block(
-    state, p, steps, exaggeration, learning_rate, momentum, *, dof, method, batch_size, n_boxes=0
+    state,
+    p,
+    padded,
+    steps,
+    exaggeration,
+    learning_rate,
+    momentum,
+    *,
+    dof,
+    method,
+    batch_size,
+    n_boxes=0,
 ):
-    """``steps`` iterations of openTSNE's ``gradient_descent`` (momentum, gains, step clipping)."""
+    """``steps`` iterations of openTSNE's ``gradient_descent`` (momentum, gains, step clipping).
+
+    Returns the new state and the KL divergence of the embedding the last step started from
+    (openTSNE's convention: its ``Z`` comes with that step's repulsion, so no extra pass; that
+    embedding is ``y - update`` up to the recentring shift, which distances ignore)."""
 
     def step(_, s):
-        y, update, gains = s
+        y, update, gains, _ = s
         forces, z = _repulsion(y, dof, method, batch_size, n_boxes)
-        grad = exaggeration * _attraction(y, p, dof) - forces / z
+        if padded is None:
+            attraction = _attraction(y, p, dof)
+        else:
+            attraction = _attraction_padded(y, *padded, dof)
+        grad = exaggeration * attraction - forces / z
         flipped = jnp.sign(update) != jnp.sign(grad)
         gains = jnp.where(flipped, gains + 0.2, gains * 0.8 + MIN_GAIN)
         update = momentum * update - learning_rate * gains * grad
         norm = jnp.linalg.norm(update, axis=1, keepdims=True)
         update = jnp.where(norm > MAX_STEP_NORM, update / norm * MAX_STEP_NORM, update)
         y = y + update
-        return y - jnp.mean(y, axis=0), update, gains
+        return y - jnp.mean(y, axis=0), update, gains, z
 
-    return jax.lax.fori_loop(0, steps, step, state)
+    y, update, gains, z = jax.lax.fori_loop(0, steps, step, (*state, jnp.float32(jnp.nan)))
+    return (y, update, gains), _kl_given_z(y - update, p, z, dof)
+
+
+def _kl_given_z(y, p, z, dof):
+    diff = y[p.rows] - y[p.cols]
+    log_w = -dof * jnp.log1p(jnp.sum(diff * diff, axis=1) / dof)
+    vals = jnp.maximum(p.vals, jnp.finfo(p.vals.dtype).tiny)
+    return jnp.sum(p.vals * (jnp.log(vals) - log_w)) + jnp.sum(p.vals) * jnp.log(z)
 
 
 @partial(jax.jit, static_argnames=("dof", "method", "batch_size", "n_boxes"))
 def _kl(y, p, *, dof, method, batch_size, n_boxes=0):
     _, z = _repulsion(y, dof, method, batch_size, n_boxes)
-    diff = y[p.rows] - y[p.cols]
-    log_w = -dof * jnp.log1p(jnp.sum(diff * diff, axis=1) / dof)
-    vals = jnp.maximum(p.vals, jnp.finfo(p.vals.dtype).tiny)
-    return jnp.sum(p.vals * (jnp.log(vals) - log_w)) + jnp.sum(p.vals) * jnp.log(z)
+    return _kl_given_z(y, p, z, dof)
 
 
 def _positive_float(value: Any, name: str) -> float:
@@ -187,13 +251,12 @@ def _initial(x, initialization, n_components, key):
     n = x.shape[0]
     if isinstance(initialization, str):
         init = _check_choice(initialization, "initialization", ("pca", "random"))
-        if init == "random":
-            return INIT_STD * jax.random.normal(key, (n, n_components), jnp.float32)
-        from visjax.embed.pca import pca  # noqa: PLC0415 - sibling module
-
-        y = jnp.asarray(pca(x, n_components).embedding, jnp.float32)
-        y = y / jnp.maximum(jnp.std(y[:, 0]), jnp.finfo(jnp.float32).tiny) * INIT_STD
-        return y + JITTER * INIT_STD * jax.random.normal(key, y.shape, jnp.float32)
+        if init == "pca" and n_components > min(x.shape):
+            raise ValueError(
+                f"`initialization` 'pca' needs n_components <= min(N, D) = {min(x.shape)}, got "
+                f"{n_components}: use 'random'"
+            )
+        return _initial_jit(x, key, init, n_components)
     y = jnp.asarray(initialization, jnp.float32)
     if y.shape != (n, n_components):
         raise ValueError(
@@ -202,6 +265,19 @@ def _initial(x, initialization, n_components, key):
         )
     check_finite(y, "initialization")
     return y
+
+
+@partial(jax.jit, static_argnames=("init", "n_components"))
+def _initial_jit(x, key, init, n_components):
+    # One program (the eager PCA, std, scaling and jitter compiled ~10 small ones: ~2 s of a
+    # first digits call on 2 busy cores).
+    if init == "random":
+        return INIT_STD * jax.random.normal(key, (x.shape[0], n_components), jnp.float32)
+    from visjax.embed.pca import pca_body  # noqa: PLC0415 - sibling module
+
+    y = pca_body(x, n_components, False, x.shape[0] >= 4 * x.shape[1]).embedding.astype(jnp.float32)
+    y = y / jnp.maximum(jnp.std(y[:, 0]), jnp.finfo(jnp.float32).tiny) * INIT_STD
+    return y + JITTER * INIT_STD * jax.random.normal(key, y.shape, jnp.float32)
 
 
 def tsne(
@@ -292,9 +368,10 @@ def tsne(
     p = affinities(x, perplexity, neighbors=neighbors, key=knn_key, batch_size=batch_size)
     y = _initial(x, initialization, n_components, init_key)
     if method == "exact" and batch_size == "auto":
-        batch_size = resolve_batch_size(batch_size, _repulsion_rows(y, dof), y)
+        batch_size = _exact_batch_size(y, dof, batch_size)
     options = {"dof": dof, "method": method, "batch_size": batch_size}
     state = (y, jnp.zeros_like(y), jnp.ones_like(y))
+    padded = _padded(p, n)
     phases = [(early_exaggeration, early_exaggeration_iter), (1.0, n_iter)]
     with progress_bar(early_exaggeration_iter + n_iter, desc="t-SNE", enabled=show) as bar:
         for exaggeration, iters in phases:
@@ -305,10 +382,10 @@ def tsne(
                 if method == "fft":  # the grid's size is static: from the current spread
                     options["n_boxes"] = fft_n_boxes(state[0])
                 # The step count is traced: blocks of any length share one compiled program.
-                state = _block(state, p, jnp.int32(steps), *scalars, **options)
+                state, kl = _block(state, p, padded, jnp.int32(steps), *scalars, **options)
                 bar.update(steps)
     y = state[0]
-    if method == "fft":
-        options["n_boxes"] = fft_n_boxes(y)
-    kl = float(_kl(y, p, **options))
+    if early_exaggeration_iter + n_iter == 0:
+        kl = _kl(y, p, **options, n_boxes=fft_n_boxes(y) if method == "fft" else 0)
+    kl = float(kl)
     return TSNE(embedding=y, kl_divergence=kl, affinities=p, method=method)

@@ -27,6 +27,7 @@ from visjax.base.checks import check_batch_size, check_positive_int, is_concrete
 from visjax.model import Model, as_model
 
 Heatmap = Literal["mean", "median", "max"]
+Histogram = Literal["layer", "unit", False]
 DEFAULT_BINS = 32
 SATURATION_TOL = 1e-3
 # The primitives whose outputs are bounded, and their bounds.
@@ -49,9 +50,13 @@ class ActivationStats(NamedTuple):
       active: ``(U,)`` fraction of the values that are ``> 0``.
       max: ``(U,)`` largest value.
       min: ``(U,)`` smallest value.
-      edges: ``(B + 1,)`` the histogram's bin edges (shared by the layer's units).
-      counts: ``(U, B)`` int histogram of each unit's values (NumPy's convention: bins are
-        half-open ``[e_i, e_{i+1})`` except the last, values outside the edges are not counted).
+      edges: ``(B + 1,)`` the histogram's bin edges (shared by the layer's units; empty with
+        ``histogram=False``).
+      counts: the int histogram over ``edges`` (NumPy's convention: bins are half-open
+        ``[e_i, e_{i+1})`` except the last, values outside the edges are not counted): ``(B,)``
+        of all the layer's values pooled (``histogram="layer"``), ``(U, B)`` one row per unit
+        (``histogram="unit"``), or ``(U, 0)`` without a histogram (``histogram=False``, the
+        default).
       heatmap: ``shape`` the activation aggregated over the dataset by ``heatmap_kind``.
       heatmap_kind: ``"mean"``, ``"median"`` or ``"max"``.
       bound: ``(low, high)`` when the value comes straight from a ``tanh`` or ``logistic``
@@ -256,14 +261,29 @@ def _histogram(v: jax.Array, edges: jax.Array, uniform: bool = True) -> jax.Arra
     return counts.reshape(units, bins)
 
 
+def _bin_codes(v: jax.Array, edges: jax.Array, pooled: bool) -> jax.Array:
+    """The flat codes :func:`_host_counts` counts, for data-dependent (even) edges on XLA:CPU:
+    ``bin`` (pooled, as ``uint8`` when the bins allow: a quarter of the bytes to write and to
+    count) or ``unit * bins + bin`` per unit; the number of codes marks "outside"."""
+    bins = edges.shape[0] - 1
+    i = _bin_index(v, edges)
+    if pooled:
+        code = jnp.where(i >= 0, i, bins)
+        return code.astype(jnp.uint8 if bins < 255 else jnp.int32).ravel()
+    offsets = jnp.arange(v.shape[1], dtype=jnp.int32) * bins
+    return jnp.where(i >= 0, i + offsets, v.shape[1] * bins).ravel()
+
+
 def _partial(
     a: jax.Array,
     bound: tuple[float, float] | None,
     edges: jax.Array | None,
     heat: str,
     uniform: bool,
+    pooled: bool,
 ) -> dict[str, jax.Array]:
-    """The combinable statistics of one chunk ``a`` (batch first) of one layer."""
+    """The combinable statistics of one chunk ``a`` (batch first) of one layer; ``pooled``: one
+    histogram of all the units' values instead of one per unit."""
     v = _units(a.astype(jnp.float32))
     n = jnp.asarray(v.shape[0], jnp.float32)
     # One pass: sums of values shifted by the chunk's first value per unit (a value of the same
@@ -285,7 +305,7 @@ def _partial(
         near = (v <= lo + SATURATION_TOL) | (v >= hi - SATURATION_TOL)
         out["near"] = near.sum(0, dtype=jnp.int32)
     if edges is not None:
-        out["counts"] = _histogram(v, edges, uniform)
+        out["counts"] = _histogram(v.reshape(-1, 1) if pooled else v, edges, uniform)
     if heat == "mean":
         out["heat"] = a.astype(jnp.float32).sum(0)
     elif heat == "max":
@@ -315,16 +335,21 @@ def _combine(p: dict, q: dict, heat: str) -> dict:
 @functools.partial(
     jax.jit, static_argnames=("layers", "bounds", "bins", "uniform", "heat", "size", "hist")
 )
-def _stats_program(model, x, fixed_edges, layers, bounds, bins, uniform, heat, size, hist=True):
+def _stats_program(model, x, fixed_edges, layers, bounds, bins, uniform, heat, size, hist="layer"):
     """Everything in one program: a scan over chunks of the forward plus per-chunk statistics;
     the activations are kept (as the scan's outputs) only when a histogram's edges come from the
-    data or the heatmap is the median."""
+    data or the heatmap is the median. On XLA:CPU such a histogram leaves the program as bin
+    codes (``t["codes"]``, one array per kept part) that the caller counts with ``np.bincount``:
+    a callback inside the program measured twice the time (it copies and serialises)."""
+    pooled = hist == "layer"
     keep = [n for n in layers if (hist and n not in fixed_edges) or heat == "median"]
 
     def chunk(xc):
         acts = model.activations(xc, layers)[1]
         parts = {
-            n: _partial(acts[n], bounds[n], fixed_edges.get(n) if hist else None, heat, uniform[n])
+            n: _partial(
+                acts[n], bounds[n], fixed_edges.get(n) if hist else None, heat, uniform[n], pooled
+            )
             for n in layers
         }
         return parts, {n: acts[n] for n in keep}
@@ -341,8 +366,13 @@ def _stats_program(model, x, fixed_edges, layers, bounds, bins, uniform, heat, s
             pad = jnp.where(hi > lo, 0.0, 0.5)
             t["edges"] = jnp.linspace(lo - pad, hi + pad, bins[n] + 1)
             # Part by part: concatenating the kept activations first measured 2x slower.
-            counts = [_histogram(_units(part[n].astype(jnp.float32)), t["edges"]) for part in kept]
-            t["counts"] = functools.reduce(jnp.add, counts)
+            values = [_units(part[n].astype(jnp.float32)) for part in kept]
+            if pooled:
+                values = [v.reshape(-1, 1) for v in values]
+            if jax.default_backend() == "cpu":
+                t["codes"] = [_bin_codes(v, t["edges"], pooled) for v in values]
+            else:
+                t["counts"] = functools.reduce(jnp.add, [_histogram(v, t["edges"]) for v in values])
         if heat == "median":
             stored = jnp.concatenate([part[n] for part in kept]).astype(jnp.float32)
             t["heat"] = jnp.median(stored, axis=0)
@@ -362,7 +392,7 @@ def activation_stats(
     batch_size: int | str | None = AUTO,
     edges: Any = None,
     heatmap: Heatmap = "mean",
-    histogram: bool = True,
+    histogram: Histogram = False,
 ) -> dict[str, ActivationStats]:
     r"""Per-unit activation statistics of ``layers`` over the dataset ``x``, in one compiled pass.
 
@@ -376,17 +406,20 @@ def activation_stats(
        \sigma = \sqrt{\frac1m \sum_i (v_i - \mu)^2}, \qquad
        \text{active} = \frac1m \#\{i : v_i > 0\},
 
-    with the max, the min and a histogram. Chunks are merged with Chan, Golub and LeVeque's
-    pairwise update of :math:`(m, \mu, \sum (v - \mu)^2)`, so the standard deviation does not
-    suffer the cancellation of :math:`E[v^2] - \mu^2`.
+    with the max, the min and, on request, a histogram of the values: one per layer (every
+    unit's values pooled, ``histogram="layer"``) or one per unit (``histogram="unit"``). Chunks
+    are merged with Chan, Golub and LeVeque's pairwise update of
+    :math:`(m, \mu, \sum (v - \mu)^2)`, so the standard deviation does not suffer the
+    cancellation of :math:`E[v^2] - \mu^2`.
 
-    Memory: with fixed ``edges`` (an array) and a mean or max heatmap, the pass holds one
-    chunk's activations at a time. Edges from the data (``edges=None`` or a number of bins: the
-    layer's range ``[min, max]`` split evenly, all units sharing one set) and the median heatmap
-    need every value, so the activations of the whole dataset are kept inside the program (as
-    :meth:`visjax.Model.activations` on the whole dataset would) and the histogram is taken over
-    them after the first reduction — one forward pass, not two. The median heatmap is exact
-    (``jnp.median`` over the examples, on the device).
+    Memory: without a histogram (the default) or with fixed ``edges`` (an array), and a mean or
+    max heatmap, the pass holds one chunk's activations at a time. Edges from the data
+    (``edges=None`` or a number of bins: the layer's range ``[min, max]`` split evenly, all
+    units sharing one set) and the median heatmap need every value, so the activations of the
+    whole dataset are kept inside the program (as :meth:`visjax.Model.activations` on the whole
+    dataset would) and the histogram is taken over them after the first reduction — one
+    forward pass, not two. The median heatmap is exact (``jnp.median`` over the examples, on
+    the device).
 
     Args:
       model: anything :func:`visjax.as_model` accepts.
@@ -394,29 +427,37 @@ def activation_stats(
       layers: a layer path or a list of them.
       batch_size: rows per chunk; ``"auto"`` sizes chunks from the forward's memory per row,
         ``None`` runs one chunk.
-      edges: ``None`` (32 bins over each layer's range), an int (that many bins over each
-        layer's range), 1-D increasing edges shared by every layer, or a mapping from layer path
-        to either.
+      edges: the histogram's: ``None`` (32 bins over each layer's range), an int (that many
+        bins over each layer's range), 1-D increasing edges shared by every layer, or a mapping
+        from layer path to either; only with ``histogram`` on.
       heatmap: how ``ActivationStats.heatmap`` aggregates the activation (shape of one example)
         over the dataset: ``"mean"``, ``"median"`` or ``"max"``.
-      histogram: ``False`` skips the per-unit histograms (``edges`` empty, ``counts`` of shape
-        ``(U, 0)``): on the digits CNN over 1,347 digits at all layers they cost about as much
-        as the forward pass itself (XLA:CPU, 2 cores; see the module's notes).
+      histogram: ``False`` (default): none (``edges`` empty, ``counts`` of shape ``(U, 0)``);
+        ``"layer"``: one histogram of the layer's values, all units pooled (``counts`` of shape
+        ``(B,)``, what :func:`visjax.plot.activation_histograms` draws); ``"unit"``: one per
+        unit (``(U, B)``). A histogram is opt-in because it costs about one more forward pass:
+        edges from the data need the layer's range before any value can be binned, so every
+        activation is kept and read again (on the digits CNN over 1,347 digits at all layers:
+        about 2.3x one capturing forward with either histogram, 1.3x without; XLA:CPU).
 
     Returns:
       ``{layer: ActivationStats}`` in the order of ``layers``, as NumPy arrays.
 
     Raises:
       ValueError: an unknown layer (the message lists the known ones), ``x`` of the wrong shape
-        or with NaN/Inf, bad ``edges``, ``batch_size`` or ``heatmap``; TypeError: non-floating
-        ``x``.
+        or with NaN/Inf, bad ``edges``, ``batch_size``, ``heatmap`` or ``histogram``;
+        TypeError: non-floating ``x``.
 
     Example:
       >>> import jax.numpy as jnp
       >>> from visjax.zoo import digits_cnn
       >>> s = activation_stats(digits_cnn("function"), jnp.ones((4, 8, 8, 1)), layers="conv1")
       >>> s["conv1"].units, s["conv1"].count, s["conv1"].counts.shape
-      (16, 256, (16, 32))
+      (16, 256, (16, 0))
+      >>> h = activation_stats(digits_cnn("function"), jnp.ones((4, 8, 8, 1)), layers="conv1",
+      ...                      histogram="layer")
+      >>> h["conv1"].counts.shape, h["conv1"].edges.shape
+      ((32,), (33,))
     """
     model = as_model(model)
     x = _check_data(model, x)
@@ -424,8 +465,12 @@ def activation_stats(
     batch_size = check_batch_size(batch_size)
     if heatmap not in ("mean", "median", "max"):
         raise ValueError(f"`heatmap` must be 'mean', 'median' or 'max', got {heatmap!r}")
-    if not isinstance(histogram, bool):
-        raise TypeError(f"`histogram` must be a bool, got {type(histogram).__name__}")
+    if histogram is not False and (
+        not isinstance(histogram, str) or histogram not in ("layer", "unit")
+    ):
+        raise ValueError(f"`histogram` must be 'layer', 'unit' or False, got {histogram!r}")
+    if histogram is False and edges is not None:
+        raise ValueError("`edges` needs a histogram: pass histogram='layer' or 'unit'")
     per_layer = _check_edges(edges, names)
     bounds = _layer_bounds(model, x)
     fixed = {n: not isinstance(e, int) for n, e in per_layer.items()}
@@ -459,11 +504,16 @@ def activation_stats(
         t = total[n]
         count = int(t["n"])
         units = t["mean"].shape[0]
-        if not histogram:
+        if histogram is False:
             e, c = np.zeros(0, np.float32), np.zeros((units, 0), np.int32)
         else:
             e = np.asarray(t["edges"]) if "edges" in t else np.asarray(fixed_edges[n])
-            c = np.asarray(t["counts"])
+            if "codes" in t:
+                cells = bins[n] if histogram == "layer" else units * bins[n]
+                c = functools.reduce(np.add, (_host_counts(p, cells) for p in t["codes"]))
+            else:
+                c = np.asarray(t["counts"])
+            c = c.reshape(-1) if histogram == "layer" else c.reshape(units, -1)
         out[n] = ActivationStats(
             layer=n,
             shape=tuple(shapes[n].shape[1:]),
@@ -641,8 +691,8 @@ def saturated_units(
     """
     if not isinstance(fraction, float | int) or not 0 < fraction <= 1:
         raise ValueError(f"`fraction` must be in (0, 1], got {fraction!r}")
-    # No histogram: nothing but one chunk's activations is held.
-    stats = activation_stats(model, x, layers=layers, batch_size=batch_size, histogram=False)
+    # No histogram (the default): nothing but one chunk's activations is held.
+    stats = activation_stats(model, x, layers=layers, batch_size=batch_size)
     out = {}
     for n, s in stats.items():
         hit = s.near_bound if s.bound is not None else s.active

@@ -5,6 +5,11 @@ plots ``fig=None`` (draw into the given Figure or SubFigure and return it); by d
 and return a new Figure.
 """
 
+from visjax.plot.attention import attention_grid as attention_grid
+from visjax.plot.attention import attention_heatmap as attention_heatmap
+from visjax.plot.attention import attention_html as attention_html
+from visjax.plot.attention import patch_attention as patch_attention
+from visjax.plot.attention import token_scores as token_scores
 from visjax.plot.attribution import attribution_grid as attribution_grid
 from visjax.plot.attribution import overlay as overlay
 from visjax.plot.cam import cam_grid as cam_grid
@@ -41,6 +46,8 @@ from visjax.plot.landscape import loss_contour as loss_contour
 from visjax.plot.landscape import loss_curve as loss_curve
 from visjax.plot.landscape import loss_surface_3d as loss_surface_3d
 from visjax.plot.landscape import trajectory_contour as trajectory_contour
+from visjax.plot.lrp import conservation_curve as conservation_curve
+from visjax.plot.lrp import relevance_heatmaps as relevance_heatmaps
 from visjax.plot.perturbation import feature_values as feature_values
 from visjax.plot.perturbation import feature_values_grid as feature_values_grid
 
@@ -48,12 +55,16 @@ __all__ = [
     "activation_fractions",
     "activation_heatmaps",
     "activation_histograms",
+    "attention_grid",
+    "attention_heatmap",
+    "attention_html",
     "attribution_grid",
     "cam_grid",
     "cam_overlay",
     "class_balance",
     "class_samples",
     "confusion_matrix",
+    "conservation_curve",
     "eigenvalue_density",
     "eigenvalues_over_training",
     "embedding_scatter",
@@ -73,11 +84,14 @@ __all__ = [
     "noise_scale",
     "objective_curves",
     "overlay",
+    "patch_attention",
     "per_class_accuracy",
     "pixel_statistics",
     "precision_recall_curves",
+    "relevance_heatmaps",
     "reliability_diagram",
     "roc_curves",
+    "token_scores",
     "training_curves",
     "trajectory_contour",
     "update_ratios",

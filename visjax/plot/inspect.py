@@ -123,7 +123,8 @@ def activation_histograms(
     """Each layer's distribution of activation values over a dataset, summed over its units.
 
     Args:
-      counts: layer to ``(U, B)`` per-unit counts (``ActivationStats.counts``) or ``(B,)``.
+      counts: layer to ``(B,)`` counts (``ActivationStats.counts`` with
+        ``histogram="layer"``) or ``(U, B)`` per-unit counts (``histogram="unit"``), summed.
       edges: layer to ``(B + 1,)`` bin edges.
       log: a logarithmic count axis (ReLU layers pile up at 0).
       ncols: panels per row (default up to 3).

@@ -38,6 +38,7 @@ import numpy as np
 from visjax.base.progress import log as log_line
 from visjax.base.progress import progress_bar, resolve_progress
 from visjax.model import Model, as_model
+from visjax.report.attention import attention_section
 from visjax.report.attribution import attribution_section, cam_section, perturbation_section
 from visjax.report.context import DemoContext, ReportContext, SkipSection
 from visjax.report.curvature import curvature_section
@@ -49,6 +50,7 @@ from visjax.report.gradstats import gradstats_section
 from visjax.report.html import Section, Timing, write_report
 from visjax.report.landscape import landscape_section, trajectory_section
 from visjax.report.localisation import localisation_section
+from visjax.report.lrp import lrp_section
 from visjax.report.sections import model_section, training_section
 from visjax.zoo import Split
 from visjax.zoo.train import History
@@ -75,6 +77,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec("evaluation", "Evaluation", evaluation_section),
     SectionSpec("attribution", "Attribution", attribution_section),
     SectionSpec("cam", "Class activation maps", cam_section, demo_only=True),
+    SectionSpec("lrp", "Layer-wise relevance propagation", lrp_section),
     SectionSpec(
         "perturbation",
         "Perturbation and surrogate attribution",
@@ -93,6 +96,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
         localisation_section,
         demo_only=True,
     ),
+    SectionSpec("attention", "Attention", attention_section, demo_only=True),
 )
 
 

@@ -10,9 +10,12 @@ caption gives each embedding's trustworthiness (k = 10, against the 32-D vectors
 leave-one-out 10-NN accuracy of the true labels.
 
 Cost: the full run embeds all 1,797 digits with openTSNE's schedule (250 + 500 iterations); the
-quick run (tests, ``visjax demo --quick``) the 450 held-out digits with 100 + 200 iterations:
-13.5 s measured on 2 CPU cores shared with other jobs (load 9), most of it compiling t-SNE's
-programs; the iterations take about 1 s per model once compiled.
+quick run (tests, ``visjax demo --quick``) the 450 held-out digits with 100 + 150 iterations.
+Most of it is compiling t-SNE's programs once (the second model reuses them): 13.5 s measured
+on 2 CPU cores at load 9 with 100 + 200 iterations and the former programs (a separate KL pass,
+an eager PCA initialisation: ~10 programs fewer since 2026-12-05); at load 16, two t-SNEs of 450
+points took 30 s (first, compiling) and 5.8 s (second); quiet (load ~1.2), the whole section's
+test 6.5 s.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from visjax.report.html import Figure, Section
 from visjax.zoo import digits_cnn
 
 LAYER = "conv2"  # the layer before the logits (fc), pooled over positions as the head does
-QUICK_ITERATIONS = (100, 200)  # early exaggeration, then normal phase (full: 250, 500)
+QUICK_ITERATIONS = (100, 150)  # early exaggeration, then normal phase (full: 250, 500)
 
 
 def embed_section(ctx: DemoContext) -> Section:

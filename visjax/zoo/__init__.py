@@ -21,6 +21,10 @@ from visjax.zoo.shapes import Shapes as Shapes
 from visjax.zoo.shapes import load_shapes as load_shapes
 from visjax.zoo.shapes import shapes_cnn as shapes_cnn
 from visjax.zoo.shapes import trained_shapes_cnn as trained_shapes_cnn
+from visjax.zoo.text import MarkedData as MarkedData
+from visjax.zoo.text import make_marked as make_marked
+from visjax.zoo.text import text_transformer as text_transformer
+from visjax.zoo.text import trained_text_transformer as trained_text_transformer
 from visjax.zoo.train import History as History
 from visjax.zoo.train import evaluate as evaluate
 from visjax.zoo.train import train as train
@@ -32,6 +36,7 @@ __all__ = [
     "SHAPE_CLASSES",
     "Digits",
     "History",
+    "MarkedData",
     "Objects",
     "ObjectsData",
     "Shapes",
@@ -44,12 +49,15 @@ __all__ = [
     "load_digits",
     "load_objects",
     "load_shapes",
+    "make_marked",
     "make_objects",
     "objects_cnn",
     "sample_image",
     "sample_images",
     "shapes_cnn",
+    "text_transformer",
     "train",
     "trained_objects_cnn",
     "trained_shapes_cnn",
+    "trained_text_transformer",
 ]

@@ -149,7 +149,35 @@ def _classes():
                 h = block(h)
             return self.head(self.norm(h)[:, 0])
 
-    return ViT
+    class ScanViT(ViT):
+        """The ViT with its blocks' parameters stacked ``(depth, ...)`` and run by ``nnx.scan``."""
+
+        def __init__(self, *, depth: int = 2, heads: int = 2, mlp_dim: int = 64, **kw):
+            super().__init__(depth=1, heads=heads, mlp_dim=mlp_dim, **kw)
+            _check_config(patch_size=1, dim=1, depth=depth, heads=1, mlp_dim=1)
+            dim, rngs = self.head.in_features, kw["rngs"]
+
+            @nnx.split_rngs(splits=depth)
+            @nnx.vmap(in_axes=(0,), out_axes=0)
+            def make(rngs):
+                return Block(dim, heads=heads, mlp_dim=mlp_dim, rngs=rngs)
+
+            self.blocks = make(rngs)
+
+        def __call__(self, x):
+            patches = self.patch_embed(x)
+            n, _, _, d = patches.shape
+            cls = jnp.broadcast_to(self.cls_token[...], (n, 1, d))
+            h = jnp.concatenate([cls, patches.reshape(n, -1, d)], axis=1)
+            h = tag(h + self.pos_embed[...], "embed")
+
+            @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
+            def body(h, block):
+                return block(h)
+
+            return self.head(self.norm(body(h, self.blocks))[:, 0])
+
+    return ViT, ScanViT
 
 
 def _check_config(*, patch_size: int, dim: int, depth: int, heads: int, mlp_dim: int) -> None:
@@ -168,13 +196,51 @@ def _check_config(*, patch_size: int, dim: int, depth: int, heads: int, mlp_dim:
 
 
 @functools.cache
+def _built() -> tuple[type, type]:
+    return _classes()
+
+
 def vit_class() -> type:
     """The Flax NNX ``ViT`` class (built once, on first use).
 
     Its constructor is ``ViT(*, patch_size=2, dim=32, depth=2, heads=2, mlp_dim=64,
     num_classes=10, rngs)``.
     """
-    return _classes()
+    return _built()[0]
+
+
+def scan_vit_class() -> type:
+    """The Flax NNX ``ScanViT`` class: the ``ViT`` with its blocks stacked and run by
+    ``nnx.scan`` (same constructor)."""
+    return _built()[1]
+
+
+def stack_blocks(params: dict[str, Any]) -> dict[str, Any]:
+    """The unrolled ViT's parameters (``params["blocks"][b]``) in the scan-stacked layout
+    (``params["blocks"]``, each leaf with a leading ``depth`` axis); other entries shared.
+
+    Args:
+      params: ``digits_vit(...).params``.
+
+    Returns:
+      The parameters of ``digits_vit(..., scan=True)`` holding the same weights.
+    """
+    blocks = params["blocks"]
+    stacked = jax.tree.map(lambda *b: jnp.stack(b), *(blocks[b] for b in range(len(blocks))))
+    return {**params, "blocks": stacked}
+
+
+def unstack_blocks(params: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of :func:`stack_blocks`: ``params["blocks"]`` split into ``{b: ...}``."""
+    blocks = params["blocks"]
+    depth = jax.tree.leaves(blocks)[0].shape[0]
+    return {**params, "blocks": {b: jax.tree.map(lambda a, b=b: a[b], blocks) for b in range(depth)}}
+
+
+def _is_unrolled(params: dict[str, Any]) -> bool:
+    return isinstance(params, dict) and isinstance(params.get("blocks"), dict) and all(
+        isinstance(k, int) for k in params["blocks"]
+    )
 
 
 def nnx_module(

@@ -6,6 +6,7 @@ from one call; :mod:`~visjax.attribution.lrp.rules` holds the rules and
 """
 
 from visjax.attribution.lrp.composites import Composite as Composite
+from visjax.attribution.lrp.composites import attn_lrp as attn_lrp
 from visjax.attribution.lrp.composites import epsilon_alpha2_beta1 as epsilon_alpha2_beta1
 from visjax.attribution.lrp.composites import epsilon_gamma_box as epsilon_gamma_box
 from visjax.attribution.lrp.composites import epsilon_plus as epsilon_plus
@@ -35,6 +36,7 @@ __all__ = [
     "WSquare",
     "ZBox",
     "ZPlus",
+    "attn_lrp",
     "epsilon_alpha2_beta1",
     "epsilon_gamma_box",
     "epsilon_plus",

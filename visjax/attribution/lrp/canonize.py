@@ -40,6 +40,8 @@ References:
 
 from __future__ import annotations
 
+import collections
+import weakref
 from typing import Any, NamedTuple
 
 import jax
@@ -198,6 +200,9 @@ def merge_batchnorm(model: Any, *, x: Any = None) -> Model:
     computed with ``jax.numpy`` in float32 (or the parameters' wider dtype), so the function
     works under ``jit`` (the pairs come from the abstract trace), and stored in each parameter's
     dtype. A model without a recognised BatchNorm is returned unchanged (the same object).
+    The pairs are found once per program (forward and shapes) and the merged values computed once
+    per set of parameter arrays (held by weak references; traced parameters are not cached), so
+    repeated calls on the same model cost a lookup.
 
     Args:
       model: anything :func:`visjax.as_model` accepts (NNX or Linen modules: plain functions'
@@ -232,9 +237,80 @@ def merge_batchnorm(model: Any, *, x: Any = None) -> Model:
         x = jax.ShapeDtypeStruct((1, *shape), model.input_dtype or jnp.float32)
     elif not isinstance(x, jax.ShapeDtypeStruct):
         x = model.check_x(x)
-    pairs = _find_pairs(model, x)
+    leaves = jax.tree.leaves((model.params, model.state))
+    hit = _MERGED.get(model.forward, leaves)
+    if hit is not None:
+        if hit[0] is None:
+            return model
+        return model.replace(params=hit[0], state=hit[1])
+    pairs = _pairs(model, x)
     if not pairs:
+        _MERGED.put(model.forward, leaves, (None, None))
         return model
+    merged_params, merged_state = _merge(model, pairs)
+    _MERGED.put(model.forward, leaves, (merged_params, merged_state))
+    return model.replace(params=merged_params, state=merged_state)
+
+
+class _Cache:
+    """Merged parameters per model: keyed by the forward and the parameter arrays' identities
+    (held by weak references, so a model's arrays are not kept alive), at most ``size`` entries.
+    Traced parameters (under ``jit``) are never cached: their values are not known."""
+
+    def __init__(self, size: int = 8):
+        self.size = size
+        self.entries: collections.OrderedDict[Any, tuple] = collections.OrderedDict()
+
+    @staticmethod
+    def _key(forward: Any, leaves: list) -> Any:
+        if any(isinstance(a, jax.core.Tracer) for a in leaves):
+            return None
+        return (forward, tuple(id(a) for a in leaves))
+
+    def get(self, forward: Any, leaves: list) -> Any:
+        key = self._key(forward, leaves)
+        entry = None if key is None else self.entries.get(key)
+        if entry is None or any(r() is not a for r, a in zip(entry[0], leaves, strict=True)):
+            return None  # an id reused by a new array
+        self.entries.move_to_end(key)
+        return entry[1]
+
+    def put(self, forward: Any, leaves: list, value: Any) -> None:
+        key = self._key(forward, leaves)
+        if key is None:
+            return
+        try:
+            refs = tuple(weakref.ref(a) for a in leaves)
+        except TypeError:  # a leaf that takes no weak reference (a Python scalar)
+            return
+        self.entries[key] = (refs, value)
+        while len(self.entries) > self.size:
+            self.entries.popitem(last=False)
+
+
+_MERGED = _Cache()
+
+
+_PAIRS: collections.OrderedDict[Any, list[_Pair]] = collections.OrderedDict()
+
+
+def _pairs(model: Model, x: Any) -> list[_Pair]:
+    """The (layer, BatchNorm) pairs, found once per program (the forward and the avals)."""
+
+    def aval(a: Any) -> tuple:
+        return (np.shape(a), str(jnp.result_type(a)))
+
+    tree = (model.params, model.state)
+    key = (model.forward, jax.tree.structure(tree), tuple(map(aval, jax.tree.leaves(tree))))
+    key = (*key, aval(x))
+    if key not in _PAIRS:
+        _PAIRS[key] = _find_pairs(model, x)
+        while len(_PAIRS) > 64:
+            _PAIRS.popitem(last=False)
+    return _PAIRS[key]
+
+
+def _merge(model: Model, pairs: list[_Pair]) -> tuple[Any, Any]:
     params = _leaves(model.params, "params")
     state = _leaves(model.state, "state")
     new: dict[tuple[str, tuple[str, ...]], jax.Array] = {}
@@ -279,4 +355,4 @@ def merge_batchnorm(model: Any, *, x: Any = None) -> Model:
 
     merged_params = jax.tree_util.tree_map_with_path(put("params"), model.params)
     merged_state = jax.tree_util.tree_map_with_path(put("state"), model.state)
-    return model.replace(params=merged_params, state=merged_state)
+    return merged_params, merged_state

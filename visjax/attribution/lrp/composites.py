@@ -20,7 +20,11 @@ preset                     first layer             conv        dense
 ``epsilon_gamma_box``      z-box(low, high), conv  γ           ε
 ``epsilon_alpha2_beta1``   (as its kind)           α2β1        ε
 ``epsilon_plus_flat``      flat (any linear)       z⁺          ε
+``attn_lrp``               (as its kind)           ε           ε
 =========================  ======================  ==========  ===========
+
+``attn_lrp`` adds AttnLRP's softmax, bilinear and layer-norm rules for transformers (Achtibat et
+al., ICML 2024; :mod:`visjax.attribution.lrp.transformer`).
 
 Reference: Kohlbrenner et al., "Towards Best Practice in Explaining Neural Network Decisions with
 LRP", IJCNN 2020 (composites); Zennit's ``zennit.composites``.
@@ -33,6 +37,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from visjax.attribution.lrp.rules import AlphaBeta, Epsilon, Flat, Gamma, Rule, ZBox, ZPlus, as_rule
+from visjax.attribution.lrp.transformer import AttnSpec
 
 KINDS = ("conv", "dense")
 MaxPool = Literal["winner", "proportional"]
@@ -52,6 +57,7 @@ class Composite:
     first_kinds: tuple[str, ...] = KINDS
     maxpool: MaxPool = "winner"
     stabilizer: float = 1e-6
+    attention: AttnSpec | None = None  # AttnLRP's softmax/norm/bilinear rules (see attn_lrp)
 
     def __post_init__(self):
         kinds = {k: as_rule(r, f"kinds[{k!r}]") for k, r in dict(self.kinds).items()}
@@ -125,11 +131,45 @@ def epsilon_gamma_box(
     )
 
 
+def attn_lrp(
+    epsilon: float = 1e-6,
+    stabilizer: float = 1e-6,
+    *,
+    attention: tuple[str, ...] = ("attn_weights",),
+    norms: tuple[str, ...] = (),
+) -> Composite:
+    """AttnLRP for transformers (Achtibat et al., ICML 2024): ε for every linear layer, the
+    softmax, bilinear (``q kᵀ``, ``A v``), layer-norm and identity rules of
+    :mod:`visjax.attribution.lrp.transformer`, where the model's requirements are documented.
+
+    Args:
+      epsilon: ε of the linear layers.
+      stabilizer: ε of the bilinear, norm and sum rules.
+      attention: names (last path components or full paths) of the tagged softmax outputs.
+      norms: layer paths of tagged normalisation outputs, besides the NNX/Linen norm layers
+        found by their parameters.
+    """
+    if isinstance(attention, str):
+        attention = (attention,)
+    if isinstance(norms, str):
+        norms = (norms,)
+    if not attention or not all(isinstance(a, str) and a for a in attention):
+        raise ValueError(f"`attention` must name at least one tagged value, got {attention!r}")
+    if not all(isinstance(n, str) and n for n in norms):
+        raise ValueError(f"`norms` must be layer paths (strings), got {norms!r}")
+    return Composite(
+        {"conv": Epsilon(epsilon), "dense": Epsilon(epsilon)},
+        stabilizer=stabilizer,
+        attention=AttnSpec(tuple(attention), tuple(norms)),
+    )
+
+
 PRESETS = {
     "epsilon_plus": epsilon_plus,
     "epsilon_gamma_box": epsilon_gamma_box,
     "epsilon_alpha2_beta1": epsilon_alpha2_beta1,
     "epsilon_plus_flat": epsilon_plus_flat,
+    "attn_lrp": attn_lrp,
 }
 _CACHE: dict[str, Composite] = {}
 

@@ -18,7 +18,8 @@ is computed from them alone, are evaluated as traced):
 * ``reduce_sum`` / ``reduce_window_sum`` (a functional mean, average pooling): the norm rule, in
   proportion to the inputs. Zennit applies its ``Norm`` rule only to an average-pool *module*; a
   functional mean gets its plain gradient there, which spreads the relevance evenly over the
-  inputs. visjax applies the norm rule to both;
+  inputs. visjax applies the norm rule to both, and stabilizes a mean's sum with ``n·ε`` (``n`` the
+  literal it is divided by), which is Zennit's ``ε`` on the mean;
 * ``reduce_window_max`` / ``reduce_max`` (max-pooling): winner-takes-all (the plain gradient, as
   Zennit) or proportional (the norm rule) by the composite's ``maxpool``;
 * element-wise activations (a ``custom_jvp_call``/``custom_vjp_call`` with an element-wise body:
@@ -32,7 +33,9 @@ is computed from them alone, are evaluated as traced):
 
 Any other primitive on the path (a product of two input-dependent values, softmax's ``exp``
 followed by a division by a computed sum, a loop or branch) raises a ``ValueError`` naming it: LRP
-never falls back silently to a plain gradient.
+never falls back silently to a plain gradient. The ``attn_lrp`` composite adds rules for those
+that transformers need (tagged softmaxes, layer norms, products of two input-dependent values,
+element-wise activations written out): see :mod:`visjax.attribution.lrp.transformer`.
 
 References:
   Bach et al., PLoS ONE 2015; Montavon et al., "Layer-wise relevance propagation: an overview",
@@ -51,6 +54,7 @@ import jax.extend.core as jcore
 import jax.numpy as jnp
 import numpy as np
 
+from visjax.attribution._jaxpr import elementwise_body
 from visjax.attribution._target import (
     Target,
     check_layer,
@@ -61,6 +65,7 @@ from visjax.attribution._target import (
 )
 from visjax.attribution.layer import layer_builder
 from visjax.attribution.lrp import rules as R
+from visjax.attribution.lrp import transformer as T
 from visjax.attribution.lrp.canonize import merge_batchnorm
 from visjax.attribution.lrp.composites import Composite, as_composite
 from visjax.base import interpret
@@ -116,21 +121,7 @@ def _unsupported(eqn, why: str) -> ValueError:
 
 
 def _elementwise_body(closed, shape) -> bool:
-    jaxpr = interpret._open(closed)[0]
-    if any(v.aval.shape not in ((), shape) for v in jaxpr.invars):
-        return False
-    for e in jaxpr.eqns:
-        name = e.primitive.name
-        if name in _CALLS:
-            if not _elementwise_body(e.params[_CALLS[name]], shape):
-                return False
-        elif name not in _ELEMENTWISE:
-            return False
-        if name == "broadcast_in_dim" and e.invars[0].aval.shape != ():
-            return False
-        if any(o.aval.shape not in ((), shape) for o in e.outvars):
-            return False
-    return True
+    return elementwise_body(closed, shape, _ELEMENTWISE)
 
 
 # --------------------------------------------------------------------------- modified operations
@@ -191,6 +182,7 @@ class _Ctx:
         self.probes = probes
         self.counts: dict[str, int] = {}
         self.layers = 0
+        self.norms: frozenset[str] = frozenset()  # AttnLRP: the model's norm layer paths
 
 
 def _uses(jaxpr) -> dict[Any, list]:
@@ -222,6 +214,10 @@ def _eval(jaxpr, consts, args, ctx: _Ctx) -> list:
         env[v] = val
     for v, val in zip(jaxpr.invars, args, strict=True):
         env[v] = val
+    spec = ctx.composite.attention
+    plan = None
+    if spec is not None:  # AttnLRP: softmax and norm regions (see transformer.py)
+        plan = T.Plan(jaxpr, [isinstance(a, _On) for a in args], spec, ctx.norms)
 
     def run_layer(lin_eqn, lin_invals, i, add_eqn=None, add_vals=None, j=None, out_var=None):
         x = lin_invals[i].v
@@ -243,11 +239,21 @@ def _eval(jaxpr, consts, args, ctx: _Ctx) -> list:
             raise ValueError(f"lrp: the pass rule cannot apply to the {kind} layer {path!r}")
         return [_On(_layer(rule, apply, x, w, b, lin_invals[i].nonneg))]
 
-    for eqn in jaxpr.eqns:
+    for index, eqn in enumerate(jaxpr.eqns):
         invals = [read(v) for v in eqn.invars]
         on = [isinstance(v, _On) for v in invals]
         prim = eqn.primitive.name
-        if prim == "add" and any(isinstance(v, jcore.Var) and v in pending for v in eqn.invars):
+        if plan is not None and index in plan.regions:
+            region = plan.regions[index]
+            if region is None:  # inside a softmax or norm: its value only
+                outvals = interpret._bind(eqn, [v.v if isinstance(v, _On) else v for v in invals])
+            else:
+                x = read(region.x).v
+                y = T.apply_region(region, x, read, ctx.composite.stabilizer)
+                outvals = [_On(y)]
+        elif plan is not None and any(on) and (out := _attn(eqn, invals, on, plan, ctx)):
+            outvals = out
+        elif prim == "add" and any(isinstance(v, jcore.Var) and v in pending for v in eqn.invars):
             j = 0 if isinstance(eqn.invars[0], jcore.Var) and eqn.invars[0] in pending else 1
             lin, lin_vals, i = pending.pop(eqn.invars[j])
             if not on[1 - j]:  # the bias add of the layer
@@ -282,7 +288,8 @@ def _eval(jaxpr, consts, args, ctx: _Ctx) -> list:
             outvals = _sum(eqn, invals, ctx)
         elif prim in _SUMS:
             fn = _bound(eqn)
-            outvals = [_On(_norm(fn, [invals[0].v], ctx.composite.stabilizer), invals[0].nonneg)]
+            eps = ctx.composite.stabilizer * _mean_divisor(uses, eqn.outvars[0])
+            outvals = [_On(_norm(fn, [invals[0].v], eps), invals[0].nonneg)]
         elif prim in _MAXES:
             if ctx.composite.maxpool == "winner":
                 outvals = [_On(interpret._bind(eqn, [invals[0].v])[0], invals[0].nonneg)]
@@ -315,6 +322,58 @@ def _eval(jaxpr, consts, args, ctx: _Ctx) -> list:
             if not isinstance(v, jcore.DropVar):
                 env[v] = val
     return [read(v) for v in jaxpr.outvars]
+
+
+def _attn(eqn, invals, on, plan, ctx) -> list | None:
+    """AttnLRP's rules for an operation outside its softmax/norm regions; None: the usual rule."""
+    prim = eqn.primitive.name
+    eps = ctx.composite.stabilizer
+    vals = [v.v if isinstance(v, _On) else v for v in invals]
+    shape = eqn.outvars[0].aval.shape
+    if prim == "dot_general" and all(on):  # q kᵀ, A v: the uniform ε rule
+        return [_On(T.bilinear(_bound(eqn), vals[0], vals[1], eps))]
+    if prim == "stop_gradient":
+        return interpret._bind(eqn, vals)  # no relevance flows: off the path
+    if (prim in ("mul", "div") and sum(on) == 2) or (prim == "div" and on[1]):
+        if prim == "mul" and all(
+            v.aval.shape == shape and v not in plan.reduced for v in eqn.invars
+        ):  # a gate: half each (AttnLRP's Proposition 3.2)
+            z = interpret._bind(eqn, vals)[0]
+            return [_On(T.uniform(vals[0], vals[1], z))]
+        raise _unsupported(
+            eqn,
+            "a product with or division by statistics computed from the input: tag the "
+            "softmax's output as 'attn_weights' and make the normalisation a layer norm module "
+            "or name it in attn_lrp(norms=...)",
+        )
+    if prim == "sub" and all(on):
+        return _sum(eqn, invals, ctx)
+    if prim in _ELEMENTWISE and sum(on) == 1 and prim not in _AFFINE | _STRUCTURAL:  # identity
+        return _pass(eqn, invals, on)
+    return None
+
+
+def _mean_divisor(uses, v) -> float:
+    """``n`` where the sum ``v`` is only divided by the literal ``n`` (a mean), else 1 (reshapes
+    between them allowed).
+
+    Zennit stabilizes an average pool's output, the mean: ``s(Σx / n) = (Σx + n·ε·sign) / n``,
+    so the sum of a mean is stabilized with ``n·ε``.
+    """
+    while True:  # through reshapes (``keepdims``) to the division
+        u = uses.get(v, [])
+        e = u[0] if len(u) == 1 else None
+        if e is None or e.invars[0] is not v:
+            return 1.0
+        prim = e.primitive.name
+        same = np.prod(e.outvars[0].aval.shape) == np.prod(v.aval.shape)
+        if prim in ("reshape", "broadcast_in_dim", "expand_dims", "squeeze") and same:
+            v = e.outvars[0]
+            continue
+        if prim != "div" or not isinstance(e.invars[1], jcore.Literal):
+            return 1.0
+        n = abs(float(np.asarray(e.invars[1].val)))
+        return n if n > 0 else 1.0
 
 
 def _bound(eqn) -> Callable:
@@ -369,6 +428,10 @@ def lrp_forward(model: Model, composite: Composite, probes: bool = False) -> Cal
         closed, out_tree, _ = model.trace(x)
         flat = jax.tree.leaves((model.params, model.state))
         ctx = _Ctx(composite, deltas)
+        if composite.attention is not None:
+            if not any(map(composite.attention.is_attention, interpret.names_in(closed))):
+                raise T.no_attention_error()
+            ctx.norms = T.norm_paths(model.params, model.state)
         outs = _eval(closed.jaxpr, closed.consts, [*flat, _On(x)], ctx)
         outs = [o.v if isinstance(o, _On) else o for o in outs]
         return jax.tree.unflatten(out_tree, outs)
@@ -432,8 +495,8 @@ def lrp(
       target: an int class, an int array ``(N,)``, or a callable from one example's output to a
         scalar (its value is the output relevance).
       composite: a preset name (``"epsilon_plus"``, ``"epsilon_alpha2_beta1"``,
-        ``"epsilon_plus_flat"``), or a :class:`~visjax.attribution.lrp.Composite` (such as
-        ``epsilon_gamma_box(low, high)``).
+        ``"epsilon_plus_flat"``, ``"attn_lrp"`` for transformers), or a
+        :class:`~visjax.attribution.lrp.Composite` (such as ``epsilon_gamma_box(low, high)``).
       layer: a layer path: the relevance at that layer's output instead (also
         ``at_layer(lrp, layer)``).
 

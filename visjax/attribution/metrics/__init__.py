@@ -15,16 +15,28 @@ from visjax.attribution.metrics.localisation import relevance_mass as relevance_
 from visjax.attribution.metrics.localisation import relevance_rank as relevance_rank
 from visjax.attribution.metrics.perturbation import infidelity as infidelity
 from visjax.attribution.metrics.perturbation import sensitivity_max as sensitivity_max
+from visjax.attribution.metrics.randomisation import data_randomisation as data_randomisation
+from visjax.attribution.metrics.randomisation import model_randomisation as model_randomisation
+from visjax.attribution.metrics.similarity import hog as hog
+from visjax.attribution.metrics.similarity import hog_similarity as hog_similarity
+from visjax.attribution.metrics.similarity import spearman as spearman
+from visjax.attribution.metrics.similarity import ssim as ssim
 
 __all__ = [
     "Curves",
+    "data_randomisation",
     "deletion",
+    "hog",
+    "hog_similarity",
     "infidelity",
     "insertion",
+    "model_randomisation",
     "noisy_linear_impute",
     "pointing_game",
     "relevance_mass",
     "relevance_rank",
     "road",
     "sensitivity_max",
+    "spearman",
+    "ssim",
 ]

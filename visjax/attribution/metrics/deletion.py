@@ -212,35 +212,18 @@ def insertion(
 ) -> Curves:
     """Insertion curve: the target's score as the most relevant features are restored first.
 
-    As :func:`deletion`, with step ``s`` starting from the baseline and taking the first
-    ``⌊s F / S⌋`` features from ``x``: ``c_s = f(b ⊙ (1 − m_s) + x ⊙ m_s)``. A higher area means
-    a more faithful ordering.
+    As :func:`deletion` (the same arguments, result and errors, and the same code), with step
+    ``s`` starting from the baseline and taking the first ``⌊s F / S⌋`` features from ``x``:
+    ``c_s = f(b ⊙ (1 − m_s) + x ⊙ m_s)``. A higher area means a more faithful ordering. Petsiuk
+    et al. start insertion from a blurred image (``baseline="blur"``) rather than from zeros.
 
-    Args:
-      model: anything :func:`visjax.as_model` accepts (outputs ``(N, classes)`` logits).
-      x: a batch ``(N, ...)`` (NHWC for images).
-      target: an int class, an int array ``(N,)``, or a callable from one example's (softmax or
-        logit) output to a scalar (static).
-      attributions: maps shaped like ``x`` (or broadcasting to it with the same batch and rank,
-        e.g. ``(N, H, W, 1)``: one score per pixel); or a method: any visjax method, a
-        ``functools.partial`` of one, or a function ``(model, x, target) -> maps``.
-      n_steps: the number of steps (static, >= 1); the curve has ``n_steps + 1`` points.
-      baseline: the replacement: a number, an array broadcasting to ``x``, ``"blur"`` (``x``
-        blurred by a Gaussian of sigma 5 pixels, Petsiuk et al.'s insertion start) or a function
-        ``x -> baseline``.
-      mask: integer feature labels ``0..K-1`` checked against ``attributions`` (shared or per
-        example, :func:`visjax.attribution.masks.feature_mask`); a feature's score is the sum of
-        its attributions. ``None``: every element of ``attributions`` is a feature.
-      output: ``"softmax"`` (the target's probability) or ``"logit"``.
-      batch_size: perturbed inputs per chunk (static); ``None``: all at once; ``"auto"``: chunks
-        of a fixed memory budget (:func:`visjax.base.batching.auto_rows`).
-
-    Returns:
-      :class:`Curves`: ``curves (N, n_steps + 1)``, ``auc (N,)``.
-
-    Raises:
-      ValueError: attributions of the wrong shape or with NaN/Inf (a method that returned NaN),
-        ``n_steps < 1``, a mask that does not fit the attributions, a bad baseline or output.
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from visjax.zoo import digits_cnn
+      >>> x = jnp.linspace(0.0, 1.0, 128).reshape(2, 8, 8, 1)
+      >>> r = insertion(digits_cnn("function"), x, 3, x, n_steps=4, baseline="blur")
+      >>> r.curves.shape, r.auc.shape
+      ((2, 5), (2,))
 
     References:
       Petsiuk, Das, Saenko, "RISE: Randomized Input Sampling for Explanation of Black-box

@@ -1,0 +1,40 @@
+"""Attention maps and rollout against one capturing forward (issue 34: at most 1.2x).
+
+256 random sequences of 64 tokens through a fresh text transformer (2 blocks, 2 heads, width 32,
+:func:`visjax.zoo.text_transformer` with ``length=64``). The floor is one jitted forward that
+captures every block's attention weights (``Model.activations``), one batch; the methods are
+timed as users call them (``batch_size="auto"``, no jit around them: their checks included).
+"""
+
+import functools
+
+import jax
+import numpy as np
+
+from benchmarks.harness import measure, report, run_benchmark
+from visjax.attention import attention_layers, attention_maps, attention_rollout
+from visjax.zoo import text_transformer
+
+N, T = 256, 64
+
+
+def capturing_forward(model, x, layers):
+    return model.activations(x, layers)[1]
+
+
+def test_rollout_and_maps_vs_capturing_forward(benchmark):
+    model = text_transformer(length=T, seed=0)
+    x = np.random.default_rng(0).integers(0, 21, size=(N, T)).astype(np.int32)
+    layers = attention_layers(model)
+    floor = jax.jit(functools.partial(capturing_forward, layers=layers))
+    cases = {
+        "attention_maps": (attention_maps, (model, x)),
+        "attention_rollout": (attention_rollout, (model, x)),
+        "floor (capturing forward)": (floor, (model, x)),
+    }
+    timings = measure(cases, rounds=20, warmup=2)
+    ratios = report(
+        f"attention on {N} sequences of {T} tokens", timings, baseline="floor (capturing forward)"
+    )
+    benchmark.extra_info.update(ratios)
+    run_benchmark(benchmark, attention_rollout, model, x, rounds=10)
