@@ -9,7 +9,7 @@ DOCS_STAMP := $(VENV)/.docs-installed-stamp
 # Two xdist workers: the machines here have two cores (`-n auto` would take more where there are).
 PYTEST_ARGS ?= -m "not slow and not peers" -n 2
 
-.PHONY: demo test lint test-slow test-peers bench dist wheel-check docs clean
+.PHONY: demo test lint test-slow test-peers bench bench-gpu dist wheel-check docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ test-peers: $(PEERS_STAMP)
 # (`make test-peers` once) they also time Captum in the same run.
 bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks --benchmark-enable -s $(BENCH_ARGS)
+
+# The one-script accelerator benchmark on jax.devices()[0] (smoke pass, then the headline cases):
+# out/accelerator/accelerator.{json,md}. $(PYTHON), not the venv: a lent GPU machine brings
+# its own JAX with CUDA, and the script installs nothing (README, Benchmarks).
+bench-gpu:
+	$(PYTHON) benchmarks/accelerator.py $(BENCH_GPU_ARGS)
 
 # The wheel and sdist (`python -m build`, pinned in constraints.txt) into dist/.
 dist: $(STAMP)

@@ -54,6 +54,25 @@ def _vit():  # first built inside a case's jit trace: build it eagerly all the s
         return digits_vit(seed=1)
 
 
+SMALL_MAPS = {  # the similarities' windows and cells for 8x8 maps
+    "ssim_kw": {"win_size": 3},
+    "hog_kw": {"pixels_per_cell": (2, 2), "cells_per_block": (2, 2)},
+}
+
+
+def _halve(params, x, y):  # data_randomisation's train_fn: a fixed change of the weights
+    return jax.tree.map(lambda a: 0.5 * a - 0.01, params)
+
+
+def _maps(model, x, target):  # two (N, 8, 8) maps, never constant (their similarity: NaN)
+    ramp = jnp.arange(64.0).reshape(8, 8) / 64
+    return va.saliency(model, x, target)[..., 0] + ramp, jnp.asarray(x)[..., 0] + ramp
+
+
+def _stack(scores):
+    return jnp.stack([scores[s] for s in sorted(scores)], axis=1)
+
+
 def _layer_grad(model, x, target):
     spec = model.layer_shapes(x)["conv2"]
     zero = jnp.zeros(spec.shape, spec.dtype)
@@ -292,6 +311,22 @@ CASES = [
         lambda m, x, t: metrics.relevance_rank(va.saliency(m, x, t), GRID8[..., 0] < 2),
         lambda s: (s[0],),
     ),
+    # the similarities of the sanity checks (similarity.py); the checks: SLOW_CONFORMANCE
+    Case("spearman", lambda m, x, t: metrics.spearman(*_maps(m, x, t)), lambda s: (s[0],)),
+    Case(
+        "ssim",
+        lambda m, x, t: metrics.ssim(*_maps(m, x, t), win_size=3),
+        lambda s: (s[0],),
+        rtol=1e-4,
+        atol=1e-5,
+    ),
+    Case(
+        "hog_similarity",
+        lambda m, x, t: metrics.hog_similarity(*_maps(m, x, t), **SMALL_MAPS["hog_kw"]),
+        lambda s: (s[0],),
+        rtol=1e-4,
+        atol=1e-5,
+    ),
     # visjax.inspect: feature_maps is per example; activation_stats and activation_maps reduce
     # over the dataset into NumPy arrays (no batch-first output, not traced), see tests/inspect.
     Case(
@@ -314,6 +349,32 @@ CASES = [
         "attention.gradient_rollout",
         lambda m, x, t: attention.gradient_rollout(_vit(), x, t),
         lambda s: (s[0], 16),
+    ),
+]
+
+
+# Sanity checks (randomisation.py): over 3 s each (every call compiles the randomised models'
+# program), so their lines run in a slow test of their own (tests/conftest.py SLOW_CASES).
+SLOW_CONFORMANCE = [
+    Case(
+        "model_randomisation",
+        lambda m, x, t: metrics.model_randomisation(
+            m, x, t, va.saliency, key=KEY, layers=["fc", "conv2"], similarity=("spearman",)
+        ).scores["spearman"].T,
+        lambda s: (s[0], 2),
+        rtol=1e-4,
+        atol=1e-5,
+    ),
+    Case(
+        "data_randomisation",
+        lambda m, x, t: _stack(
+            metrics.data_randomisation(
+                m, x, t, t, va.saliency, train_fn=_halve, key=KEY, **SMALL_MAPS
+            ).scores
+        ),
+        lambda s: (s[0], 4),
+        rtol=1e-4,
+        atol=1e-5,
     ),
 ]
 
@@ -354,3 +415,8 @@ def test_conformance(case, model, inputs):
     new_model = model.replace(params=jax.tree.map(lambda a: a * 0.9, model.params))
     jitted(new_model, x + 0.5, target[::-1]).block_until_ready()
     assert len(traces) == 1
+
+
+@pytest.mark.parametrize("case", SLOW_CONFORMANCE, ids=lambda c: c.name)
+def test_conformance_slow(case, model, inputs):
+    test_conformance(case, model, inputs)

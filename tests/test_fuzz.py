@@ -28,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_conformance import CASES, KEY, Case
+from tests.test_conformance import CASES, KEY, SLOW_CONFORMANCE, Case
 from visjax import attribution as va
 from visjax import curvature, embed, evaluation, gradstats, inspect, landscape
 from visjax.attribution import cam, metrics
@@ -226,6 +226,75 @@ def test_empty_batch(case, model):
 @pytest.mark.parametrize("x", [None, "x", {"x": 1}], ids=["None", "str", "dict"])
 def test_non_array_x_refused(case, model, x):
     _check_outcome(lambda: case.fn(model, x, np.array([0, 3])), "x", must_raise=True)
+
+
+# The sanity checks (SLOW_CONFORMANCE): refused before anything compiles, so fast here.
+@pytest.mark.parametrize("case", SLOW_CONFORMANCE, ids=lambda c: c.name)
+@FAST
+@given(data=bad_x())
+def test_sanity_check_bad_x_refused(case, model, data):
+    _x_property(case, model, data)
+
+
+@pytest.mark.parametrize("case", SLOW_CONFORMANCE, ids=lambda c: c.name)
+@FAST
+@given(data=bad_target())
+def test_sanity_check_bad_target_refused(case, model, data):
+    _target_property(case, model, data)
+
+
+@pytest.mark.parametrize("case", SLOW_CONFORMANCE, ids=lambda c: c.name)
+def test_sanity_check_empty_batch_and_non_array_x(case, model):
+    x = np.zeros((0, 8, 8, 1), np.float32)
+    assert case.fn(model, x, np.zeros((0,), np.int32)).shape == case.shape(x.shape)
+    for bad in (None, "x", {"x": 1}):
+        _check_outcome(
+            lambda bad=bad: case.fn(model, bad, np.array([0, 3])), "x", must_raise=True
+        )
+
+
+MAPS = np.random.default_rng(0).random((2, 8, 8)).astype(np.float32)
+BAD_NUMBER = st.sampled_from([0.0, -1.0, np.nan, np.inf, "1", True])
+SIMILARITY_ARGS = [
+    ("a", lambda v: metrics.spearman(v, MAPS), st.sampled_from([None, "x", MAPS[0], MAPS[:1]])),
+    ("b", lambda v: metrics.ssim(MAPS, v, win_size=3), st.sampled_from([None, MAPS[..., None]])),
+    ("absolute", lambda v: metrics.spearman(MAPS, MAPS, absolute=v), st.sampled_from(["yes", 1])),
+    ("k1", lambda v: metrics.ssim(MAPS, MAPS, win_size=3, k1=v), BAD_NUMBER),
+    ("k2", lambda v: metrics.ssim(MAPS, MAPS, win_size=3, k2=v), BAD_NUMBER),
+    ("data_range", lambda v: metrics.ssim(MAPS, MAPS, win_size=3, data_range=v), BAD_NUMBER),
+    ("win_size", lambda v: metrics.ssim(MAPS, MAPS, win_size=v), st.sampled_from([0, 4, 9, 3.0])),
+    (
+        "pixels_per_cell",
+        lambda v: metrics.hog_similarity(MAPS, MAPS, pixels_per_cell=v, cells_per_block=(2, 2)),
+        st.sampled_from([2, (2, 2, 2), (0, 2), (2.0, 2), (5, 5)]),
+    ),
+    (
+        "cells_per_block",
+        lambda v: metrics.hog_similarity(MAPS, MAPS, pixels_per_cell=(2, 2), cells_per_block=v),
+        st.sampled_from([2, (2,), (-1, 2), (5, 5)]),
+    ),
+    ("orientations", lambda v: metrics.hog_similarity(MAPS, MAPS, orientations=v), BAD_NUMBER),
+    ("block_norm", lambda v: metrics.hog_similarity(MAPS, MAPS, block_norm=v), st.just("L3")),
+]
+
+
+@pytest.mark.parametrize("arg", SIMILARITY_ARGS, ids=lambda a: a[0])
+@FAST
+@given(data=st.data())
+def test_similarity_bad_argument_refused(arg, data):
+    name, call, values = arg
+    value = data.draw(values)
+    # (5, 5) cells or blocks: "too small" names both arguments in one message
+    too_small = isinstance(value, tuple) and value == (5, 5)
+    _check_outcome(lambda: call(value), "" if too_small else name, must_raise=True)
+
+
+@pytest.mark.parametrize("fn", [metrics.spearman, metrics.ssim, metrics.hog_similarity])
+def test_similarity_nonfinite_maps_refused(fn):
+    bad = MAPS.copy()
+    bad[1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match="`b` contains NaN or Inf"):
+        fn(MAPS, bad)
 
 
 def test_ablation_cam_zero_score_finite(model):

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from tests.test_conformance import CASES, _vit
+from tests.test_conformance import CASES, SLOW_CONFORMANCE, _vit
 from visjax import attribution as va
 from visjax.zoo import digits_cnn
 
@@ -21,7 +21,7 @@ def model():
     return digits_cnn("nnx", seed=3)
 
 
-@pytest.mark.parametrize("case", METHODS, ids=lambda c: c.name)
+@pytest.mark.parametrize("case", METHODS + SLOW_CONFORMANCE, ids=lambda c: c.name)
 def test_empty_batch(case, model, caplog):
     x = jnp.zeros((0, 8, 8, 1))
     t = jnp.zeros((0,), jnp.int32)

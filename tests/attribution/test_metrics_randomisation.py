@@ -191,3 +191,41 @@ def test_partial_method_is_accepted():
     model, x = _two_layer()
     r = model_randomisation(model, x, 0, _saliency, key=KEY, similarity=("spearman",))
     assert r.maps.shape == (2, 4, D)
+
+
+def test_data_randomisation_arguments_are_checked_by_name():
+    model, x = _two_layer()
+    y = jnp.arange(4) % C
+
+    def keep(p, x, y):
+        return p
+
+    def run(**kw):
+        args = {"x": x, "y": y, "train_fn": keep, "key": KEY, "similarity": ("spearman",)}
+        args.update(kw)
+        return data_randomisation(model, args.pop("x"), args.pop("y"), 0, gradient, **args)
+
+    with pytest.raises(TypeError, match="`x`"):
+        run(x=None, explain=x)
+    with pytest.raises(ValueError, match="`x` contains NaN"):
+        run(x=x.at[1, 2].set(jnp.inf), explain=x)
+    with pytest.raises(ValueError, match="`y` contains NaN"):
+        run(y=jnp.array([0.0, 1.0, jnp.nan, 2.0]))
+    with pytest.raises(ValueError, match="`y` must have one label"):
+        run(y=y[:3])
+    with pytest.raises(ValueError, match="`explain` contains NaN"):
+        run(explain=jnp.full((2, D), jnp.nan))
+    empty = run(explain=jnp.zeros((0, D)))
+    assert empty.maps.shape == (0, D) and empty.scores["spearman"].shape == (0,)
+
+
+def test_model_randomisation_empty_batch_and_list_kwargs():
+    model, x = _two_layer()
+    r = model_randomisation(model, x[:0], 0, gradient, key=KEY, similarity=("spearman",))
+    assert r.layers == ("aout", "zin") and r.maps.shape == (2, 0, D)
+    assert r.original.shape == (0, D) and r.scores["spearman"].shape == (2, 0)
+    img = as_model(lambda p, x: x.sum((1, 2, 3))[:, None] * p, jnp.ones(2), input_shape=(8, 8, 1))
+    xi = jax.random.uniform(KEY, (1, 8, 8, 1))
+    hog_kw = {"pixels_per_cell": [2, 2], "cells_per_block": [2, 2]}  # lists: hashed as tuples
+    r = model_randomisation(img, xi, 0, gradient, key=KEY, similarity=("hog",), hog_kw=hog_kw)
+    assert r.scores["hog"].shape == (1, 1)

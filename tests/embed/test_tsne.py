@@ -249,3 +249,30 @@ def test_peak_memory_grows_linearly():
     small, large = _peak_kib(5_000), _peak_kib(20_000)
     assert large < 8 * small, (small, large)
     assert large < 1_500_000, large  # KiB: 20,000 points under 1.5 GiB
+
+
+def test_padded_attraction_with_hub_rows_matches_segment_sum():
+    # One hub row linked to every point: padding to it would triple P, so rows are cut at the
+    # 75th percentile of their lengths and the hub's tail goes through a segment_sum.
+    import importlib
+
+    mod = importlib.import_module("visjax.embed.tsne")
+    n = 60
+    rng = np.random.default_rng(0)
+    pairs = {(i, (i + 1) % n) for i in range(n)} | {(0, j) for j in range(1, n)}
+    pairs |= {(j, i) for i, j in pairs}
+    rows, cols = np.array(sorted(pairs)).T
+    p = mod.Affinities(
+        jnp.asarray(rows, jnp.int32),
+        jnp.asarray(cols, jnp.int32),
+        jnp.asarray(rng.uniform(size=rows.size), jnp.float32),
+    )
+    cols_pad, vals_pad, rest = mod._padded(p, n)
+    assert cols_pad.shape[1] < n - 1 and rest is not None
+    y = jnp.asarray(rng.normal(size=(n, 2)), jnp.float32)
+    np.testing.assert_allclose(
+        mod._attraction_padded(y, cols_pad, vals_pad, rest, 1.0),
+        mod._attraction(y, p, 1.0),
+        rtol=1e-5,
+        atol=1e-6,
+    )

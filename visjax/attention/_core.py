@@ -4,11 +4,12 @@ Attention weights are the values a model tags with a path whose last part is ``a
 (``"blocks.3.attn.attn_weights"``, or ``"...attn_weights#k"`` for a layer called more than once),
 of shape ``(N, heads, T, T)``: row ``i`` of head ``h`` is how much query token ``i`` attends to
 each key token, a probability vector. A value tagged inside ``lax.scan`` and captured stacked as
-``(L, N, heads, T, T)`` counts as ``L`` layers.
+``(L, N, heads, T, T)`` counts as ``L`` layers; ``path[i]`` (iteration ``i``'s weights) as one.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -26,10 +27,16 @@ HEAD_FUSIONS = ("mean", "max", "min")
 Layers = str | Sequence[str] | None
 
 
+def split_iteration(path: str) -> tuple[str, str]:
+    """``(path, "[i]")`` for a path that selects one iteration of a scan, else ``(path, "")``."""
+    m = re.fullmatch(r"(.*?)(\[\d+\])", path)
+    return (m[1], m[2]) if m else (path, "")
+
+
 def is_attention_path(path: str) -> bool:
-    """Whether ``path`` names attention weights (its last part, before any ``#k``, is
+    """Whether ``path`` names attention weights (its last part, before any ``#k`` or ``[i]``, is
     ``attn_weights``)."""
-    return path.split("#")[0].split(".")[-1] == SUFFIX
+    return split_iteration(path)[0].split("#")[0].split(".")[-1] == SUFFIX
 
 
 def attention_layers(model: Any, x: Any = None) -> tuple[str, ...]:
@@ -50,7 +57,9 @@ def attention_layers(model: Any, x: Any = None) -> tuple[str, ...]:
 
 def resolve_layers(model: Model, x: Any, layers: Layers) -> tuple[str, ...]:
     """``layers`` as attention paths: None is every one; a path is taken as it is when it names
-    attention weights, else as the block holding exactly one set of them (``"blocks.0"``)."""
+    attention weights, else as the block holding exactly one set of them (``"blocks.0"``); a
+    trailing ``[i]`` selects iteration ``i`` of a scan (``"blocks.attn.attn_weights[1]"``,
+    ``"blocks[1]"``)."""
     x = probe(x)
     found = attention_layers(model, x)
     if layers is None:
@@ -70,17 +79,18 @@ def resolve_layers(model: Model, x: Any, layers: Layers) -> tuple[str, ...]:
         )
     out = []
     for name in names:
-        if name in found:
+        base, it = split_iteration(name)
+        if base in found:
             out.append(name)
             continue
-        inside = [p for p in found if p.startswith(name + ".")]
+        inside = [p for p in found if p.startswith(base + ".")]
         if len(inside) != 1:
             raise ValueError(
                 f"`layers` names {name!r}, which holds "
                 f"{'no' if not inside else len(inside)} attention weights; the layers with "
                 f"attention weights are {list(found)}"
             )
-        out.append(inside[0])
+        out.append(inside[0] + it)
     return tuple(out)
 
 

@@ -30,9 +30,7 @@ def check_dtype(dtype: Any, name: str = "dtype") -> Any:
             f"`{name}` must be a floating dtype (e.g. jnp.bfloat16) or None, got {dtype!r}"
         ) from None
     if not jnp.issubdtype(dt, jnp.floating):
-        raise ValueError(
-            f"`{name}` must be a floating dtype (e.g. jnp.bfloat16) or None, got {dt}"
-        )
+        raise ValueError(f"`{name}` must be a floating dtype (e.g. jnp.bfloat16) or None, got {dt}")
     return dt
 
 

@@ -25,6 +25,7 @@ import optax
 
 from visjax.base.batching import AUTO, resolve_batch_size
 from visjax.base.checks import check_batch_size, check_positive_int, is_concrete
+from visjax.base.precision import cast_floating, check_dtype, to_float32
 from visjax.base.progress import progress_bar, resolve_progress
 from visjax.featviz.objectives import Objective, channel, class_logit
 from visjax.featviz.param import Param
@@ -176,6 +177,26 @@ def _transform(transforms: Any) -> Callable[[jax.Array, jax.Array], jax.Array]:
     )
 
 
+class _InDtype:
+    """A transform whose images are cast to ``dtype`` (the model's forward in ``dtype``; the
+    objective then reads float32 activations). Equal for equal ``(transform, dtype)``."""
+
+    def __init__(self, transform: Callable, dtype: Any):
+        self.transform, self.dtype = transform, dtype
+
+    def __call__(self, key, images):
+        return cast_floating(self.transform(key, images), self.dtype)
+
+    def __eq__(self, other):
+        return isinstance(other, _InDtype) and (self.transform, self.dtype) == (
+            other.transform,
+            other.dtype,
+        )
+
+    def __hash__(self):
+        return hash((_InDtype, self.transform, self.dtype))
+
+
 def _unit_key(key: jax.Array, layer: str | None, value: int) -> jax.Array:
     if layer is not None:
         key = jax.random.fold_in(key, zlib.crc32(layer.encode()) & 0x7FFFFFFF)
@@ -197,6 +218,8 @@ def _one_step(spec, model, p, state, unit, key, t):
         x = transform(jax.random.fold_in(key, t), images)
         obj = make(unit)
         out, acts = model.run(x, capture=capture)
+        if isinstance(transform, _InDtype):  # mixed precision: the objective in float32
+            out, acts = to_float32((out, acts))
         return obj(acts, out, images)
 
     value, grad = jax.value_and_grad(objective_value)(p)
@@ -290,6 +313,7 @@ def render(
     batch_size: int | str | None = AUTO,
     loop: Literal["python", "scan"] = "python",
     progress: bool | str = "auto",
+    dtype: Any = None,
 ) -> Rendering:
     """Maximise an objective by gradient ascent on parameterised images, many units at once.
 
@@ -323,6 +347,13 @@ def render(
       progress: a bar over unit-steps (updated per step with ``loop="python"``, per chunk with
         ``"scan"``): ``"auto"`` (default) when standard error is a terminal, ``True``/``False``
         force it.
+      dtype: the precision of the model's forward and backward passes: ``None`` (default) the
+        model's own; a floating dtype such as ``jnp.bfloat16`` casts the parameters and the
+        transformed images to it, while the image parameters, the optimiser and the objective
+        stay float32 (mixed precision, for accelerators; :mod:`visjax.base.precision`).
+        Trained digits CNN, 8 ``conv2`` units, 64 steps: final objective values within 0.6%
+        of float32's (median; 12% at worst), images different in detail (gradient ascent
+        amplifies the rounding); on XLA:CPU not faster (0.05 s float32, 0.07 s bfloat16).
 
     Returns:
       A :class:`Rendering`, units in the order given.
@@ -355,12 +386,15 @@ def render(
     show = resolve_progress(progress)
     if not isinstance(optimizer, optax.GradientTransformation):
         raise ValueError("`optimizer` must be an optax.GradientTransformation")
+    dtype = check_dtype(dtype)
     model = as_model(model)
     transform = _transform(transforms)
     shape = _prepared(
         ("shape", transform, tuple(param.shape)), lambda: output_shape(transform, param.shape)
     )
-    x_spec = jnp.zeros((param.batch, *shape), jnp.float32)
+    if dtype is not None:
+        model, transform = cast_floating(model, dtype), _InDtype(transform, dtype)
+    x_spec = jnp.zeros((param.batch, *shape), dtype or jnp.float32)
     groups = _groups(objective, units)
     n_units = sum(len(g[1]) for g in groups)
     images = [None] * n_units

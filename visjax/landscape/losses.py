@@ -37,10 +37,10 @@ def _accuracy(logits, y):
     return (logits.argmax(-1) == y).mean(dtype=jnp.float32)
 
 
-_BY_NAME = {"cross_entropy": _cross_entropy, "mse": _mse, "accuracy": _accuracy}
+LOSSES_BY_NAME = {"cross_entropy": _cross_entropy, "mse": _mse, "accuracy": _accuracy}
 
 
-class _NamedLoss:
+class NamedLoss:
     """``loss(params, (x, y))`` for a model and a named loss; equal for equal (model, name)."""
 
     def __init__(self, forward: Any, name: str):
@@ -48,16 +48,16 @@ class _NamedLoss:
 
     def __call__(self, params, batch):
         x, y = batch
-        return _BY_NAME[self.name](self.forward(params, x), y)
+        return LOSSES_BY_NAME[self.name](self.forward(params, x), y)
 
     def __eq__(self, other):
-        return isinstance(other, _NamedLoss) and (self.forward, self.name) == (
+        return isinstance(other, NamedLoss) and (self.forward, self.name) == (
             other.forward,
             other.name,
         )
 
     def __hash__(self):
-        return hash((_NamedLoss, self.forward, self.name))
+        return hash((NamedLoss, self.forward, self.name))
 
     def __repr__(self):
         return f"model_loss({self.name!r})"
@@ -81,11 +81,11 @@ def model_losses(model: Any, *names: str) -> dict[str, LossFn]:
     """
     model = as_model(model)
     names = names or ("cross_entropy",)
-    unknown = [n for n in names if n not in _BY_NAME]
+    unknown = [n for n in names if n not in LOSSES_BY_NAME]
     if unknown:
         raise ValueError(f"unknown loss name(s) {unknown}; known: {list(NAMES)}")
     forward = model.apply_fn
-    return {n: _NamedLoss(forward, n) for n in names}
+    return {n: NamedLoss(forward, n) for n in names}
 
 
 def as_loss_table(loss_fn: Any) -> tuple[dict[str, LossFn], bool]:

@@ -34,6 +34,7 @@ def interpolate(
     block_size: int | None = None,
     devices: Any = None,
     run_dir: str | os.PathLike | None = None,
+    dtype: Any = None,
 ) -> dict[str, np.ndarray]:
     """The loss along the line ``(1 − α) a + α b`` (Goodfellow et al. 2015).
 
@@ -52,6 +53,8 @@ def interpolate(
       devices: ``None`` (all devices), a device list or a :class:`jax.sharding.Mesh`: the points
         are sharded over them (see :mod:`visjax.landscape.surface`).
       run_dir: a folder that makes the sweep resumable (see :mod:`visjax.landscape.resume`).
+      dtype: the forward passes' precision: ``None`` (default) the parameters' own, or e.g.
+        ``jnp.bfloat16`` (float32 accumulation; see :func:`visjax.landscape.evaluate`).
 
     Returns:
       A dict name -> ``(len(alphas),)`` NumPy array, one per metric (a single loss function is
@@ -77,6 +80,7 @@ def interpolate(
         block_size=block_size,
         devices=devices,
         run_dir=run_dir,
+        dtype=dtype,
     )
     return _result(values, a.shape)
 
@@ -96,6 +100,7 @@ def plane(
     block_size: int | None = None,
     devices: Any = None,
     run_dir: str | os.PathLike | None = None,
+    dtype: Any = None,
 ) -> dict[str, np.ndarray]:
     """The loss on the plane ``params + x d1 + y d2`` over the grid ``xs × ys``.
 
@@ -104,7 +109,7 @@ def plane(
       params: the centre.
       d1, d2: directions shaped like ``params`` (e.g. from :func:`random_plane`).
       xs, ys: strictly increasing grids.
-      data, batch_size, strategy, progress, block_size, devices, run_dir: as in
+      data, batch_size, strategy, progress, block_size, devices, run_dir, dtype: as in
         :func:`interpolate`.
 
     Returns:
@@ -133,6 +138,7 @@ def plane(
         block_size=block_size,
         devices=devices,
         run_dir=run_dir,
+        dtype=dtype,
     )
     return _result(values, (gx.size, gy.size))
 
@@ -168,13 +174,15 @@ def plane_through(
     block_size: int | None = None,
     devices: Any = None,
     run_dir: str | os.PathLike | None = None,
+    dtype: Any = None,
 ) -> PlaneThrough:
     """The loss on the plane through three parameter vectors (as in mode-connectivity work).
 
     ``u = (p2 − p1)/|p2 − p1|``, ``v`` the normalised part of ``p3 − p1`` orthogonal to ``u``
     (Garipov et al. 2018); the grid covers the three models with a ``margin`` (a fraction of the
     extent) on every side, ``resolution`` points per axis. ``batch_size``, ``strategy``,
-    ``progress``, ``block_size``, ``devices`` and ``run_dir`` are as in :func:`interpolate`.
+    ``progress``, ``block_size``, ``devices``, ``run_dir`` and ``dtype`` are as in
+    :func:`interpolate`.
 
     Returns:
       A :class:`PlaneThrough`.
@@ -216,6 +224,7 @@ def plane_through(
         block_size=block_size,
         devices=devices,
         run_dir=run_dir,
+        dtype=dtype,
     )
     return PlaneThrough(surface, xs, ys, points, u, v)
 

@@ -60,8 +60,9 @@ from visjax.base.data import (
     data_sum,
     first_nonfinite_chunk,
 )
+from visjax.base.precision import cast_floating, check_dtype
 from visjax.base.progress import progress_bar, resolve_progress
-from visjax.landscape.losses import as_loss_table
+from visjax.landscape.losses import LOSSES_BY_NAME, NamedLoss, as_loss_table
 from visjax.landscape.resume import RunDir, loss_fingerprint, stored_batch_size, sweep_config
 
 Strategy = Literal["auto", "map", "vmap", "loop"]
@@ -95,6 +96,36 @@ def _resolve_batch_size(batch_size, fns, origin, data, strategy, point_chunk) ->
         return None
     row_bytes = tree_bytes_per_row(fn, data) * point_chunk
     return auto_rows(n, row_bytes, max_chunks=AUTO_MAX_UNROLLED)
+
+
+class _InDtype:
+    """``loss_fn(params, batch)`` with the forward in ``dtype`` (parameters and floating data
+    cast) and its value in float32; a model's named loss gets the float32 output of the forward
+    (the softmax and the mean in float32). Equal for equal ``(fn, dtype)``: no recompiling."""
+
+    def __init__(self, fn: Any, dtype: Any):
+        self.fn, self.dtype = fn, dtype
+
+    def __call__(self, params, batch):
+        params = cast_floating(params, self.dtype)
+        if isinstance(self.fn, NamedLoss):
+            x, y = batch
+            out = self.fn.forward(params, cast_floating(x, self.dtype))
+            return LOSSES_BY_NAME[self.fn.name](jax.tree.map(_f32, out), y)
+        return _f32(self.fn(params, cast_floating(batch, self.dtype)))
+
+    def __eq__(self, other):
+        return isinstance(other, _InDtype) and (self.fn, self.dtype) == (other.fn, other.dtype)
+
+    def __hash__(self):
+        return hash((_InDtype, self.fn, self.dtype))
+
+    def __repr__(self):
+        return f"{self.fn!r} in {self.dtype}"
+
+
+def _f32(a):
+    return jnp.asarray(a, jnp.float32)
 
 
 def _shift(origin, directions, c):
@@ -182,6 +213,7 @@ def evaluate(
     progress: bool | Callable[[int, int], None] = "auto",
     devices: Any = None,
     run_dir: str | os.PathLike | None = None,
+    dtype: Any = None,
 ) -> dict[str, np.ndarray]:
     """Loss values at ``origin + Σ_k coords[p, k] * directions[k]`` for every point ``p``.
 
@@ -214,11 +246,22 @@ def evaluate(
         block are written there (atomically); a re-run with the same configuration evaluates
         only the missing blocks, another configuration raises a ``ValueError``
         (:mod:`visjax.landscape.resume`).
+      dtype: the precision of the forward passes: ``None`` (default) the parameters' own; a
+        floating dtype such as ``jnp.bfloat16`` casts each point's parameters (shifted in
+        float32) and the floating data to it, the loss values and their sum over the data
+        staying float32 (mixed precision, for accelerators; :mod:`visjax.base.precision`).
+        Trained digits CNN, 21x21 plane over the 1,347 training digits (cross-entropy
+        0.11 to 92): bfloat16 differs from float32 by at most 0.23 (0.24% of the range; median
+        0.18%, at most 1.4% of the value); on XLA:CPU it is not faster (24.0 s float32, 23.1 s
+        bfloat16 on a shared 2-core CPU).
 
     Returns:
       ``{name: (P,) float32 NumPy array}``; non-finite values are NaN.
     """
     table, single = as_loss_table(loss_fn)
+    dtype = check_dtype(dtype)
+    if dtype is not None:
+        table = {name: _InDtype(fn, dtype) for name, fn in table.items()}
     fns = tuple(table.values())
     coords = np.asarray(coords, np.float32)
     if coords.ndim != 2 or coords.shape[1] != len(directions) or coords.shape[0] == 0:

@@ -27,6 +27,15 @@ submodule unless said otherwise:
   residual stream).
 * ``"norm"`` (the final LayerNorm over all tokens) and ``"head"`` (the logits).
 
+The scan-stacked variant (``digits_vit(scan=True)``, class ``ScanViT``) holds the same weights with
+the blocks' parameters stacked along a leading ``depth`` axis (:func:`stack_blocks`,
+:func:`unstack_blocks`) and runs them with ``nnx.scan``; its logits equal the unrolled model's.
+Its layers inside the scan drop the block index and are captured stacked: ``"blocks.attn.query"``
+``(depth, N, T, dim)``, ``"blocks.attn.attn_weights"`` ``(depth, N, heads, T, T)``, ``"blocks"``
+(each block's output) ``(depth, N, T, dim)``; ``"blocks.mlp.fc2[1]"`` is block 1's alone, as the
+unrolled model's ``"blocks.1.mlp.fc2"``. Gradients through the scan run many times slower on
+XLA:CPU than through the unrolled model.
+
 Fresh parameters follow Flax's default distributions (LeCun-normal kernels, zero biases, unit
 LayerNorm scales), drawn by :func:`visjax.zoo._build.build_nnx`; the class token and position
 embeddings are normal with standard deviation 0.02, as in timm.
@@ -153,8 +162,7 @@ def _classes():
         """The ViT with its blocks' parameters stacked ``(depth, ...)`` and run by ``nnx.scan``."""
 
         def __init__(self, *, depth: int = 2, heads: int = 2, mlp_dim: int = 64, **kw):
-            super().__init__(depth=1, heads=heads, mlp_dim=mlp_dim, **kw)
-            _check_config(patch_size=1, dim=1, depth=depth, heads=1, mlp_dim=1)
+            super().__init__(depth=depth, heads=heads, mlp_dim=mlp_dim, **kw)
             dim, rngs = self.head.in_features, kw["rngs"]
 
             @nnx.split_rngs(splits=depth)
@@ -234,12 +242,17 @@ def unstack_blocks(params: dict[str, Any]) -> dict[str, Any]:
     """The inverse of :func:`stack_blocks`: ``params["blocks"]`` split into ``{b: ...}``."""
     blocks = params["blocks"]
     depth = jax.tree.leaves(blocks)[0].shape[0]
-    return {**params, "blocks": {b: jax.tree.map(lambda a, b=b: a[b], blocks) for b in range(depth)}}
+    return {
+        **params,
+        "blocks": {b: jax.tree.map(lambda a, b=b: a[b], blocks) for b in range(depth)},
+    }
 
 
 def _is_unrolled(params: dict[str, Any]) -> bool:
-    return isinstance(params, dict) and isinstance(params.get("blocks"), dict) and all(
-        isinstance(k, int) for k in params["blocks"]
+    return (
+        isinstance(params, dict)
+        and isinstance(params.get("blocks"), dict)
+        and all(isinstance(k, int) for k in params["blocks"])
     )
 
 
@@ -252,6 +265,7 @@ def nnx_module(
     heads: int = 2,
     mlp_dim: int = 64,
     seed: int = 0,
+    scan: bool = False,
 ):
     """A Flax NNX ``ViT``, holding ``params`` if given (fresh weights from ``seed`` otherwise).
 
@@ -263,6 +277,9 @@ def nnx_module(
       heads: attention heads per block.
       mlp_dim: hidden width of the MLPs.
       seed: seed of the initialisation.
+      scan: build the ``ScanViT`` (blocks stacked, run by ``nnx.scan``) instead; ``params`` may
+        then be in either layout (:func:`stack_blocks`), and fresh weights equal the unrolled
+        ViT's for the same ``seed``.
 
     Returns:
       The ``nnx.Module``.
@@ -270,14 +287,16 @@ def nnx_module(
     Raises:
       ValueError: a bad setting, or ``params`` that do not fit the architecture.
     """
-    cls = vit_class()
-
-    def make(rngs):
-        return cls(
-            patch_size=patch_size, dim=dim, depth=depth, heads=heads, mlp_dim=mlp_dim, rngs=rngs
-        )
-
-    return build_nnx(make, params, seed, normal_std={"cls_token": 0.02, "pos_embed": 0.02})
+    settings = {"patch_size": patch_size, "dim": dim, "depth": depth, "heads": heads}
+    settings["mlp_dim"] = mlp_dim
+    std = {"cls_token": 0.02, "pos_embed": 0.02}
+    if scan:
+        if params is None:  # the unrolled ViT's fresh weights, stacked
+            params = nnx.to_pure_dict(nnx.state(nnx_module(**settings, seed=seed), nnx.Param))
+        if _is_unrolled(params):
+            params = stack_blocks(params)
+    cls = scan_vit_class() if scan else vit_class()
+    return build_nnx(lambda rngs: cls(**settings, rngs=rngs), params, seed, normal_std=std)
 
 
 def digits_vit(
@@ -289,6 +308,7 @@ def digits_vit(
     heads: int = 2,
     mlp_dim: int = 64,
     seed: int = 0,
+    scan: bool = False,
 ) -> Model:
     """The digits ViT as a visjax :class:`~visjax.Model` (input ``(N, 8, 8, 1)``, 10 logits).
 
@@ -301,6 +321,15 @@ def digits_vit(
       heads: attention heads per block.
       mlp_dim: hidden width of the MLPs.
       seed: seed of the initialisation.
+      scan: the scan-stacked variant: the blocks' parameters stacked along a leading ``depth``
+        axis (``params["blocks"]["attn"]["query"]["kernel"]`` is ``(depth, dim, dim)``) and run
+        by ``nnx.scan``, with the same logits as the unrolled model holding the same weights.
+        ``params`` may be in the unrolled or the stacked layout (:func:`stack_blocks`,
+        :func:`unstack_blocks`); fresh weights equal the unrolled model's for the same ``seed``.
+        Layers inside the scan are captured stacked ``(depth, N, ...)`` under one path
+        (``"blocks.attn.attn_weights"`` is ``(depth, N, heads, T, T)``); ``"blocks.mlp.fc2[1]"``
+        is block 1's alone, as ``"blocks.1.mlp.fc2"`` of the unrolled model. Gradients through
+        the scan run many times slower on XLA:CPU than through the unrolled model.
 
     Returns:
       The model.
@@ -323,5 +352,6 @@ def digits_vit(
         heads=heads,
         mlp_dim=mlp_dim,
         seed=seed,
+        scan=scan,
     )
     return as_model(module, input_shape=INPUT_SHAPE)

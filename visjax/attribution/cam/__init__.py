@@ -6,6 +6,8 @@ Every method is ``method(model, x, target, *, layer=None, ...)`` and returns the
 size, :func:`multi_layer` averages processed maps over several layers.
 """
 
+from visjax.attribution.cam.dff import DFFResult as DFFResult
+from visjax.attribution.cam.dff import deep_feature_factorization as deep_feature_factorization
 from visjax.attribution.cam.eigen import eigen_cam as eigen_cam
 from visjax.attribution.cam.eigen import eigen_grad_cam as eigen_grad_cam
 from visjax.attribution.cam.eigen import principal_projection as principal_projection
@@ -46,7 +48,9 @@ for _cam in (
     _no_layer(_cam, "a CAM method already attributes to a layer: pass `layer=` (or `layers=`)")
 
 __all__ = [
+    "DFFResult",
     "ablation_cam",
+    "deep_feature_factorization",
     "eigen_cam",
     "eigen_grad_cam",
     "full_grad",

@@ -24,6 +24,11 @@ functional.py``) computes them:
   identity rule, each element-wise operation of one input-dependent value passing the relevance
   through.
 
+Relevance is therefore conserved per block up to the leaks these rules document: the softmax
+rule's bias term above and, for every ε-linear layer and layer norm (``y = J x + b`` once the
+statistics are held constant), the share ``Σ_j R_j (b_j + ε sign y_j) / (y_j + ε sign y_j)``
+its bias and ε absorb (zero biases: within ε).
+
 How the program must be written for AttnLRP to apply:
 
 * every softmax on the path is tagged at its output with a name whose last path component is

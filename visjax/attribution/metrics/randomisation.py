@@ -39,7 +39,7 @@ from jax.extend.core import Literal
 from visjax.attribution._target import Target
 from visjax.attribution.metrics._common import setup
 from visjax.attribution.metrics.similarity import hog_similarity, spearman, ssim
-from visjax.base.checks import check_key, check_positive_int, is_concrete
+from visjax.base.checks import check_finite, check_key, check_positive_int, is_concrete
 from visjax.base.trees import flat_paths, layer_groups
 from visjax.model import Model
 
@@ -105,7 +105,8 @@ def _check_kw(kw: Any, name: str) -> dict[str, Any]:
         return {}
     if not isinstance(kw, Mapping):
         raise TypeError(f"`{name}` must be a dict of keyword arguments or None, got {kw!r}")
-    return dict(kw)
+    # lists as tuples: the keyword arguments are static arguments of a jit (hashed)
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in kw.items()}
 
 
 def _check_method(method: Any) -> None:
@@ -114,6 +115,26 @@ def _check_method(method: Any) -> None:
             "`method` must be a visjax attribution method, a functools.partial of one or a "
             f"function (model, x, target) -> maps, got {type(method).__name__}"
         )
+
+
+def _check_train_data(x: Any, y: Any) -> jax.Array:
+    """``y`` as an array, after checking that ``x`` (arrays, a pytree of them) and ``y`` hold one
+    finite row per training example."""
+    leaves = jax.tree.leaves(x)
+    if not leaves or not all(hasattr(v, "shape") and np.ndim(v) >= 1 for v in leaves):
+        raise TypeError(
+            f"`x` must be an array (N, ...) or a pytree of them, got {type(x).__name__}"
+        )
+    n_train = np.shape(leaves[0])[0]
+    for v in leaves:
+        if np.shape(v)[0] != n_train:
+            raise ValueError(f"`x` leaves must share their leading axis, got {np.shape(v)}")
+        check_finite(v, "x")
+    y = jnp.asarray(y)
+    if y.ndim < 1 or y.shape[0] != n_train:
+        raise ValueError(f"`y` must have one label per example of `x` ({n_train}), got {y.shape}")
+    check_finite(y, "y")
+    return y
 
 
 def _target_arg(target_fn: Any, t: jax.Array) -> Any:
@@ -232,9 +253,8 @@ def _pixel_maps(maps: jax.Array) -> jax.Array:
 
 def _unit_abs(m: jax.Array) -> jax.Array:
     a = jnp.abs(m)
-    top = a.reshape(a.shape[0], -1).max(1)
-    top = jnp.where(top > 0, top, 1.0)
-    return a / top.reshape((-1,) + (1,) * (a.ndim - 1))
+    top = a.max(axis=tuple(range(1, a.ndim)), keepdims=True)  # (an empty batch too)
+    return a / jnp.where(top > 0, top, 1.0)
 
 
 def compare(
@@ -404,6 +424,12 @@ def model_randomisation(
     tgt = _target_arg(target_fn, t)
     shape = jax.eval_shape(method, model, x, tgt).shape
     _check_comparable(shape, names, ssim_kw, hog_kw)
+    chunk = _chunk(chunk, len(groups) + 1)
+    layer_names = tuple(groups)
+    if len(shape) and shape[0] == 0:  # an empty batch: nothing to compile
+        scores = {s: jnp.zeros((len(groups), 0), jnp.float32) for s in names}
+        maps = jnp.zeros((len(groups), *shape), jnp.float32)
+        return ModelRandomisation(layer_names, scores, maps, jnp.zeros(shape, jnp.float32))
 
     n_leaves = len(jax.tree.leaves(model.params))
     unit = np.zeros((len(groups), n_leaves), bool)
@@ -412,9 +438,7 @@ def model_randomisation(
     masks = np.cumsum(unit, 0) > 0 if order == "cascading" else unit
     masks = np.concatenate([np.zeros((1, n_leaves), bool), masks])  # point 0: the trained model
     rand = _random_leaves(model.params, key, init)
-    chunk = _chunk(chunk, masks.shape[0])
     maps = _randomised_maps(model, x, tgt, rand, jnp.asarray(masks), method, chunk)
-    layer_names = tuple(groups)
     rows = ["the original model"] + [
         ("randomised " + ", ".join(layer_names[: k + 1]) if order == "cascading" else
          "randomised " + layer_names[k])
@@ -468,15 +492,22 @@ def data_randomisation(
     check_key(key)
     names = _check_similarity(similarity)
     ssim_kw, hog_kw = _check_kw(ssim_kw, "ssim_kw"), _check_kw(hog_kw, "hog_kw")
-    y = jnp.asarray(y)
-    n_train = np.shape(x)[0] if hasattr(x, "shape") else len(x)
-    if y.ndim < 1 or y.shape[0] != n_train:
-        raise ValueError(f"`y` must have one label per example of `x` ({n_train}), got {y.shape}")
-    model, xe, target_fn, t = setup(model, x if explain is None else explain, target)
+    try:
+        model, xe, target_fn, t = setup(model, x if explain is None else explain, target)
+    except (TypeError, ValueError) as e:
+        if explain is None:
+            raise
+        raise type(e)(str(e).replace("`x`", "`explain`")) from e
+    y = _check_train_data(x, y)
     tgt = _target_arg(target_fn, t)
     shape = jax.eval_shape(method, model, xe, tgt).shape
     _check_comparable(shape, names, ssim_kw, hog_kw)
-    params = train_fn(model.params, x, jax.random.permutation(key, y))
+    # (0 or 1 labels: nothing to permute, and nothing compiles)
+    params = train_fn(model.params, x, jax.random.permutation(key, y) if len(y) > 1 else y)
+    if len(shape) and shape[0] == 0:  # an empty batch explained: no maps, nothing to compile
+        empty = jnp.zeros(shape, jnp.float32)
+        scores = {s: jnp.zeros((0,), jnp.float32) for s in names}
+        return DataRandomisation(scores, empty, empty, params)
     other = model.replace(params=params)
     original = jnp.asarray(method(model, xe, tgt))
     maps = jnp.asarray(method(other, xe, tgt))

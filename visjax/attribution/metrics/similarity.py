@@ -15,23 +15,45 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from visjax.base.checks import check_positive_int
+from visjax.base.checks import check_finite, check_positive_int, is_concrete
 
 _BLOCK_NORMS = ("L1", "L1-sqrt", "L2", "L2-Hys")
 
 
 def _pair(a: Any, b: Any, min_ndim: int, what: str) -> tuple[jax.Array, jax.Array]:
+    for name, v in (("a", a), ("b", b)):
+        if not hasattr(v, "shape") and not isinstance(v, list | tuple):
+            raise TypeError(f"`{name}` must be an array, got {type(v).__name__}")
     a, b = jnp.asarray(a), jnp.asarray(b)
     for name, v in (("a", a), ("b", b)):
         if not (jnp.issubdtype(v.dtype, jnp.floating) or jnp.issubdtype(v.dtype, jnp.integer)):
             raise TypeError(f"`{name}` must be a numeric array, got dtype {v.dtype}")
+        check_finite(v, name)
     if a.shape != b.shape:
         raise ValueError(f"`a` and `b` must have the same shape, got {a.shape} and {b.shape}")
     if a.ndim < min_ndim:
         raise ValueError(f"`a` and `b` must be {what}, got shape {a.shape}")
     dtype = jnp.result_type(a.dtype, b.dtype, jnp.float32)
     return a.astype(dtype), b.astype(dtype)
+
+
+def _positive_float(value: Any, name: str) -> float:
+    """``value`` as a float; raises ``ValueError`` naming ``name`` unless a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}")
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _int_pair(value: Any, name: str) -> tuple[int, int]:
+    """``value`` as two positive ints (rows, columns); raises ``ValueError`` naming ``name``."""
+    if not isinstance(value, tuple | list) or len(value) != 2:
+        raise ValueError(f"`{name}` must be a pair of positive ints (rows, cols), got {value!r}")
+    r, c = (check_positive_int(v, name) for v in value)
+    return r, c
 
 
 def _pearson(a: jax.Array, b: jax.Array) -> jax.Array:
@@ -68,6 +90,12 @@ def spearman(a: Any, b: Any, *, absolute: bool = False) -> jax.Array:
       Array([0.5], dtype=float32)
     """
     a, b = _pair(a, b, 2, "batches of maps (N, ...)")
+    if not isinstance(absolute, bool | np.bool_):
+        raise TypeError(f"`absolute` must be a bool, got {absolute!r}")
+    if a.size == 0:
+        if a.shape[0]:
+            raise ValueError(f"`a` and `b` must hold at least one value per map, got {a.shape}")
+        return jnp.zeros((0,), a.dtype)
     a, b = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
     if absolute:
         a, b = jnp.abs(a), jnp.abs(b)
@@ -118,7 +146,20 @@ def ssim(
         raise ValueError(
             f"`a` and `b` must be at least {win}x{win} (`win_size`), got {a.shape[1:]}"
         )
+    k1, k2 = _positive_float(k1, "k1"), _positive_float(k2, "k2")
     n = a.shape[0]
+    if data_range is not None:
+        if isinstance(data_range, str):
+            raise TypeError(f"`data_range` must be a number or (N,) numbers, got {data_range!r}")
+        r = jnp.asarray(data_range)
+        if not (jnp.issubdtype(r.dtype, jnp.floating) or jnp.issubdtype(r.dtype, jnp.integer)):
+            raise TypeError(f"`data_range` must be a number or (N,) numbers, got {data_range!r}")
+        if r.shape not in ((), (n,)):
+            raise ValueError(f"`data_range` must be a number or ({n},) numbers, got {r.shape}")
+        if is_concrete(r) and not (np.isfinite(np.asarray(r)) & (np.asarray(r) > 0)).all():
+            raise ValueError(f"`data_range` must be finite and > 0, got {data_range!r}")
+    if n == 0:
+        return jnp.zeros((0,), a.dtype)
     if data_range is None:
         both = jnp.concatenate([a.reshape(n, -1), b.reshape(n, -1)], axis=1)
         r = both.max(1) - both.min(1)
@@ -164,15 +205,20 @@ def hog(
 ) -> jax.Array:
     """Histogram-of-oriented-gradients features of a batch of 2-D maps: ``(N, F)`` equal to
     ``skimage.feature.hog(a[i], ...)`` (``feature_vector=True``, no ``transform_sqrt``)."""
+    if not hasattr(a, "shape") and not isinstance(a, list | tuple):
+        raise TypeError(f"`a` must be an array, got {type(a).__name__}")
     a = jnp.asarray(a)
+    if not (jnp.issubdtype(a.dtype, jnp.floating) or jnp.issubdtype(a.dtype, jnp.integer)):
+        raise TypeError(f"`a` must be a numeric array, got dtype {a.dtype}")
+    check_finite(a, "a")
     if a.ndim != 3:
         raise ValueError(f"`a` must be a batch of 2-D maps (N, H, W), got shape {a.shape}")
     a = a.astype(jnp.result_type(a.dtype, jnp.float32))
     n_or = check_positive_int(orientations, "orientations")
     if block_norm not in _BLOCK_NORMS:
         raise ValueError(f"`block_norm` must be one of {_BLOCK_NORMS}, got {block_norm!r}")
-    cr, cc = (check_positive_int(v, "pixels_per_cell") for v in pixels_per_cell)
-    br, bc = (check_positive_int(v, "cells_per_block") for v in cells_per_block)
+    cr, cc = _int_pair(pixels_per_cell, "pixels_per_cell")
+    br, bc = _int_pair(cells_per_block, "cells_per_block")
     n, h, w = a.shape
     ncr, ncc = h // cr, w // cc
     nbr, nbc = ncr - br + 1, ncc - bc + 1
@@ -181,6 +227,8 @@ def hog(
             f"maps of {h}x{w} are too small for `pixels_per_cell` {(cr, cc)} and "
             f"`cells_per_block` {(br, bc)}: they need at least {br * cr}x{bc * cc}"
         )
+    if n == 0:
+        return jnp.zeros((0, nbr * nbc * br * bc * n_or), a.dtype)
     zr = jnp.zeros((n, 1, w), a.dtype)
     g_row = jnp.concatenate([zr, a[:, 2:] - a[:, :-2], zr], axis=1)
     zc = jnp.zeros((n, h, 1), a.dtype)
@@ -227,10 +275,13 @@ def hog_similarity(
     a, b = _pair(a, b, 3, "batches of 2-D maps (N, H, W)")
     kw = {
         "orientations": orientations,
-        "pixels_per_cell": tuple(pixels_per_cell),
-        "cells_per_block": tuple(cells_per_block),
+        "pixels_per_cell": pixels_per_cell,
+        "cells_per_block": cells_per_block,
         "block_norm": block_norm,
     }
+    if a.shape[0] == 0:
+        hog(a, **kw)  # the argument checks
+        return jnp.zeros((0,), a.dtype)
     return _pearson(hog(a, **kw), hog(b, **kw))
 
 
