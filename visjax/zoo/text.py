@@ -41,6 +41,7 @@ from visjax.zoo._build import build_nnx
 from visjax.zoo.cache import Trained, load_or_train
 from visjax.zoo.data import Split
 from visjax.zoo.train import History, train
+from visjax.zoo.vit import transformer_block_class
 
 CLS = 0
 # Part of the weight cache's key: change it whenever the generator's output changes.
@@ -105,46 +106,7 @@ def make_marked(
 
 
 def _classes():
-    class Attention(nnx.Module):
-        """Multi-head self-attention whose weights are the layer ``"attn_weights"``."""
-
-        def __init__(self, dim: int, *, heads: int, rngs: nnx.Rngs):
-            self.heads = heads
-            self.query = nnx.Linear(dim, dim, rngs=rngs)
-            self.key = nnx.Linear(dim, dim, rngs=rngs)
-            self.value = nnx.Linear(dim, dim, rngs=rngs)
-            self.out = nnx.Linear(dim, dim, rngs=rngs)
-
-        def __call__(self, x):
-            n, t, d = x.shape
-            d_head = d // self.heads
-
-            def split(h):
-                return h.reshape(n, t, self.heads, d_head).transpose(0, 2, 1, 3)
-
-            q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
-            logits = q @ k.swapaxes(-1, -2) / jnp.sqrt(jnp.asarray(d_head, q.dtype))
-            weights = tag(jax.nn.softmax(logits, axis=-1), "attn_weights")
-            return self.out((weights @ v).transpose(0, 2, 1, 3).reshape(n, t, d))
-
-    class MLP(nnx.Module):
-        def __init__(self, dim: int, hidden: int, *, rngs: nnx.Rngs):
-            self.fc1 = nnx.Linear(dim, hidden, rngs=rngs)
-            self.fc2 = nnx.Linear(hidden, dim, rngs=rngs)
-
-        def __call__(self, x):
-            return self.fc2(jax.nn.gelu(self.fc1(x), approximate=False))
-
-    class Block(nnx.Module):
-        def __init__(self, dim: int, *, heads: int, mlp_dim: int, rngs: nnx.Rngs):
-            self.norm1 = nnx.LayerNorm(dim, rngs=rngs)
-            self.attn = Attention(dim, heads=heads, rngs=rngs)
-            self.norm2 = nnx.LayerNorm(dim, rngs=rngs)
-            self.mlp = MLP(dim, mlp_dim, rngs=rngs)
-
-        def __call__(self, x):
-            x = x + self.attn(self.norm1(x))
-            return x + self.mlp(self.norm2(x))
+    Block = transformer_block_class()  # the ViT's block: same layers, same paths
 
     class TextTransformer(nnx.Module):
         """A tiny text transformer over int token sequences (see :mod:`visjax.zoo.text`)."""

@@ -185,7 +185,7 @@ def _classes():
 
             return self.head(self.norm(body(h, self.blocks))[:, 0])
 
-    return ViT, ScanViT
+    return ViT, ScanViT, Block
 
 
 def _check_config(*, patch_size: int, dim: int, depth: int, heads: int, mlp_dim: int) -> None:
@@ -204,7 +204,7 @@ def _check_config(*, patch_size: int, dim: int, depth: int, heads: int, mlp_dim:
 
 
 @functools.cache
-def _built() -> tuple[type, type]:
+def _built() -> tuple[type, type, type]:
     return _classes()
 
 
@@ -215,6 +215,13 @@ def vit_class() -> type:
     num_classes=10, rngs)``.
     """
     return _built()[0]
+
+
+def transformer_block_class() -> type:
+    """The Flax NNX pre-norm transformer ``Block`` the ViT stacks (also the zoo's text model's):
+    ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))``, the attention weights tagged
+    ``"attn_weights"``. Its constructor is ``Block(dim, *, heads, mlp_dim, rngs)``."""
+    return _built()[2]
 
 
 def scan_vit_class() -> type:
