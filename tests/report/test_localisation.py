@@ -33,9 +33,18 @@ def test_localisation_section_writes_figures_and_table(tmp_path):
     ctx = DemoContext(out=tmp_path, quick=True, log=lambda _: None)
     section = localisation_section(ctx)
     paths = [Path(f[0]) for f in section.figures]
-    assert [p.name for p in paths] == ["localisation_cam.png", "localisation_attribution.png"]
+    assert [p.name for p in paths] == [
+        "localisation_cam.png",
+        "localisation_attribution.png",
+        "localisation_dff.png",
+    ]
     assert all(p.stat().st_size > 1000 for p in paths)
-    (table,) = section.preformatted
+    table, dff_table = section.preformatted
+    dff = [float(line.split()[-1].rstrip("%")) for line in dff_table.splitlines()[2:]]
+    # the concept tied to the true class covers the object: well above chance and the others
+    assert dff[0] > 2 * dff[-1] and dff[0] > max(dff[1:-1]), dff_table
+    agree = float(re.search(r"true class on ([\d.]+)%", section.text).group(1))
+    assert agree > 60
     rows = {line[:16].strip(): line[16:].split() for line in table.splitlines()[2:]}
     assert list(rows) == ["Grad-CAM", "HiResCAM", "IG (16)", "occlusion 4x4", "even map"]
     share = {k: float(v[0].rstrip("%")) for k, v in rows.items()}

@@ -68,3 +68,20 @@ def test_cache_hit(trained):
     assert again.from_cache
     x = make_marked().test.x[:4]
     np.testing.assert_allclose(again.model(x), trained.model(x), rtol=1e-6)
+
+
+def test_scan_variant_shares_the_trained_weights_and_explanations(trained):
+    """``text_transformer(scan=True)``: the unrolled model's weights, stacked and run by
+    ``nnx.scan``, give its logits, its attention maps and its rollout (forward only: gradients
+    through the scan are slow on XLA:CPU)."""
+    x = make_marked().test.x[:8]
+    s = text_transformer(trained.model.params, scan=True)
+    assert s.params["blocks"]["attn"]["query"]["kernel"].shape == (2, 32, 32)
+    np.testing.assert_allclose(s(x), trained.model(x), rtol=1e-5, atol=1e-5)
+    assert s.layer_shapes(x)["blocks.attn.attn_weights"].shape == (2, 8, 2, 16, 16)
+    for fn in (attention_maps, attention_rollout):
+        np.testing.assert_allclose(fn(s, x), fn(trained.model, x), rtol=1e-5, atol=1e-6)
+    fresh_u, fresh_s = text_transformer(seed=3), text_transformer(seed=3, scan=True)
+    np.testing.assert_allclose(fresh_s(x), fresh_u(x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(TypeError, match="scan"):
+        text_transformer(scan=1)

@@ -5,6 +5,10 @@ The section trains (or loads from the weight cache) the objects CNN
 occlusion on test images of :func:`visjax.zoo.load_objects` with each object's outline, and
 tabulates how much of each map's positive mass lies inside the object's mask
 (:func:`mass_in_mask`), against the mask's share of the image (what a map spread evenly would get).
+It then factorises ``conv4``'s activations of each image into concepts (deep feature
+factorisation, :func:`visjax.attribution.cam.deep_feature_factorization`), scores each concept
+through the rest of the network and checks whether the concept the classifier ties to the true
+class covers the object.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from visjax.zoo.objects import TRAINING_DATA
 
 LAYER = "conv4"  # the last convolution: 8 x 8 cells of 4 x 4 pixels at 32 x 32
 N_SHOWN = 6
+N_CONCEPTS = 3  # object, clutter and background, when the factorisation separates them
 
 
 def mass_in_mask(maps: Any, masks: Any) -> np.ndarray:
@@ -98,6 +103,43 @@ def _maps(model, x, t, *, quick: bool) -> dict[str, jax.Array]:
     }
 
 
+def _concepts(model, x, y, masks, out) -> tuple[Any, str, dict[str, float]]:
+    """Deep feature factorisation at :data:`LAYER`: a figure, a table and the summary shares.
+
+    Each image's concepts are ordered by their probability (softmax of the scores through the
+    rest of the network) for the true class, so column 1 is the concept the classifier ties to
+    the object's class.
+    """
+    r = cam.deep_feature_factorization(model, x, layer=LAYER, n_components=N_CONCEPTS, head=LAYER)
+    scores = np.asarray(r.scores)  # (N, k, classes)
+    y = np.asarray(y)
+    prob = np.asarray(jax.nn.softmax(scores, axis=-1))[np.arange(len(y)), :, y]  # (N, k)
+    order = np.argsort(-prob, axis=1)
+    concepts = np.take_along_axis(np.asarray(r.concepts), order[:, :, None, None], axis=1)
+    top = np.take_along_axis(scores.argmax(-1), order, axis=1)  # (N, k) each concept's top class
+    shares = {
+        f"concept {j + 1}": float(np.nanmean(mass_in_mask(concepts[:, j], masks)))
+        for j in range(N_CONCEPTS)
+    }
+    shares["agree"] = float((top[:, 0] == y).mean())
+    shares["error"] = float(np.mean(np.asarray(r.rel_error)))
+    chance = float(masks.mean())
+    rows = [f"{'concept':<26}{'mass in mask':>14}", "-" * 40]
+    for j in range(N_CONCEPTS):
+        name = "1 (best for true class)" if j == 0 else str(j + 1)
+        rows.append(f"{name:<26}{shares[f'concept {j + 1}']:>14.0%}")
+    rows.append(f"{'even map':<26}{chance:>14.0%}")
+    shown = slice(None, N_SHOWN)
+    labels = [
+        f"{OBJECT_CLASSES[int(y[i])]}: " + "/".join(OBJECT_CLASSES[int(c)] for c in top[i])
+        for i in range(N_SHOWN)
+    ]
+    columns = {f"concept {j + 1}": concepts[shown, j] for j in range(N_CONCEPTS)}
+    fig = cam_grid(x[shown], columns, row_labels=labels, scale="each")
+    _outline(fig, masks[shown], 1 + N_CONCEPTS)
+    return save_figure(fig, out / "localisation_dff.png"), "\n".join(rows), shares
+
+
 def localisation_section(ctx: DemoContext) -> Section:
     """CAMs and attributions on objects with exact masks, and their mass inside the masks."""
     trained = trained_objects_cnn(seed=ctx.seed, cache=ctx.cache)
@@ -140,6 +182,7 @@ def localisation_section(ctx: DemoContext) -> Section:
     fig = attribution_grid(x[shown], attributions, row_labels=labels)
     _outline(fig, masks[shown], 1 + len(attributions))
     attr_png = save_figure(fig, ctx.out / "localisation_attribution.png")
+    dff_png, dff_table, dff = _concepts(model, x, y, masks, ctx.out)
 
     text = (
         f"A CNN trained on 32 x 32 images of one object (square, disc, triangle, cross or ring) "
@@ -160,7 +203,19 @@ def localisation_section(ctx: DemoContext) -> Section:
         "most of a digit, so it cannot tell a stroke from the gap beside it: its share on the "
         "strokes (about a third) is close to chance. Here the objects cover a small part of a "
         "larger image and the CAM's cells are smaller than the objects, so a map has room to "
-        "be right or wrong, and the masks say which."
+        "be right or wrong, and the masks say which.\n\n"
+        f"Deep feature factorisation (Collins et al., 2018) splits each image's `{LAYER}` "
+        f"activations (8 x 8 positions x 32 channels, shifted per channel to be non-negative) "
+        f"into {N_CONCEPTS} non-negative concepts by NMF (mean relative reconstruction error "
+        f"{dff['error']:.2f}); each concept's channel vector is put in place of `{LAYER}` at "
+        "every position and run through the rest of the network, which scores it. Concepts are "
+        "ordered per image by the probability the network gives the true class for them; row "
+        "labels give each concept's "
+        f"top class. The first concept's top class is the true class on {dff['agree']:.0%} of "
+        f"the images, and it puts {dff['concept 1']:.0%} of its mass inside the object "
+        f"({dff['concept 1'] / chance.mean():.1f} times chance) against "
+        f"{dff[f'concept {N_CONCEPTS}']:.0%} for the last: the network's class evidence sits on "
+        "the object, the other concepts mostly on the background and the object's surround."
     )
     return Section(
         "Localisation on objects with known masks",
@@ -168,6 +223,12 @@ def localisation_section(ctx: DemoContext) -> Section:
         figures=[
             (cam_png, "Grad-CAM and HiResCAM on six test objects, object outline in white."),
             (attr_png, "Integrated gradients and occlusion on the same objects."),
+            (
+                dff_png,
+                f"Deep feature factorisation at {LAYER}: {N_CONCEPTS} concepts per image, "
+                "ordered by their score for the true class; row label: true class: each "
+                "concept's top class.",
+            ),
         ],
-        preformatted=[table],
+        preformatted=[table, dff_table],
     )

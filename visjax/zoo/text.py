@@ -16,6 +16,13 @@ the class token after a final LayerNorm through the linear ``head``. Its attenti
 token batch ``(N, length)`` (``as_model(..., input_dtype=jnp.int32)``); ``"embed"`` is the
 embedding output ``(N, T, dim)``, where gradient methods attribute (``layer="embed"``).
 
+``text_transformer(scan=True)`` is the same network written the usual Flax way, its blocks'
+parameters stacked along a leading ``depth`` axis and run by ``nnx.scan`` (as
+``digits_vit(scan=True)``): it takes the unrolled model's parameters (stacked on the way in,
+:func:`visjax.zoo.vit.stack_blocks`) and gives its logits; values inside the scan are captured
+stacked, ``"blocks.attn.attn_weights"`` ``(depth, N, heads, T, T)``. Train the unrolled model
+(gradients through ``scan`` run many times slower on XLA:CPU) and explain either.
+
 Training (:func:`trained_text_transformer`: 4,096 generated sequences of 16 tokens, 4 classes,
 Adam 3e-3, 3 epochs of batch 64, 2 CPU cores): 100 % test accuracy from the first epoch,
 about 5-10 s with compilation,
@@ -41,7 +48,7 @@ from visjax.zoo._build import build_nnx
 from visjax.zoo.cache import Trained, load_or_train
 from visjax.zoo.data import Split
 from visjax.zoo.train import History, train
-from visjax.zoo.vit import transformer_block_class
+from visjax.zoo.vit import _is_unrolled, stack_blocks, transformer_block_class
 
 CLS = 0
 # Part of the weight cache's key: change it whenever the generator's output changes.
@@ -139,13 +146,48 @@ def _classes():
                 h = block(h)
             return self.head(self.norm(h)[:, 0])
 
-    return TextTransformer
+    class ScanTextTransformer(TextTransformer):
+        """The text transformer with its blocks stacked ``(depth, ...)``, run by ``nnx.scan``."""
+
+        def __init__(
+            self, *, dim: int = 32, depth: int = 2, heads: int = 2, mlp_dim: int = 64, **kw
+        ):
+            super().__init__(dim=dim, depth=depth, heads=heads, mlp_dim=mlp_dim, **kw)
+
+            @nnx.split_rngs(splits=depth)
+            @nnx.vmap(in_axes=(0,), out_axes=0)
+            def make(rngs):
+                return Block(dim, heads=heads, mlp_dim=mlp_dim, rngs=rngs)
+
+            self.blocks = make(kw["rngs"])
+
+        def __call__(self, tokens):
+            h = jnp.take(self.tok_embed[...], tokens, axis=0)
+            h = tag(h + self.pos_embed[...][:, : tokens.shape[1]], "embed")
+
+            @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
+            def body(h, block):
+                return block(h)
+
+            return self.head(self.norm(body(h, self.blocks))[:, 0])
+
+    return TextTransformer, ScanTextTransformer
 
 
 @functools.cache
+def _built() -> tuple[type, type]:
+    return _classes()
+
+
 def text_class() -> type:
     """The Flax NNX ``TextTransformer`` class (built once, on first use)."""
-    return _classes()
+    return _built()[0]
+
+
+def scan_text_class() -> type:
+    """The Flax NNX ``ScanTextTransformer`` class: the ``TextTransformer`` with its blocks stacked
+    and run by ``nnx.scan`` (same constructor)."""
+    return _built()[1]
 
 
 def text_transformer(
@@ -159,6 +201,7 @@ def text_transformer(
     heads: int = 2,
     mlp_dim: int = 64,
     seed: int = 0,
+    scan: bool = False,
 ) -> Model:
     """The tiny text transformer as a visjax :class:`~visjax.Model` (int32 ``(N, length)`` in,
     ``num_classes`` logits out).
@@ -174,9 +217,15 @@ def text_transformer(
       heads: attention heads per block.
       mlp_dim: hidden width of the MLPs.
       seed: seed of the initialisation.
+      scan: the scan-stacked variant (``nnx.scan`` over blocks whose parameters are stacked
+        along a leading ``depth`` axis), with the unrolled model's logits for the same weights;
+        ``params`` may be in either layout (:func:`visjax.zoo.vit.stack_blocks`), and fresh
+        weights equal the unrolled model's for the same ``seed``. Its attention weights are
+        ``"blocks.attn.attn_weights"``, captured ``(depth, N, heads, T, T)``.
 
     Returns:
-      The model; its layers include ``"embed"`` and ``"blocks.{b}.attn.attn_weights"``.
+      The model; its layers include ``"embed"`` and ``"blocks.{b}.attn.attn_weights"``
+      (``"blocks.attn.attn_weights"`` with ``scan=True``).
 
     Raises:
       ValueError: a bad setting, or ``params`` that do not fit the architecture.
@@ -199,7 +248,24 @@ def text_transformer(
         check_positive_int(v, name)
     if dim % heads:
         raise ValueError(f"`dim` ({dim}) must be a multiple of `heads` ({heads})")
-    cls = text_class()
+    if not isinstance(scan, bool):
+        raise TypeError(f"`scan` must be a bool, got {scan!r}")
+    settings = dict(
+        vocab_size=vocab_size,
+        length=length,
+        num_classes=num_classes,
+        dim=dim,
+        depth=depth,
+        heads=heads,
+        mlp_dim=mlp_dim,
+        seed=seed,
+    )
+    if scan:
+        if params is None:  # the unrolled model's fresh weights, stacked
+            params = text_transformer(**settings).params
+        if _is_unrolled(params):
+            params = stack_blocks(params)
+    cls = scan_text_class() if scan else text_class()
 
     def make(rngs):
         return cls(

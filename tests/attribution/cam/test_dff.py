@@ -50,6 +50,9 @@ def test_embeddings_reconstruct_the_activations(setup, result):
     err = np.linalg.norm(a - offset[:, None] - recon, axis=(1, 2))
     err /= np.linalg.norm(a - offset[:, None], axis=(1, 2))
     np.testing.assert_allclose(err, result.rel_error, rtol=1e-3)
+    # NMF's scale is fixed so that every concept's map peaks at 1 (its embedding is then the
+    # activation where the concept is strongest)
+    np.testing.assert_allclose(grid.reshape(3, 3, 64).max(-1), 1.0, rtol=1e-6)
 
 
 def test_rank_chosen_by_reconstruction_error(setup):

@@ -10,6 +10,12 @@ to the input here; pytorch-grad-cam then min-max scales each map, which
 ``W_j + o``, is concept ``j``'s embedding, a ``C``-vector that the classifier head scores
 (pytorch-grad-cam's ``computation_on_concepts``).
 
+NMF fixes ``W_j`` and ``H_j`` only up to a factor (``W_j s``, ``H_j / s``), and the head's scores
+depend on it; pytorch-grad-cam scores whatever scale its solver returns. Here each pair is scaled
+so that ``max_p H_jp = 1``: ``W_j + o`` is then the activation at the position where the concept
+is strongest, an activation the network has seen. (Unscaled, the embeddings came out 10-50x
+larger than any activation on the objects CNN, and every concept scored the same class.)
+
 Each image is factorised on its own (pytorch-grad-cam's ``run_dff_on_image`` use; its
 ``__call__`` on a batch factorises all the images jointly), batched with ``vmap``.
 
@@ -216,6 +222,9 @@ def deep_feature_factorization(
         pick = ok[0] if ok else ranks - 1
         k = pick + 1
     w, h, err = w[pick, ..., :k], h[pick, :, :k], err[pick]  # masked components are zero
+    peak = h.max(axis=-1, keepdims=True)  # (N, k, 1): each concept's map peaks at 1 after this
+    peak = jnp.where(peak > 0, peak, 1)
+    w, h = w * jnp.swapaxes(peak, 1, 2), h / peak
     weights = jnp.swapaxes(w, 1, 2) + offset[:, None, :]  # (N, k, C)
     maps = h.reshape(n, k, gh, gw)
     if x.ndim == 4 and math.prod(maps.shape):
