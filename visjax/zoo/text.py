@@ -48,7 +48,7 @@ from visjax.zoo._build import build_nnx
 from visjax.zoo.cache import Trained, load_or_train
 from visjax.zoo.data import Split
 from visjax.zoo.train import History, train
-from visjax.zoo.vit import _is_unrolled, stack_blocks, transformer_block_class
+from visjax.zoo.vit import stack_blocks, transformer_block_class
 
 CLS = 0
 # Part of the weight cache's key: change it whenever the generator's output changes.
@@ -263,8 +263,7 @@ def text_transformer(
     if scan:
         if params is None:  # the unrolled model's fresh weights, stacked
             params = text_transformer(**settings).params
-        if _is_unrolled(params):
-            params = stack_blocks(params)
+        params = stack_blocks(params)
     cls = scan_text_class() if scan else text_class()
 
     def make(rngs):

@@ -238,8 +238,11 @@ def stack_blocks(params: dict[str, Any]) -> dict[str, Any]:
       params: ``digits_vit(...).params``.
 
     Returns:
-      The parameters of ``digits_vit(..., scan=True)`` holding the same weights.
+      The parameters of ``digits_vit(..., scan=True)`` holding the same weights; parameters
+      already in the stacked layout are returned as they are.
     """
+    if not _is_unrolled(params):
+        return params
     blocks = params["blocks"]
     stacked = jax.tree.map(lambda *b: jnp.stack(b), *(blocks[b] for b in range(len(blocks))))
     return {**params, "blocks": stacked}
@@ -300,8 +303,7 @@ def nnx_module(
     if scan:
         if params is None:  # the unrolled ViT's fresh weights, stacked
             params = nnx.to_pure_dict(nnx.state(nnx_module(**settings, seed=seed), nnx.Param))
-        if _is_unrolled(params):
-            params = stack_blocks(params)
+        params = stack_blocks(params)
     cls = scan_vit_class() if scan else vit_class()
     return build_nnx(lambda rngs: cls(**settings, rngs=rngs), params, seed, normal_std=std)
 
