@@ -16,6 +16,17 @@ from visjax.landscape.slices import PlaneThrough as PlaneThrough
 from visjax.landscape.slices import interpolate as interpolate
 from visjax.landscape.slices import plane as plane
 from visjax.landscape.slices import plane_through as plane_through
+from visjax.landscape.solutions import Projection as Projection
+from visjax.landscape.solutions import RunsSurface as RunsSurface
+from visjax.landscape.solutions import SideBySide as SideBySide
+from visjax.landscape.solutions import SolutionPlane as SolutionPlane
+from visjax.landscape.solutions import SurfaceSpec as SurfaceSpec
+from visjax.landscape.solutions import cover_grid as cover_grid
+from visjax.landscape.solutions import project as project
+from visjax.landscape.solutions import runs_pca_plane as runs_pca_plane
+from visjax.landscape.solutions import runs_surface as runs_surface
+from visjax.landscape.solutions import side_by_side as side_by_side
+from visjax.landscape.solutions import solutions_plane as solutions_plane
 from visjax.landscape.surface import dataset_mean as dataset_mean
 from visjax.landscape.surface import evaluate as evaluate
 from visjax.landscape.trajectory import PCADirections as PCADirections
@@ -27,7 +38,13 @@ from visjax.landscape.trajectory import trajectory_steps as trajectory_steps
 __all__ = [
     "PCADirections",
     "PlaneThrough",
+    "Projection",
+    "RunsSurface",
+    "SideBySide",
+    "SolutionPlane",
+    "SurfaceSpec",
     "TrajectoryWriter",
+    "cover_grid",
     "dataset_mean",
     "evaluate",
     "interpolate",
@@ -40,11 +57,16 @@ __all__ = [
     "pca_directions",
     "plane",
     "plane_through",
+    "project",
     "random_direction",
     "random_plane",
+    "runs_pca_plane",
+    "runs_surface",
     "save_npz",
     "save_vtk",
     "select",
+    "side_by_side",
+    "solutions_plane",
     "trajectory_steps",
     "tree_dot",
     "tree_norm",

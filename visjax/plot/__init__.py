@@ -46,6 +46,8 @@ from visjax.plot.landscape import loss_contour as loss_contour
 from visjax.plot.landscape import loss_curve as loss_curve
 from visjax.plot.landscape import loss_surface_3d as loss_surface_3d
 from visjax.plot.landscape import trajectory_contour as trajectory_contour
+from visjax.plot.landscape_runs import runs_contour as runs_contour
+from visjax.plot.landscape_runs import surface_row as surface_row
 from visjax.plot.lrp import conservation_curve as conservation_curve
 from visjax.plot.lrp import relevance_heatmaps as relevance_heatmaps
 from visjax.plot.perturbation import feature_values as feature_values
@@ -91,6 +93,8 @@ __all__ = [
     "relevance_heatmaps",
     "reliability_diagram",
     "roc_curves",
+    "runs_contour",
+    "surface_row",
     "token_scores",
     "training_curves",
     "trajectory_contour",
