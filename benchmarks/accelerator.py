@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import importlib
 import importlib.util
 import json
@@ -198,10 +199,33 @@ def interface_check() -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------- cases
 
 
-def _resnet18(size: int, batch: int):
+# The models are built once per process and shared by the cases (each build converts and traces a
+# network: smoke pass on a loaded 2-core CPU, 5-16 s of a case's wall time before its first call).
+@functools.cache
+def _resnet18_model():
     from benchmarks.resnet18 import random_params, resnet18_model
 
-    model = resnet18_model(random_params(0))
+    return resnet18_model(random_params(0))
+
+
+@functools.cache
+def _digits_model():
+    from visjax.zoo.cnn import digits_cnn
+
+    return digits_cnn("nnx")
+
+
+@functools.cache
+def _resnet20_model(size: int):
+    from visjax import as_model
+    from visjax.zoo.resnet import nnx_module
+
+    # The zoo's CIFAR-style ResNet (depth 20, widths 16/32/64); its stem takes one channel.
+    return as_model(nnx_module(depth=20, seed=0), input_shape=(size, size, 1))
+
+
+def _resnet18(size: int, batch: int):
+    model = _resnet18_model()
     x = jnp.asarray(np.random.default_rng(0).uniform(size=(batch, size, size, 3)), jnp.float32)
     t = jnp.asarray(np.arange(batch) % 1000)
     return model, x, t
@@ -277,24 +301,18 @@ def captum_ig(s: dict[str, Any]) -> Any:
 
 
 def _digits_cnn(s):
-    from visjax.zoo.cnn import digits_cnn
-
     rng = np.random.default_rng(0)
     n = s["digits_n"]
     data = (
         jnp.asarray(rng.uniform(0, 16, (n, 8, 8, 1)), jnp.float32),
         jnp.asarray(rng.integers(0, 10, n)),
     )
-    return digits_cnn("nnx"), data
+    return _digits_model(), data
 
 
 def _resnet20(s):
-    from visjax import as_model
-    from visjax.zoo.resnet import nnx_module
-
     size, n = s["resnet_size"], s["resnet_n"]
-    # The zoo's CIFAR-style ResNet (depth 20, widths 16/32/64) at 32x32; its stem takes one channel.
-    model = as_model(nnx_module(depth=20, seed=0), input_shape=(size, size, 1))
+    model = _resnet20_model(size)
     rng = np.random.default_rng(1)
     data = (
         jnp.asarray(rng.normal(size=(n, size, size, 1)), jnp.float32),
@@ -431,7 +449,7 @@ def run_pass(mode: str, only: set[str] | None = None) -> list[dict[str, Any]]:
         if only is not None and key not in only:
             row.update(status="skipped", error="failed in the smoke pass")
         else:
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             try:
                 row.update(fn(s))
                 row["status"] = "ok"
@@ -442,6 +460,9 @@ def run_pass(mode: str, only: set[str] | None = None) -> list[dict[str, Any]]:
                     traceback=traceback.format_exc(limit=8),
                 )
             row["wall_s"] = time.perf_counter() - t
+            # CPU seconds of this process (all threads): on a shared, loaded machine the wall
+            # clock measures the neighbours, this the case's own work.
+            row["cpu_s"] = time.process_time() - cpu
         print(_line(row), flush=True)
         rows.append(row)
     return rows
@@ -452,7 +473,8 @@ def _line(row: dict[str, Any]) -> str:
         return f"[{row['mode']}] {row['name']}: {row['status'].upper()} {row.get('error', '')}"
     return (
         f"[{row['mode']}] {row['name']}: first {row['first_s']:.2f} s, "
-        f"steady {_fmt(row.get('steady_s')) or '-'} s"
+        f"steady {_fmt(row.get('steady_s')) or '-'} s (case {row['wall_s']:.1f} s wall, "
+        f"{row['cpu_s']:.1f} s CPU)"
     )
 
 

@@ -56,3 +56,25 @@ def test_budget_zero_runs_the_full_product_with_the_same_eigenvalue(monkeypatch)
     full = top_eigenvalues(_loss, W, data=Y, k=2, tol=1e-6, key=key)
     np.testing.assert_allclose(lin.eigenvalues, full.eigenvalues, rtol=1e-5)
     assert lin.n_hvp == full.n_hvp
+
+
+def test_auto_linearizes_the_data_as_one_chunk_when_it_fits(monkeypatch):
+    # The residuals of every chunk are kept whatever the chunking, so "auto" compiles one copy
+    # of the gradient (not one per unrolled chunk) when they fit the budget.
+    from visjax.base import batching
+
+    monkeypatch.setattr(batching, "CPU_CHUNK_BYTES", 1024)  # auto alone would split the data
+    seen = []
+    real = sp.linearized_gradient
+
+    def spy(loss_fn, params, data, batch_size):
+        seen.append(batch_size)
+        return real(loss_fn, params, data, batch_size)
+
+    monkeypatch.setattr(sp, "linearized_gradient", spy)
+    mv = sp.Matvec(_loss, W, Y, "auto")
+    x = jnp.ones((1, DIM))
+    got = mv(x)
+    assert mv._lin is not False and set(seen) == {None}
+    want = hvp(_loss, W, x[0], data=Y, batch_size=None)
+    np.testing.assert_allclose(got[0], want, rtol=1e-5, atol=1e-6 * float(jnp.abs(want).max()))

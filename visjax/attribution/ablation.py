@@ -35,6 +35,7 @@ from visjax.attribution.layer import no_layer
 from visjax.attribution.masks import FeatureMask, feature_mask
 from visjax.base.batching import AUTO, FORWARD_UNROLL, chunked_sum, resolve_batch_size
 from visjax.base.checks import is_concrete
+from visjax.base.sharding import device_mesh, over_devices
 
 
 def _batched_fn(model, target_fn):
@@ -193,6 +194,7 @@ def occlusion(
     strides: int | tuple[int, ...] = 1,
     baseline: Any = 0.0,
     batch_size: int | str | None = "auto",
+    devices: Any = None,
 ) -> jax.Array:
     """Occlusion: the average drop of the target when a sliding window covering ``x_i`` is occluded.
 
@@ -217,6 +219,11 @@ def occlusion(
         CPU (512 MiB on accelerators), uncapped in number (a scan drives them:
         :func:`visjax.base.batching.auto_rows`). Peak memory grows with ``batch_size``, not with
         the number of windows.
+      devices: where the batch runs: ``None`` (default: all of ``jax.local_devices()``; one
+        device runs the single-device program), a sequence of devices or a
+        :class:`jax.sharding.Mesh`: the examples are split evenly over them, each device
+        perturbing its share (:mod:`visjax.base.sharding`); the result equals the
+        single-device one.
 
     Returns:
       Attributions shaped like ``x``.
@@ -244,7 +251,19 @@ def occlusion(
     batch_size = check_batch_size(batch_size)
     b = _baseline(x, baseline)
     target_fn, t = resolve(model, x, target)
-    return _occlusion(model, x, b, t, target_fn, window, strides, counts, batch_size)
+    mesh = device_mesh(devices)
+    b = jnp.broadcast_to(jnp.asarray(b, x.dtype), x.shape) if mesh is not None else b
+    return over_devices(
+        _occlusion,
+        (model, x, b, t),
+        batched=(False, True, mesh is not None, True),
+        mesh=mesh,
+        target_fn=target_fn,
+        window=window,
+        strides=strides,
+        counts=counts,
+        batch_size=batch_size,
+    )
 
 
 # Checked small masks by content and batch shape: the checks (NumPy ``unique``, a broadcast, two
@@ -302,6 +321,7 @@ def feature_ablation(
     mask: Any = None,
     baseline: Any = 0.0,
     batch_size: int | str | None = "auto",
+    devices: Any = None,
 ) -> jax.Array:
     """Feature ablation: the drop of the target when ``x_i``'s feature is set to the baseline.
 
@@ -322,6 +342,11 @@ def feature_ablation(
       baseline: the replacement value: a number or an array broadcastable to ``x``.
       batch_size: perturbed inputs per chunk (examples × features, static); ``None``: all at
         once; ``"auto"`` (default): chunks as :func:`occlusion`'s.
+      devices: where the batch runs: ``None`` (default: all of ``jax.local_devices()``; one
+        device runs the single-device program), a sequence of devices or a
+        :class:`jax.sharding.Mesh`: the examples are split evenly over them, each device
+        perturbing its share (:mod:`visjax.base.sharding`); the result equals the
+        single-device one.
 
     Returns:
       Attributions shaped like ``x``; every element of a feature gets the feature's value.
@@ -351,7 +376,17 @@ def feature_ablation(
     fm = _checked_mask(mask, x)
     b = _baseline(x, baseline)
     target_fn, t = resolve(model, x, target)
-    return _ablation(model, x, b, t, fm.labels, target_fn, fm.n_features, batch_size)
+    mesh = device_mesh(devices)
+    b = jnp.broadcast_to(jnp.asarray(b, x.dtype), x.shape) if mesh is not None else b
+    return over_devices(
+        _ablation,
+        (model, x, b, t, fm.labels),
+        batched=(False, True, mesh is not None, True, True),
+        mesh=mesh,
+        target_fn=target_fn,
+        n_features=fm.n_features,
+        batch_size=batch_size,
+    )
 
 
 for _method in (occlusion, feature_ablation):

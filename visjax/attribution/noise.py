@@ -22,6 +22,7 @@ from visjax.attribution._target import (
 from visjax.attribution.layer import at_layer, layer_builder
 from visjax.base.batching import AUTO, AUTO_MAX_CALLS, AUTO_MAX_UNROLLED, resolve_batch_size
 from visjax.base.checks import check_non_negative
+from visjax.base.sharding import device_mesh, over_devices
 
 Kind = Literal["smoothgrad", "smoothgrad_sq", "vargrad"]
 KINDS = ("smoothgrad", "smoothgrad_sq", "vargrad")
@@ -34,6 +35,7 @@ def noise_tunnel(
     n_samples: int = 10,
     stdev: Any = 1.0,
     batch_size: int | str | None = "auto",
+    devices: Any = None,
 ) -> Callable[..., jax.Array]:
     """Wrap an attribution method so it averages over noisy copies of the input.
 
@@ -58,6 +60,13 @@ def noise_tunnel(
         unrolled in one jitted program (at most 16) when the method's settings are hashable or
         arrays, else driven from Python (at most 64)
         (:mod:`visjax.base.batching`); an int fixes the rows per call; ``None``: all at once.
+      devices: where the batch runs: ``None`` (default: all of ``jax.local_devices()``; one
+        device runs the single-device program), a sequence of devices or a
+        :class:`jax.sharding.Mesh`. The examples (each with all its noisy copies, drawn once for
+        the whole batch) are split evenly over the devices, each device sizing its own calls
+        (:mod:`visjax.base.sharding`); the result equals the single-device one. When the
+        settings are unhashable the calls run from Python on one device, and a ``method`` that
+        takes a ``key`` gets other (equally distributed) keys per call than on one device.
 
     Returns:
       ``wrapped(model, x, target, *, key, **kwargs)``: ``key`` is required at every call (fresh
@@ -83,6 +92,7 @@ def noise_tunnel(
     n_samples = check_positive_int(n_samples, "n_samples")
     check_non_negative(stdev, "stdev")
     batch_size = check_batch_size(batch_size)
+    mesh = device_mesh(devices)
     takes_key = "key" in inspect.signature(method).parameters
 
     @empty_batch
@@ -95,39 +105,32 @@ def noise_tunnel(
         noise = jnp.asarray(stdev, x.dtype) * jax.random.normal(
             k_noise, (n_samples, *x.shape), x.dtype
         )
-        rows = (x[None] + noise).reshape(n_samples * n, *x.shape[1:])
         if not callable(target):
             # checked here, eagerly: inside the compiled calls the classes are tracers
             resolve(model, x, target)
-        tiled = _tile_target(target, n, n_samples)
-        call_key = jax.random.fold_in(k_method, 0) if takes_key else None
         static, dynamic = _split_kwargs(kwargs)
-        compiled = static is not None and _hashable(method, tiled if callable(tiled) else None)
-        cap = AUTO_MAX_UNROLLED if compiled else AUTO_MAX_CALLS
-        size = _rows_per_call(batch_size, method, model, rows, tiled, call_key, kwargs, cap)
-        n_rows, pad = rows.shape[0], -rows.shape[0] % size
-        if pad:  # the last call padded with rows of the first: one shape, one compile
-            rows = jnp.concatenate([rows, rows[:pad]])
-            tiled = tiled if callable(tiled) else jnp.concatenate([tiled, tiled[:pad]])
-        if compiled:  # every call unrolled in one jitted program (its chunks run concurrently)
-            target_arg, target_fn = (None, tiled) if callable(tiled) else (tiled, None)
-            total, total_sq = _sum_calls_jit(
-                method,
-                model,
-                rows,
-                target_arg,
-                k_method,
-                dynamic,
-                target_fn=target_fn,
-                size=size,
-                n_rows=n_rows,
-                n=n,
+        sharded = mesh is not None and not isinstance(x, jax.core.Tracer)
+        if (
+            sharded
+            and static is not None
+            and _hashable(method, target if callable(target) else None)
+        ):
+            t = target if callable(target) else _tile_target(target, n, 1)
+            by_example = jnp.moveaxis(noise, 0, 1)
+            total, total_sq = over_devices(
+                _example_sums,
+                (model, x, by_example, None if callable(t) else t, k_method, dynamic),
+                batched=(False, True, True, True, False, False),
+                mesh=mesh,
+                method=method,
+                target_fn=t if callable(t) else None,
+                batch_size=batch_size,
                 takes_key=takes_key,
                 static=static,
             )
-        else:  # unhashable settings: the same loop, driven from Python
-            total, total_sq = _sum_calls(
-                method, model, rows, tiled, k_method, kwargs, size, n_rows, n, takes_key
+        else:
+            total, total_sq = _noisy_sums(
+                method, model, x, noise, target, k_method, kwargs, batch_size, takes_key
             )
         mean, mean_sq = total / n_samples, total_sq / n_samples
         if kind == "smoothgrad":
@@ -139,10 +142,60 @@ def noise_tunnel(
     def build(layer: str) -> Callable[..., jax.Array]:
         inner = at_layer(method, layer)
         return noise_tunnel(
-            inner, kind=kind, n_samples=n_samples, stdev=stdev, batch_size=batch_size
+            inner,
+            kind=kind,
+            n_samples=n_samples,
+            stdev=stdev,
+            batch_size=batch_size,
+            devices=devices,
         )
 
     return layer_builder(build)(wrapped)
+
+
+def _noisy_sums(method, model, x, noise, target, k_method, kwargs, batch_size, takes_key):
+    """Per-example sums of ``method``'s attributions over the noisy copies ``x + noise``
+    (``noise``: ``(n_samples, N, ...)``) and of their squares."""
+    n, n_samples = x.shape[0], noise.shape[0]
+    rows = (x[None] + noise).reshape(n_samples * n, *x.shape[1:])
+    tiled = _tile_target(target, n, n_samples)
+    call_key = jax.random.fold_in(k_method, 0) if takes_key else None
+    static, dynamic = _split_kwargs(kwargs)
+    compiled = static is not None and _hashable(method, tiled if callable(tiled) else None)
+    cap = AUTO_MAX_UNROLLED if compiled else AUTO_MAX_CALLS
+    size = _rows_per_call(batch_size, method, model, rows, tiled, call_key, kwargs, cap)
+    n_rows, pad = rows.shape[0], -rows.shape[0] % size
+    if pad:  # the last call padded with rows of the first: one shape, one compile
+        rows = jnp.concatenate([rows, rows[:pad]])
+        tiled = tiled if callable(tiled) else jnp.concatenate([tiled, tiled[:pad]])
+    if not compiled:  # unhashable settings: the loop driven from Python
+        return _sum_calls(method, model, rows, tiled, k_method, kwargs, size, n_rows, n, takes_key)
+    # every call unrolled in one jitted program (its chunks run concurrently)
+    target_arg, target_fn = (None, tiled) if callable(tiled) else (tiled, None)
+    return _sum_calls_jit(
+        method,
+        model,
+        rows,
+        target_arg,
+        k_method,
+        dynamic,
+        target_fn=target_fn,
+        size=size,
+        n_rows=n_rows,
+        n=n,
+        takes_key=takes_key,
+        static=static,
+    )
+
+
+def _example_sums(
+    model, x, noise, t, k_method, dynamic, *, method, target_fn, batch_size, takes_key, static
+):
+    """:func:`_noisy_sums` of one device's examples (``noise`` example-major, ``(N, S, ...)``)."""
+    kwargs = {**dict(static), **dynamic}
+    target = target_fn if t is None else t
+    noise = jnp.moveaxis(noise, 1, 0)
+    return _noisy_sums(method, model, x, noise, target, k_method, kwargs, batch_size, takes_key)
 
 
 def _sum_calls(method, model, rows, tiled, k_method, kwargs, size, n_rows, n, takes_key):

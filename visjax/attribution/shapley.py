@@ -40,6 +40,7 @@ from visjax.attribution.baselines import make_baseline
 from visjax.attribution.layer import no_layer
 from visjax.attribution.masks import FeatureMask, feature_mask
 from visjax.base.batching import FORWARD_UNROLL, chunked_sum
+from visjax.base.sharding import device_mesh, over_devices
 
 MAX_EXACT_FEATURES = 16
 
@@ -68,6 +69,23 @@ def evaluate_rows(fn: Callable, n_rows: int, batch_size: int | str | None) -> An
         return jax.tree.map(lambda v: jnp.zeros(n_rows, v.dtype).at[idx].set(v), fn(idx))
 
     return chunked_sum(chunk, jnp.arange(n_rows), batch_size=batch_size, max_unroll=FORWARD_UNROLL)
+
+
+def run_perturbation(fn, devices, model, x, b, t, fm, *shared, **static):
+    """``fn(model, x, b, t, labels, present, *shared, n_features=K, **static)`` with the examples
+    split over ``devices`` (:mod:`visjax.base.sharding`; the ``shared`` draws replicated, so
+    every device uses the same coalitions as one device would)."""
+    mesh = device_mesh(devices)
+    if mesh is not None:
+        b = jnp.broadcast_to(jnp.asarray(b, x.dtype), x.shape)
+    return over_devices(
+        fn,
+        (model, x, b, t, fm.labels, fm.present, *shared),
+        batched=(False, True, True, True, True, True) + (False,) * len(shared),
+        mesh=mesh,
+        n_features=fm.n_features,
+        **static,
+    )
 
 
 def spread(phi: jax.Array, labels: jax.Array) -> jax.Array:
@@ -119,6 +137,7 @@ def shapley_value_sampling(
     n_samples: int = 25,
     key: jax.Array,
     batch_size: int | str | None = "auto",
+    devices: Any = None,
 ) -> jax.Array:
     """Shapley value sampling: marginal contributions averaged over random feature orderings.
 
@@ -151,6 +170,11 @@ def shapley_value_sampling(
         MiB on GPU/TPU (a scan drives the chunks, so their number is not capped;
         :mod:`visjax.base.batching`); an int fixes the chunk; ``None``: all ``N · n_samples · K``
         at once.
+      devices: where the batch runs: ``None`` (default: all of ``jax.local_devices()``; one
+        device runs the single-device program), a sequence of devices or a
+        :class:`jax.sharding.Mesh`: the examples are split evenly over them, every device
+        walking the same permutations (:mod:`visjax.base.sharding`); the result equals the
+        single-device one.
 
     Returns:
       Attributions shaped like ``x``; every element carries its feature's value, absent features 0.
@@ -176,8 +200,18 @@ def shapley_value_sampling(
     model, x, b, target_fn, t, fm, batch_size = setup_perturbation(
         model, x, target, mask, baseline, batch_size, key=jax.random.fold_in(key, 1)
     )
-    return _sampling(
-        model, x, b, t, fm.labels, fm.present, key, target_fn, fm.n_features, n_samples, batch_size
+    return run_perturbation(
+        _sampling,
+        devices,
+        model,
+        x,
+        b,
+        t,
+        fm,
+        key,
+        target_fn=target_fn,
+        n_samples=n_samples,
+        batch_size=batch_size,
     )
 
 
@@ -221,6 +255,7 @@ def exact_shapley(
     mask: Any = None,
     baseline: Any = 0.0,
     batch_size: int | str | None = "auto",
+    devices: Any = None,
 ) -> jax.Array:
     """Exact Shapley values of at most 16 features, by evaluating all ``2^K`` coalitions.
 
@@ -241,6 +276,7 @@ def exact_shapley(
         the backend and the per-row cost of the intermediates: about 8 MiB per chunk on CPU, 512
         MiB on GPU/TPU (a scan drives the chunks, so their number is not capped;
         :mod:`visjax.base.batching`); an int fixes the chunk; ``None``: all ``N · 2^K`` at once.
+      devices: as in :func:`shapley_value_sampling` (the examples split over the devices).
 
     Returns:
       Attributions shaped like ``x``; every element carries its feature's value, absent features 0.
@@ -271,7 +307,9 @@ def exact_shapley(
             f"{MAX_EXACT_FEATURES} features, got K = {fm.n_features}: group elements with `mask` "
             "or use shapley_value_sampling / kernel_shap"
         )
-    return _exact(model, x, b, t, fm.labels, fm.present, target_fn, fm.n_features, batch_size)
+    return run_perturbation(
+        _exact, devices, model, x, b, t, fm, target_fn=target_fn, batch_size=batch_size
+    )
 
 
 for _method in (shapley_value_sampling, exact_shapley):

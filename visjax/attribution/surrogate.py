@@ -22,7 +22,13 @@ import jax.numpy as jnp
 
 from visjax.attribution._target import Target, empty_batch, example_fn, require_key
 from visjax.attribution.layer import no_layer
-from visjax.attribution.shapley import evaluate_rows, perturb, setup_perturbation, spread
+from visjax.attribution.shapley import (
+    evaluate_rows,
+    perturb,
+    run_perturbation,
+    setup_perturbation,
+    spread,
+)
 from visjax.base.checks import check_positive_int
 
 
@@ -100,6 +106,7 @@ def kernel_shap(
     n_samples: int = 25,
     key: jax.Array,
     batch_size: int | str | None = "auto",
+    devices: Any = None,
 ) -> jax.Array:
     """Kernel SHAP: Shapley values as the weighted least-squares fit of a linear surrogate.
 
@@ -132,6 +139,11 @@ def kernel_shap(
         MiB on GPU/TPU (a scan drives the chunks, so their number is not capped;
         :mod:`visjax.base.batching`); an int fixes the chunk; ``None``: all ``N · n_samples`` at
         once.
+      devices: where the batch runs: ``None`` (default: all of ``jax.local_devices()``; one
+        device runs the single-device program), a sequence of devices or a
+        :class:`jax.sharding.Mesh`: the examples are split evenly over them, every device
+        fitting on the same coalitions (:mod:`visjax.base.sharding`); the result equals the
+        single-device one.
 
     Returns:
       Attributions shaped like ``x``; every element carries its feature's value, absent features 0.
@@ -161,8 +173,18 @@ def kernel_shap(
     )
     k = fm.n_features
     n_samples = _check_samples(n_samples, k, k, "K - 1 unknowns after imposing the sum")
-    return _kernel_shap(
-        model, x, b, t, fm.labels, fm.present, key, target_fn, k, n_samples, batch_size
+    return run_perturbation(
+        _kernel_shap,
+        devices,
+        model,
+        x,
+        b,
+        t,
+        fm,
+        key,
+        target_fn=target_fn,
+        n_samples=n_samples,
+        batch_size=batch_size,
     )
 
 
@@ -212,6 +234,7 @@ def lime(
     kernel_width: Any = 1.0,
     key: jax.Array,
     batch_size: int | str | None = "auto",
+    devices: Any = None,
 ) -> jax.Array:
     """LIME: the coefficients of a locally weighted linear surrogate over feature coalitions.
 
@@ -244,6 +267,11 @@ def lime(
         MiB on GPU/TPU (a scan drives the chunks, so their number is not capped;
         :mod:`visjax.base.batching`); an int fixes the chunk; ``None``: all ``N · n_samples`` at
         once.
+      devices: where the batch runs: ``None`` (default: all of ``jax.local_devices()``; one
+        device runs the single-device program), a sequence of devices or a
+        :class:`jax.sharding.Mesh`: the examples are split evenly over them, every device
+        fitting on the same coalitions (:mod:`visjax.base.sharding`); the result equals the
+        single-device one.
 
     Returns:
       Attributions shaped like ``x``; every element carries its feature's coefficient, absent
@@ -273,8 +301,19 @@ def lime(
     k = fm.n_features
     n_samples = _check_samples(n_samples, k + 1, k, "K coefficients and an intercept")
     width = jnp.asarray(kernel_width, x.dtype)
-    return _lime(
-        model, x, b, t, fm.labels, fm.present, key, width, target_fn, k, n_samples, batch_size
+    return run_perturbation(
+        _lime,
+        devices,
+        model,
+        x,
+        b,
+        t,
+        fm,
+        key,
+        width,
+        target_fn=target_fn,
+        n_samples=n_samples,
+        batch_size=batch_size,
     )
 
 

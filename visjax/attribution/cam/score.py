@@ -27,6 +27,7 @@ from visjax.attribution.cam._core import (
 )
 from visjax.attribution.cam.process import bilinear_resize
 from visjax.base.batching import FORWARD_UNROLL, chunked_sum
+from visjax.base.sharding import device_mesh, over_devices
 from visjax.model import Model
 
 # pytorch-grad-cam's constants: Score-CAM's min-max normalisation, Ablation-CAM's offset below
@@ -84,6 +85,7 @@ def score_cam(
     layer: str | None = None,
     reshape: Reshape = None,
     batch_size: int | str | None = "auto",
+    devices: Any = None,
 ) -> jax.Array:
     """Score-CAM: channels weighted by the score of the input masked with each channel.
 
@@ -106,6 +108,11 @@ def score_cam(
         ``None`` runs all ``N·C`` at once; ``"auto"`` (default) picks chunks of about 8 MiB of
         forward intermediates on CPU (512 MiB on accelerators), a scan over them
         (:func:`visjax.base.batching.auto_rows`). pytorch-grad-cam's default is 16.
+      devices: where the batch runs: ``None`` (default: all of ``jax.local_devices()``; one
+        device runs the single-device program), a sequence of devices or a
+        :class:`jax.sharding.Mesh`: the examples are split evenly over them, each device
+        scoring its share's channels (:mod:`visjax.base.sharding`); the result equals the
+        single-device one.
 
     Returns:
       The raw map ``(N, h, w)`` on the layer's grid (pytorch-grad-cam's ``get_cam_image``: no
@@ -125,7 +132,16 @@ def score_cam(
     model, x, t, target_fn, layer, batch_size = _checked(
         model, x, target, layer, reshape, batch_size, image=True
     )
-    return _score_cam(model, x, t, target_fn, layer, reshape, batch_size)
+    return over_devices(
+        _score_cam,
+        (model, x, t),
+        batched=(False, True, True),
+        mesh=device_mesh(devices),
+        target_fn=target_fn,
+        layer=layer,
+        reshape=reshape,
+        batch_size=batch_size,
+    )
 
 
 def ablation_value(act: jax.Array) -> jax.Array:
@@ -165,6 +181,7 @@ def ablation_cam(
     layer: str | None = None,
     reshape: Reshape = None,
     batch_size: int | str | None = "auto",
+    devices: Any = None,
 ) -> jax.Array:
     """Ablation-CAM: channels weighted by the relative drop of the score when each is ablated.
 
@@ -190,6 +207,11 @@ def ablation_cam(
       batch_size: ablated activations per forward chunk (rows are examples × channels, static);
         ``None`` runs all ``N·C`` at once; ``"auto"`` (default): chunks as :func:`score_cam`'s.
         pytorch-grad-cam's default is 32.
+      devices: where the batch runs: ``None`` (default: all of ``jax.local_devices()``; one
+        device runs the single-device program), a sequence of devices or a
+        :class:`jax.sharding.Mesh`: the examples are split evenly over them, each device
+        scoring its share's channels (:mod:`visjax.base.sharding`); the result equals the
+        single-device one.
 
     Returns:
       The raw map ``(N, h, w)`` on the layer's grid (pytorch-grad-cam's ``get_cam_image``).
@@ -210,4 +232,13 @@ def ablation_cam(
     model, x, t, target_fn, layer, batch_size = _checked(
         model, x, target, layer, reshape, batch_size, image=False
     )
-    return _ablation_cam(model, x, t, target_fn, layer, reshape, batch_size)
+    return over_devices(
+        _ablation_cam,
+        (model, x, t),
+        batched=(False, True, True),
+        mesh=device_mesh(devices),
+        target_fn=target_fn,
+        layer=layer,
+        reshape=reshape,
+        batch_size=batch_size,
+    )
