@@ -4,6 +4,15 @@
 :func:`visjax.zoo.text_transformer` with ``length=64``). The floor is one jitted forward that
 captures every block's attention weights (``Model.activations``), one batch; the methods are
 timed as users call them (``batch_size="auto"``, no jit around them: their checks included).
+
+The floor stays the capturing forward for rollout too: ``attention_rollout`` needs only the class
+token's row, which it evaluates as a row vector times each layer's ``(A + I) / 2`` (``O(T²)`` per
+layer and example, no ``T x T`` matrix products), so its own work beyond the forward is a few
+elementwise passes over the weights. Before 2026-12-05 (issue 34) it formed the full rollout
+matrix (``L`` batched ``T x T`` products, the first with the identity) and ran 2.2x the floor
+on a quiet machine; maps ran 1.5x (chunks of 22 rows padded to 264, and the whole
+``(N, L, H, T, T)`` result copied to drop the padding: chunk counts that divide the batch are
+now preferred).
 """
 
 import functools

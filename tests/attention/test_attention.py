@@ -17,6 +17,7 @@ from visjax.attention import (
     attention_rollout_matrix,
     gradient_rollout,
     rollout,
+    rollout_row,
 )
 from visjax.attention.flow import flows_from_class_token
 from visjax.attention.rollout import discard_lowest
@@ -209,6 +210,20 @@ def test_rollout_core_matches_method(vit, xs):
         rollout(maps, "max", 0.2),
         attention_rollout_matrix(vit, xs, head_fusion="max", discard_ratio=0.2),
         rtol=1e-5,
+    )
+
+
+@pytest.mark.parametrize("fuse", ["mean", "min"])
+def test_class_row_equals_the_matrix_row(vit, xs, fuse):
+    """attention_rollout evaluates only row 0 (vector times each layer): the matrix's row."""
+    maps = attention_maps(vit, xs)
+    full = rollout(maps, fuse, 0.3)
+    np.testing.assert_allclose(rollout_row(maps, fuse, 0.3), full[:, 0], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(
+        attention_rollout(vit, xs, head_fusion=fuse, discard_ratio=0.3),
+        full[:, 0, 1:],
+        rtol=1e-5,
+        atol=1e-7,
     )
 
 

@@ -14,6 +14,7 @@ from visjax.attention.rollout import attention_rollout as attention_rollout
 from visjax.attention.rollout import attention_rollout_matrix as attention_rollout_matrix
 from visjax.attention.rollout import gradient_rollout as gradient_rollout
 from visjax.attention.rollout import rollout as rollout
+from visjax.attention.rollout import rollout_row as rollout_row
 
 __all__ = [
     "TaggedMultiHeadAttention",
@@ -24,5 +25,6 @@ __all__ = [
     "attention_rollout_matrix",
     "gradient_rollout",
     "rollout",
+    "rollout_row",
     "tagged_attention",
 ]

@@ -81,18 +81,47 @@ def rollout(
     check_head_fusion(head_fusion)
     ratio = check_discard_ratio(discard_ratio)
     fused = fuse_heads(weights, head_fusion)
-    n, n_layers, t, _ = fused.shape
-    r = jnp.broadcast_to(jnp.eye(t, dtype=fused.dtype), (n, t, t))
-    for li in range(n_layers):
+    r = None
+    for li in range(fused.shape[1]):
         a = residual_normalise(discard_lowest(fused[:, li], ratio))
-        r = a @ r
+        r = a if r is None else a @ r  # Â_1 alone, not Â_1 @ I: one batched matmul less
     return r
+
+
+def rollout_row(
+    weights: jax.Array, head_fusion: HeadFusion = "mean", discard_ratio: Any = 0.0, row: int = 0
+) -> jax.Array:
+    """Row ``row`` of :func:`rollout`'s matrix, ``(N, T)``, without forming the matrix.
+
+    ``e_rowᵀ Â_L ··· Â_1`` is evaluated from the left, a vector times each ``Â_l`` (``O(T²)``
+    per layer instead of the ``O(T³)`` of a matrix product), and only row ``row`` of ``Â_L`` is
+    built (discarding never touches the class token's row, so the top layer needs no sort)."""
+    check_head_fusion(head_fusion)
+    ratio = check_discard_ratio(discard_ratio)
+    n_layers, t = weights.shape[1], weights.shape[-1]
+    top = getattr(jnp, head_fusion)(weights[:, n_layers - 1, :, row], axis=1)  # (N, T)
+    top = (top + jax.nn.one_hot(row, t, dtype=top.dtype)) / 2
+    v = top / top.sum(-1, keepdims=True)
+    fused = fuse_heads(weights[:, : n_layers - 1], head_fusion)
+    for li in reversed(range(n_layers - 1)):
+        a = residual_normalise(discard_lowest(fused[:, li], ratio))
+        # A broadcast multiply and sum: a batched matrix-vector dot measured 2x slower on XLA:CPU.
+        v = (v[:, :, None] * a).sum(1)
+    return v
 
 
 @functools.partial(jax.jit, static_argnames=("layers", "head_fusion", "batch_size"))
 def _rollout_matrix(model: Model, x, ratio, layers, head_fusion, batch_size):
     def chunk(xc):
         return rollout(stack_weights(model, xc, layers)[1], head_fusion, ratio)
+
+    return over_rows(chunk, batch_size, x, forward=True)
+
+
+@functools.partial(jax.jit, static_argnames=("layers", "head_fusion", "batch_size"))
+def _rollout_class_row(model: Model, x, ratio, layers, head_fusion, batch_size):
+    def chunk(xc):
+        return rollout_row(stack_weights(model, xc, layers)[1], head_fusion, ratio)[:, 1:]
 
     return over_rows(chunk, batch_size, x, forward=True)
 
@@ -160,7 +189,9 @@ def attention_rollout(
     ``max`` or ``min``), ``Â_l = rownormalise((A_l + I) / 2)`` (the identity stands for the
     residual connection) and ``R = Â_L ··· Â_1``; the result is ``R[0, 1:]``, token 0 being the
     class token. For a ViT the ``T − 1`` values are the patches in row-major order (reshape to
-    the patch grid to draw them).
+    the patch grid to draw them). Only that row is computed, a row vector times each ``Â_l``
+    (:func:`rollout_row`), never the ``T x T`` matrix products of
+    :func:`attention_rollout_matrix`.
 
     ``discard_ratio`` follows vit-explain (jacobgil/vit-explain, ``vit_rollout.py``): before the
     identity is added, the lowest ``discard_ratio`` fraction of the fused attention is zeroed,
@@ -198,15 +229,15 @@ def attention_rollout(
       Abnar, Zuidema, "Quantifying Attention Flow in Transformers", ACL 2020.
       https://arxiv.org/abs/2005.00928
     """
-    r = attention_rollout_matrix(
-        model,
-        x,
-        layers=layers,
-        head_fusion=head_fusion,
-        discard_ratio=discard_ratio,
-        batch_size=batch_size,
-    )
-    return r[:, 0, 1:]
+    model, x = prepare(model, x, batch_size)
+    check_head_fusion(head_fusion)
+    ratio = check_discard_ratio(discard_ratio)
+    layers = resolve_layers(model, x, layers)
+    if x.shape[0] == 0:
+        return empty_result(
+            lambda x1: _rollout_class_row(model, x1, ratio, layers, head_fusion, None), x
+        )
+    return _rollout_class_row(model, x, ratio, layers, head_fusion, batch_size)
 
 
 def gradient_weighted(weights: jax.Array, grads: jax.Array) -> jax.Array:
