@@ -28,7 +28,9 @@ with momentum 0.8 and per-coordinate gains (``+0.2`` where the step's sign flips
 ``x 0.8 + 0.01``), steps clipped to norm 5 per point, the embedding recentred after each step;
 ``early_exaggeration_iter`` steps with ``P`` multiplied by ``early_exaggeration`` (12), then
 ``n_iter`` steps at 1; learning rate ``"auto"`` is ``N / E`` in each phase (Belkina et al. 2019).
-Each phase runs in blocks of 50 iterations, one compiled ``fori_loop`` shared by both phases.
+Each phase runs in blocks of 50 iterations, one compiled ``fori_loop`` shared by both phases (for
+the FFT, one per grid size: the next compiled in a background thread while a block runs, the
+kernel's spectrum computed once per block; see ``_block_repulsion`` and ``_FftPrograms``).
 
 References: van der Maaten & Hinton (2008), "Visualizing data using t-SNE", JMLR; van der Maaten
 (2014), "Accelerating t-SNE using tree-based algorithms", JMLR; Linderman et al. (2019), "Fast
@@ -41,6 +43,8 @@ parameters for t-distributed stochastic neighbor embedding", Nature Communicatio
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -52,7 +56,14 @@ from visjax.base.batching import resolve_batch_size
 from visjax.base.checks import check_batch_size, check_finite, check_key, check_positive_int
 from visjax.base.progress import progress_bar, resolve_progress
 from visjax.embed._affinity import Affinities, affinities
-from visjax.embed.fft import fft_n_boxes, repulsion_fft
+from visjax.embed.fft import (
+    INTS_IN_INTERVAL,
+    N_INTERPOLATION_POINTS,
+    fft_n_boxes,
+    grid_spectrum,
+    repulsion_fft,
+    repulsion_on_grid,
+)
 
 __all__ = ["TSNE", "Affinities", "repulsion_exact", "tsne"]
 
@@ -64,7 +75,13 @@ __all__ = ["TSNE", "Affinities", "repulsion_exact", "tsne"]
 # took 300-480 ms against 80-100 ms exact at 3,000-8,000 points (load ~10): the crossover moved
 # up; kept at 3,000 until timed on a quiet machine.
 AUTO_EXACT_MAX = 3_000
+# The hub rows' entries past the padded width are summed in rows of this many (zero-padded), so
+# the scatter adds one value per chunk: on the 10k benchmark 206k entries in ~8k chunks.
+TAIL_CHUNK = 32
 BLOCK = 50  # iterations per compiled call (the progress bar advances per block)
+# FFT: a block's box width leaves room for its spread to grow by this factor before the kernel's
+# spectrum is recomputed (below ``INTS_IN_INTERVAL``; see ``_block_repulsion``).
+BLOCK_GROWTH = 1.5
 MIN_GAIN = 0.01
 MAX_STEP_NORM = 5.0  # openTSNE's TSNE default (max_grad_norm=None)
 INIT_STD = 1e-4  # openTSNE's initialization.rescale
@@ -151,7 +168,8 @@ def _attraction(y: jax.Array, p: Affinities, dof: float) -> jax.Array:
 
 def _padded(p: Affinities, n: int) -> tuple[jax.Array, jax.Array, Affinities | None] | None:
     """``P`` as ``N x width`` neighbour columns and values (zero-padded) plus the entries past
-    ``width`` as a sparse remainder (``None`` when there are none), or ``None`` for no padded
+    ``width`` as a remainder (``None`` when there are none: else an :class:`Affinities` of
+    ``(C,)`` row ids and ``C x TAIL_CHUNK`` columns and values), or ``None`` for no padded
     layout (no entries). ``width`` is the longest row when padding to it at most triples the
     entries; otherwise (hub points with very long rows, e.g. 853 entries against a mean of 137 on
     the benchmark's 10,000-point mixture in 50-D) the 75th percentile of the row lengths, the
@@ -172,29 +190,72 @@ def _padded(p: Affinities, n: int) -> tuple[jax.Array, jax.Array, Affinities | N
     cols[rows[keep], pos[keep]] = p_cols[keep]
     vals[rows[keep], pos[keep]] = p_vals[keep]
     rest = None
-    if not keep.all():
+    if not keep.all():  # the hubs' tails: rows of TAIL_CHUNK entries, one hub row each
+        tail = pos[~keep] - width
+        key = rows[~keep].astype(np.int64) * n + tail // TAIL_CHUNK
+        chunks, inverse = np.unique(key, return_inverse=True)
+        rest_cols = np.zeros((chunks.size, TAIL_CHUNK), np.int32)
+        rest_vals = np.zeros((chunks.size, TAIL_CHUNK), np.float32)
+        rest_cols[inverse, tail % TAIL_CHUNK] = p_cols[~keep]
+        rest_vals[inverse, tail % TAIL_CHUNK] = p_vals[~keep]
         rest = Affinities(
-            jnp.asarray(rows[~keep]), jnp.asarray(p_cols[~keep]), jnp.asarray(p_vals[~keep])
+            jnp.asarray((chunks // n).astype(np.int32)),
+            jnp.asarray(rest_cols),
+            jnp.asarray(rest_vals),
         )
     return jnp.asarray(cols), jnp.asarray(vals), rest
+
+
+def _row_sums(y: jax.Array, yr: jax.Array, cols: jax.Array, vals: jax.Array, dof: float):
+    diffs = [yr[:, k, None] - y[cols, k] for k in range(y.shape[1])]
+    _, base = _kernel(sum(diff * diff for diff in diffs), dof)
+    pw = vals * base
+    return jnp.stack([jnp.sum(pw * diff, axis=1) for diff in diffs], axis=1)
 
 
 def _attraction_padded(
     y: jax.Array, cols: jax.Array, vals: jax.Array, rest: Affinities | None, dof: float
 ) -> jax.Array:
     # Row sums of an N x kmax layout: no scatter (segment_sum's scatter measured 3.2 ms per digits
-    # iteration on 2 CPU cores, this 0.9 ms).
-    diffs = [y[:, k, None] - y[cols, k] for k in range(y.shape[1])]
-    _, base = _kernel(sum(diff * diff for diff in diffs), dof)
-    pw = vals * base
-    out = jnp.stack([jnp.sum(pw * diff, axis=1) for diff in diffs], axis=1)
-    return out if rest is None else out + _attraction(y, rest, dof)
+    # iteration on 2 CPU cores, this 0.9 ms). The hubs' tails (``rest``: rows of TAIL_CHUNK
+    # entries of one hub each) are summed the same way, then scattered one value per chunk.
+    out = _row_sums(y, y, cols, vals, dof)
+    if rest is None:
+        return out
+    part = _row_sums(y, y[rest.rows], rest.cols, rest.vals, dof)
+    return out + jax.ops.segment_sum(part, rest.rows, y.shape[0], indices_are_sorted=True)
 
 
 def _repulsion(y: jax.Array, dof: float, method: str, batch_size: int | None, n_boxes: int):
     if method == "fft":
         return repulsion_fft(y, dof=dof, n_boxes=n_boxes)
     return repulsion_exact(y, dof=dof, batch_size=batch_size)
+
+
+def _block_repulsion(y0: jax.Array, dof: float, method: str, batch_size: int | None, n_boxes: int):
+    """The repulsion of a block's iterations. FFT: the box width is fixed for the block at
+    ``min(INTS_IN_INTERVAL, BLOCK_GROWTH * spread(y0) / n_boxes)``, so the kernel's spectrum (a
+    transform as large as the grid's, ~20 % of an iteration on the grown embedding) is computed
+    once per block; an iteration whose spread has outgrown ``n_boxes`` boxes of that width
+    recomputes it for its own width (``spread / n_boxes``, as without the cache)."""
+    if method != "fft":
+        return lambda y: repulsion_exact(y, dof=dof, batch_size=batch_size)
+    p, dim = N_INTERPOLATION_POINTS, y0.shape[1]
+    spread0 = jnp.maximum(jnp.max(y0) - jnp.min(y0), 1e-6)
+    width0 = jnp.minimum(INTS_IN_INTERVAL, BLOCK_GROWTH * spread0 / n_boxes)
+    spectrum0 = grid_spectrum(width0, dof, p, n_boxes, dim)
+
+    def repulsion(y):
+        y = y - jnp.mean(y, axis=0)
+        spread = jnp.maximum(jnp.max(y) - jnp.min(y), 1e-6)
+        width, spectrum = jax.lax.cond(
+            spread <= width0 * n_boxes,
+            lambda: (width0, spectrum0),
+            lambda: (spread / n_boxes, grid_spectrum(spread / n_boxes, dof, p, n_boxes, dim)),
+        )
+        return repulsion_on_grid(y, width, spectrum, dof, p, n_boxes)
+
+    return repulsion
 
 
 @partial(jax.jit, static_argnames=("dof", "method", "batch_size", "n_boxes"))
@@ -218,9 +279,11 @@ def _block(
     (openTSNE's convention: its ``Z`` comes with that step's repulsion, so no extra pass; that
     embedding is ``y - update`` up to the recentring shift, which distances ignore)."""
 
+    repulsion = _block_repulsion(state[0], dof, method, batch_size, n_boxes)
+
     def step(_, s):
         y, update, gains, _ = s
-        forces, z = _repulsion(y, dof, method, batch_size, n_boxes)
+        forces, z = repulsion(y)
         if padded is None:
             attraction = _attraction(y, p, dof)
         else:
@@ -236,6 +299,58 @@ def _block(
 
     y, update, gains, z = jax.lax.fori_loop(0, steps, step, (*state, jnp.float32(jnp.nan)))
     return (y, update, gains), _kl_given_z(y - update, p, z, dof)
+
+
+# The compiled FFT blocks of this process, by box count, options and argument shapes (futures).
+_COMPILED: dict[tuple, concurrent.futures.Future] = {}
+
+
+def _n_boxes(spread: float) -> int:
+    return fft_n_boxes(np.array([0.0, spread], np.float32))
+
+
+class _FftPrograms:
+    """The FFT iteration block compiled once per box count, the next count compiled ahead.
+
+    The embedding grows through the normal phase and its grid with it (50 to 112 boxes per axis
+    at 10,000 points: 5 programs, ~0.5-1 s of XLA compilation each on 2 CPU cores). The count
+    the spread's recent growth predicts for the block after next is compiled in a background
+    thread while the current block runs, so the main thread rarely waits for a compilation."""
+
+    def __init__(self, options: dict):
+        self.options = options
+        self.pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="visjax-tsne")
+
+    def _key(self, n_boxes: int, args: tuple) -> tuple:
+        leaves, tree = jax.tree.flatten(args)
+        shapes = tuple((leaf.shape, str(leaf.dtype)) for leaf in leaves)
+        return (n_boxes, tuple(sorted(self.options.items())), tree, shapes)
+
+    def _compile(self, n_boxes: int, args: tuple):
+        return _block.lower(*args, **self.options, n_boxes=n_boxes).compile()
+
+    def prefetch(self, n_boxes: int, args: tuple) -> None:
+        key = self._key(n_boxes, args)
+        if key not in _COMPILED:
+            _COMPILED[key] = self.pool.submit(self._compile, n_boxes, args)
+
+    def get(self, n_boxes: int, args: tuple):
+        key = self._key(n_boxes, args)
+        if key not in _COMPILED:
+            _COMPILED[key] = _done(self._compile(n_boxes, args))
+        return _COMPILED[key].result()
+
+    def close(self) -> None:
+        """Drop the compilations not started (a running one finishes and stays cached)."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for key in [key for key, future in _COMPILED.items() if future.cancelled()]:
+            del _COMPILED[key]
+
+
+def _done(value: Any) -> concurrent.futures.Future:
+    future: concurrent.futures.Future = concurrent.futures.Future()
+    future.set_result(value)
+    return future
 
 
 def _kl_given_z(y, p, z, dof):
@@ -383,25 +498,45 @@ def tsne(
         method = "fft" if fft else "exact"
 
     init_key, knn_key = jax.random.split(key)
-    p = affinities(x, perplexity, neighbors=neighbors, key=knn_key, batch_size=batch_size)
-    y = _initial(x, initialization, n_components, init_key)
+    # The initialisation (PCA: mostly compilation) in a thread while the neighbours are searched.
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="visjax-tsne") as pool:
+        initial = pool.submit(_initial, x, initialization, n_components, init_key)
+        p = affinities(x, perplexity, neighbors=neighbors, key=knn_key, batch_size=batch_size)
+        y = initial.result()
     if method == "exact" and batch_size == "auto":
         batch_size = _exact_batch_size(y, dof, batch_size)
     options = {"dof": dof, "method": method, "batch_size": batch_size}
     state = (y, jnp.zeros_like(y), jnp.ones_like(y))
     padded = _padded(p, n)
-    phases = [(early_exaggeration, early_exaggeration_iter), (1.0, n_iter)]
-    with progress_bar(early_exaggeration_iter + n_iter, desc="t-SNE", enabled=show) as bar:
-        for exaggeration, iters in phases:
-            lr = n / exaggeration if learning_rate == "auto" else learning_rate
-            scalars = (jnp.float32(exaggeration), jnp.float32(lr), jnp.float32(momentum))
-            for start in range(0, iters, BLOCK):
-                steps = min(BLOCK, iters - start)
-                if method == "fft":  # the grid's size is static: from the current spread
-                    options["n_boxes"] = fft_n_boxes(state[0])
-                # The step count is traced: blocks of any length share one compiled program.
-                state, kl = _block(state, p, padded, jnp.int32(steps), *scalars, **options)
-                bar.update(steps)
+    blocks = []  # (steps, scalars) of every block of both phases
+    for exaggeration, iters in [(early_exaggeration, early_exaggeration_iter), (1.0, n_iter)]:
+        lr = n / exaggeration if learning_rate == "auto" else learning_rate
+        scalars = (jnp.float32(exaggeration), jnp.float32(lr), jnp.float32(momentum))
+        blocks += [(min(BLOCK, iters - s), scalars) for s in range(0, iters, BLOCK)]
+    n_early = -(-early_exaggeration_iter // BLOCK)
+    spreads = []
+    with (
+        progress_bar(early_exaggeration_iter + n_iter, desc="t-SNE", enabled=show) as bar,
+        contextlib.closing(_FftPrograms(options)) as programs,
+    ):
+        for b, (steps, scalars) in enumerate(blocks):
+            # The step count is traced: blocks of any length share one compiled program.
+            args = (state, p, padded, jnp.int32(steps), *scalars)
+            if method != "fft":
+                state, kl = _block(*args, **options)
+            else:  # the grid's size is static: from the current spread
+                spreads.append(float(jnp.max(state[0]) - jnp.min(state[0])))
+                n_boxes = _n_boxes(spreads[-1])
+                state, kl = programs.get(n_boxes, args)(*args)
+                # Dispatched: compile meanwhile the grid the spread's growth predicts for the
+                # block after next and, in the early phase, the next larger one (the embedding
+                # expands once the exaggeration ends).
+                if b + 1 < len(blocks):
+                    growth = spreads[-1] - spreads[-2] if b else 0.0
+                    programs.prefetch(_n_boxes(spreads[-1] + 2 * max(growth, 0.0)), args)
+                if b < n_early and len(blocks) - n_early >= 2:
+                    programs.prefetch(_n_boxes(n_boxes * INTS_IN_INTERVAL * 1.001), args)
+            bar.update(steps)
     y = state[0]
     if early_exaggeration_iter + n_iter == 0:
         kl = _kl(y, p, **options, n_boxes=fft_n_boxes(y) if method == "fft" else 0)
