@@ -124,6 +124,44 @@ def test_stats_equal_closed_forms_on_linear_regression(batch_size):
     np.testing.assert_allclose(float(stats.total.noise_scale), b_simple, rtol=1e-4)
 
 
+def test_population_noise_scale_has_no_finite_sample_correction():
+    """The data as the population: tr Σ = Σ‖g_i − ḡ‖² / N, |G|² = ‖ḡ‖², B = tr Σ / ‖ḡ‖²."""
+    gw, gb = lin_grads_np()
+    g = np.concatenate([gb[:, None], gw], 1)
+    gbar = g.mean(0)
+    g2, centred = gbar @ gbar, ((g - gbar) ** 2).sum()
+    pop = per_example_stats(lin_loss, PARAMS, data=(X, Y), population=True, batch_size=3)
+    sample = per_example_stats(lin_loss, PARAMS, data=(X, Y))
+    b_pop = centred / N / g2
+    for got in (pop.total, pop.groups["lin"]):
+        np.testing.assert_allclose(float(got.variance), centred / N, rtol=1e-4)
+        np.testing.assert_allclose(float(got.true_grad_norm_sq), g2, rtol=1e-4)
+        np.testing.assert_allclose(float(got.noise_scale), b_pop, rtol=1e-4)
+    # the sample estimate of the same data is B N / (N − 1 − B) (or +inf past N − 1)
+    want = b_pop * N / (N - 1 - b_pop) if b_pop < N - 1 else np.inf
+    np.testing.assert_allclose(float(sample.total.noise_scale), want, rtol=1e-4)
+    _assert_noise(sample.total, _expected(g))
+    for name in ("grad_norm_sq", "mean_norm_sq", "snr", "norm_test", "inner_test"):
+        np.testing.assert_allclose(
+            float(getattr(pop.total, name)), float(getattr(sample.total, name)), rtol=1e-6
+        )
+
+
+def test_population_noise_scale_stays_finite_where_the_sample_one_is_inf():
+    # mean gradient small against the spread: ‖ḡ‖² < tr Σ̂ / N
+    x = np.array([[1.0], [-1.0], [1.0], [-1.0]], np.float32)
+    y = np.array([1.0, 1.0, -0.9, -1.0], np.float32)
+    params = {"lin": {"w": jnp.zeros(1), "b": jnp.float32(0.0)}}
+    sample = per_example_stats(lin_loss, params, data=(x, y))
+    pop = per_example_stats(lin_loss, params, data=(x, y), population=True)
+    assert float(sample.total.noise_scale) == np.inf
+    r = -y.astype(np.float64)
+    g = np.stack([r, r * x[:, 0]], 1)  # (∂b, ∂w) per example
+    gbar = g.mean(0)
+    want = ((g - gbar) ** 2).sum() / len(g) / (gbar @ gbar)
+    np.testing.assert_allclose(float(pop.total.noise_scale), want, rtol=1e-4)
+
+
 @pytest.mark.slow  # over 4.5 s on 2 cores: make test-slow (CI) runs it
 def test_groups_and_include_on_the_digits_cnn():
     model = digits_cnn("function")
@@ -221,6 +259,9 @@ def test_bad_input_names_the_argument():
         per_example_stats(lin_loss, PARAMS, data=(X, Y), include="nothing")
     with pytest.raises(ValueError, match="scalar"):
         per_example_grads(lambda p, b: b[0] @ p["lin"]["w"], PARAMS, data=(X, Y))
+    for bad in (1, "yes", None):
+        with pytest.raises(TypeError, match="`population`"):
+            per_example_stats(lin_loss, PARAMS, data=(X, Y), population=bad)
 
 
 def test_many_chunks_take_the_lax_map_path():

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from visjax.base.batching import (
     AUTO,
@@ -44,7 +45,9 @@ class GradientNoise(NamedTuple):
     """Noise statistics of the per-example gradients of one parameter group (0-d arrays).
 
     With ``g_i`` the gradient of example ``i``, ``N`` examples, ``ḡ = (1/N) Σ g_i`` (the
-    gradient of the batch-mean loss) and ``tr Σ̂ = Σ_i ‖g_i − ḡ‖² / (N − 1)``:
+    gradient of the batch-mean loss) and ``tr Σ̂ = Σ_i ‖g_i − ḡ‖² / (N − 1)`` (the fields as
+    computed by default; with ``per_example_stats(..., population=True)`` ``variance`` is
+    ``Σ_i ‖g_i − ḡ‖² / N``, ``true_grad_norm_sq`` is ``‖ḡ‖²`` and ``noise_scale`` their ratio):
 
     Attributes:
       grad_norm_sq: ``‖ḡ‖²``.
@@ -237,26 +240,32 @@ def _resolve(params: Any, groups: Any, include: Any) -> tuple[tuple[int, ...], t
     return included, tuple(resolved)
 
 
-def _noise(gbar, sq, norm_sq, proj_sq, n) -> GradientNoise:
+def _noise(gbar, sq, norm_sq, proj_sq, n, population) -> GradientNoise:
     g2 = sum((g**2).sum() for g in gbar)
-    variance = sum(s.sum() for s in sq) / (n - 1)
+    centred = sum(s.sum() for s in sq)
+    variance = centred / (n - 1)  # the sample's tr Σ̂: the tests below use it in both modes
     size = sum(g.size for g in gbar)
     gsnr = sum((g**2 / (s / n + GSNR_EPS)).sum() for g, s in zip(gbar, sq, strict=True)) / size
-    true_g2 = g2 - variance / n
+    if population:  # ḡ is the exact gradient and tr Σ the population variance
+        trace, true_g2 = centred / n, g2
+    else:
+        trace, true_g2 = variance, g2 - variance / n
     return GradientNoise(
         grad_norm_sq=g2,
         mean_norm_sq=norm_sq / n,
-        variance=variance,
+        variance=trace,
         true_grad_norm_sq=true_g2,
-        noise_scale=jnp.where(true_g2 > 0, variance / true_g2, jnp.inf),
+        noise_scale=jnp.where(true_g2 > 0, trace / true_g2, jnp.inf),
         snr=gsnr,
         norm_test=jnp.sqrt(variance / (n * g2)),
         inner_test=jnp.sqrt(proj_sq / (n - 1) / (n * g2**2)),
     )
 
 
-@functools.partial(jax.jit, static_argnames=("loss_fn", "included", "groups", "batch_size"))
-def _stats(loss_fn, params, batch, included, groups, batch_size):
+@functools.partial(
+    jax.jit, static_argnames=("loss_fn", "included", "groups", "batch_size", "population")
+)
+def _stats(loss_fn, params, batch, included, groups, batch_size, population):
     leaves, treedef = jax.tree.flatten(params)
 
     def sub_loss(sub, b):
@@ -288,7 +297,7 @@ def _stats(loss_fn, params, batch, included, groups, batch_size):
         }
 
     acc = chunked_sum(chunk, *b_leaves, batch_size=batch_size)
-    total = _noise(gbar, acc["sq"], sum(acc["norm"]), acc["proj_total"], n)
+    total = _noise(gbar, acc["sq"], sum(acc["norm"]), acc["proj_total"], n, population)
     per_group = {
         name: _noise(
             [gbar[k] for k in pos],
@@ -296,6 +305,7 @@ def _stats(loss_fn, params, batch, included, groups, batch_size):
             sum(acc["norm"][k] for k in pos),
             acc["proj"][j],
             n,
+            population,
         )
         for j, (name, pos) in enumerate(groups)
     }
@@ -310,6 +320,7 @@ def per_example_stats(
     groups: str | Mapping[str, str | Sequence[str]] = "layers",
     include: str | Sequence[str] | None = None,
     batch_size: int | str | None = AUTO,
+    population: bool = False,
 ) -> PerExampleStats:
     """Gradient noise statistics from per-example gradients, in bounded memory.
 
@@ -333,6 +344,17 @@ def per_example_stats(
       the smallest ``θ`` for which each test passes. Cockpit writes them with BackPACK's
       ``batch_grad = g_i / N``; substituted, its formulas are these.
 
+    ``population=True`` is for data that *is* the whole distribution of interest (typically the
+    full training set, the usual "``B_simple`` over the dataset"): then ``ḡ = G`` exactly, there
+    is no finite-sample error to correct, and ``variance`` becomes the population trace
+    ``tr Σ = Σ_i ‖g_i − ḡ‖² / N``, ``true_grad_norm_sq`` is ``‖ḡ‖²`` and ``noise_scale`` is
+    ``B_simple = tr Σ / ‖ḡ‖²`` (McCandlish et al. eq. 2.8 with the exact ``G`` and ``Σ``;
+    their App. A's estimators exist only because ``G`` and ``Σ`` are estimated from samples).
+    The default's estimate would otherwise inflate it: applied to a population whose value is
+    ``B``, it gives ``B N / (N − 1 − B)``, and ``+inf`` once ``B ≥ N − 1``. ``snr``,
+    ``norm_test`` and ``inner_test`` are the same in both modes (sample statistics by
+    definition).
+
     ``‖ḡ‖² = 0`` gives ``inf``/``NaN`` in the ratios. ``ḡ`` is computed as the gradient of the
     batch-mean loss (one batched gradient), which equals the mean of the ``g_i`` for a loss
     that is the mean of per-example losses (checked, see Raises). A second pass evaluates the
@@ -352,12 +374,17 @@ def per_example_stats(
       batch_size: examples per chunk of each pass (static); ``None``: all at once; ``"auto"``
         (default): chunks of about 8 MiB of intermediates on CPU (512 MiB on GPU/TPU), at most
         16 unrolled chunks per pass (:func:`visjax.base.batching.auto_rows`).
+      population: ``False`` (default): the ``N`` examples are a sample of the data
+        distribution (unbiased estimates, above); ``True``: they are the whole population
+        (``variance``, ``true_grad_norm_sq`` and ``noise_scale`` without the finite-sample
+        correction, see above). Static.
 
     Returns:
       :class:`PerExampleStats` with ``total`` over all included parameters and ``groups``
       (name -> :class:`GradientNoise`, in the order given).
 
     Raises:
+      TypeError: a ``population`` that is not a bool.
       ValueError: a bad ``data`` (no shared non-empty leading size, or ``N < 2``),
         ``batch_size``, ``groups`` or ``include`` (named), or a ``loss_fn`` that couples the
         examples. The coupling check compares, on the first 4 examples, the batch-mean loss
@@ -388,6 +415,8 @@ def per_example_stats(
     if n < 2:
         raise ValueError(f"`data` must hold at least 2 examples for variances, got {n}")
     check_batch_size(batch_size)
+    if not isinstance(population, bool | np.bool_):
+        raise TypeError(f"`population` must be a bool, got {population!r}")
     included, resolved = _resolve(params, groups, include)
     _check_decoupled(loss_fn, params, data)
-    return _stats(loss_fn, params, data, included, resolved, batch_size)
+    return _stats(loss_fn, params, data, included, resolved, batch_size, bool(population))

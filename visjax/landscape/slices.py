@@ -10,9 +10,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.base.checks import check_positive_int, check_tree_like
+from visjax.base.checks import check_finite, check_positive_int, check_tree_like
 from visjax.base.grids import check_grid
-from visjax.landscape.directions import tree_dot, tree_norm
 from visjax.landscape.losses import as_loss_table
 from visjax.landscape.surface import Strategy, evaluate
 
@@ -179,13 +178,19 @@ def plane_through(
     """The loss on the plane through three parameter vectors (as in mode-connectivity work).
 
     ``u = (p2 − p1)/|p2 − p1|``, ``v`` the normalised part of ``p3 − p1`` orthogonal to ``u``
-    (Garipov et al. 2018); the grid covers the three models with a ``margin`` (a fraction of the
+    (Garipov et al. 2018), computed in float64 as in
+    :func:`visjax.landscape.solutions.solutions_plane` (:func:`basis_through`) and returned as
+    float32 trees; the grid covers the three models with a ``margin`` (a fraction of the
     extent) on every side, ``resolution`` points per axis. ``batch_size``, ``strategy``,
     ``progress``, ``block_size``, ``devices``, ``run_dir`` and ``dtype`` are as in
     :func:`interpolate`.
 
     Returns:
       A :class:`PlaneThrough`.
+
+    Raises:
+      ValueError: ``p2`` or ``p3`` not shaped like ``p1``, NaN/Inf values, a bad ``resolution``,
+        or three models on one line (no plane).
 
     References:
       Garipov, Izmailov, Podoprikhin, Vetrov, Wilson, "Loss Surfaces, Mode Connectivity, and
@@ -194,17 +199,13 @@ def plane_through(
     check_tree_like(p2, p1, "p2")
     check_tree_like(p3, p1, "p3")
     resolution = check_positive_int(resolution, "resolution", 2)
-    a, b = jax.tree.map(_difference, p2, p1), jax.tree.map(_difference, p3, p1)
-    nu = float(tree_norm(a))
-    if nu == 0:
-        raise ValueError("`p1` and `p2` are the same point: no plane through them")
-    u = jax.tree.map(lambda t: t / nu, a)
-    bu = float(tree_dot(b, u))
-    w = jax.tree.map(lambda t, s: t - bu * s, b, u)
-    nv = float(tree_norm(w))
-    if nv <= 1e-6 * float(tree_norm(b)):
-        raise ValueError("`p1`, `p2` and `p3` lie on one line: no plane through them")
-    v = jax.tree.map(lambda t: t / nv, w)
+    leaves = [jax.tree.leaves(p) for p in (p1, p2, p3)]
+    for p, name in zip(leaves, ("p1", "p2", "p3"), strict=True):
+        for leaf in p:
+            check_finite(leaf, name)
+    u, v, (nu, bu, nv) = basis_through(*leaves, names=("p1", "p2", "p3"))
+    treedef = jax.tree.structure(p1)
+    u, v = (jax.tree.unflatten(treedef, [jnp.asarray(x, jnp.float32) for x in d]) for d in (u, v))
     points = np.array([[0.0, 0.0], [nu, 0.0], [bu, nv]], np.float32)
     lo, hi = points.min(0), points.max(0)
     pad = margin * (hi - lo)
@@ -229,5 +230,43 @@ def plane_through(
     return PlaneThrough(surface, xs, ys, points, u, v)
 
 
-def _difference(p, q):
-    return jnp.asarray(p, jnp.float32) - jnp.asarray(q, jnp.float32)
+def basis_through(
+    o: list, a: list, b: list, *, names: tuple[str, str, str], hint: str = ""
+) -> tuple[list[np.ndarray], list[np.ndarray], tuple[float, float, float]]:
+    """Gram–Schmidt basis of the plane through three points given as leaf lists, in float64.
+
+    ``u = (a − o)/‖a − o‖`` and ``v`` the normalised part of ``b − o`` orthogonal to ``u``
+    (over all leaves together), each a list of float64 arrays shaped like the leaves, and the
+    points' coordinates ``(‖a − o‖, ⟨b − o, u⟩, ‖…‖)``: ``o`` at ``(0, 0)``, ``a`` at ``(nu, 0)``,
+    ``b`` at ``(bu, nv)``. Shared by :func:`plane_through` and
+    :func:`visjax.landscape.solutions.solutions_plane`; ``names`` (the three arguments) and
+    ``hint`` (appended) word the errors for a degenerate plane.
+    """
+    n1, n2, n3 = names
+
+    def f64(x: Any) -> np.ndarray:
+        return np.asarray(jax.device_get(x), np.float64)
+
+    o = [f64(x) for x in o]
+    da = [f64(x) - y for x, y in zip(a, o, strict=True)]
+    db = [f64(x) - y for x, y in zip(b, o, strict=True)]
+    nu = float(np.sqrt(sum((x * x).sum() for x in da)))
+    if nu == 0:
+        raise ValueError(
+            f"`{n1}` and `{n2}` are identical: the plane through them is degenerate{hint}"
+        )
+    u = [x / nu for x in da]
+    bu = float(sum((x * y).sum() for x, y in zip(db, u, strict=True)))
+    w = [x - bu * y for x, y in zip(db, u, strict=True)]
+    nv = float(np.sqrt(sum((x * x).sum() for x in w)))
+    nb = float(np.sqrt(sum((x * x).sum() for x in db)))
+    if nv <= 1e-6 * max(nb, nu):
+        if nb == 0 or all(np.array_equal(x, y) for x, y in zip(da, db, strict=True)):
+            which = f"is identical to `{n1 if nb == 0 else n2}`"
+        else:
+            which = f"lies on the line through `{n1}` and `{n2}`"
+        raise ValueError(
+            f"`{n3}` {which}: `{n1}`, `{n2}` and `{n3}` lie on one line, so the plane through "
+            f"them is degenerate{hint}"
+        )
+    return u, [x / nv for x in w], (nu, bu, nv)

@@ -57,7 +57,7 @@ from visjax.landscape.directions import (
     random_plane,
 )
 from visjax.landscape.losses import as_loss_table
-from visjax.landscape.slices import plane
+from visjax.landscape.slices import basis_through, plane
 from visjax.landscape.surface import Strategy
 from visjax.landscape.trajectory import pca_directions
 
@@ -265,30 +265,13 @@ def solutions_plane(
     paths, rows = _leaf_rows(solutions, names, w1, names[i1])
     _nonfinite(paths, rows, names)
     o = jax.tree.leaves(w1)
-    a = [_f64(x) - _f64(y) for x, y in zip(rows[i2], o, strict=True)]
-    b = [_f64(x) - _f64(y) for x, y in zip(rows[i3], o, strict=True)]
-    nu = float(np.sqrt(sum(x @ x for x in a)))
-    if nu == 0:
-        raise ValueError(
-            f"`solutions[{i1}]` and `solutions[{i2}]` are identical: the plane through them is "
-            "degenerate (pick distinct solutions with `span`)"
-        )
-    u = [x / nu for x in a]
-    bu = sum(x @ y for x, y in zip(b, u, strict=True))
-    w = [x - bu * y for x, y in zip(b, u, strict=True)]
-    nv = float(np.sqrt(sum(x @ x for x in w)))
-    nb = float(np.sqrt(sum(x @ x for x in b)))
-    if nv <= 1e-6 * max(nb, nu):
-        if nb == 0 or all(np.array_equal(x, y) for x, y in zip(a, b, strict=True)):
-            which = f"is identical to `solutions[{i1 if nb == 0 else i2}]`"
-        else:
-            which = f"lies on the line through `solutions[{i1}]` and `solutions[{i2}]`"
-        raise ValueError(
-            f"`solutions[{i3}]` {which}: the plane spanned by `solutions[{i1}]`, "
-            f"`solutions[{i2}]` and `solutions[{i3}]` is degenerate (pick three distinct "
-            "solutions not on one line with `span`)"
-        )
-    v = [x / nv for x in w]
+    u, v, _ = basis_through(
+        o,
+        rows[i2],
+        rows[i3],
+        names=(names[i1], names[i2], names[i3]),
+        hint=" (pick, with `span`, three distinct solutions not on one line)",
+    )
     _, treedef = jax.tree.flatten(w1)
 
     def tree(vecs):
