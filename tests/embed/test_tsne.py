@@ -1,6 +1,7 @@
 """t-SNE: calibrated affinities, the exact gradient against autodiff of the KL divergence, the
 optimiser's determinism, the reported KL, and bad arguments refused by name."""
 
+import os
 import subprocess
 import sys
 
@@ -276,3 +277,35 @@ def test_padded_attraction_with_hub_rows_matches_segment_sum():
         rtol=1e-5,
         atol=1e-6,
     )
+
+
+_FFT_TWICE = """
+import sys
+import numpy as np, jax
+from visjax.embed import tsne
+rng = np.random.default_rng(0)
+x = (rng.normal(scale=6.0, size=(3, 5))[np.arange(150) % 3] + rng.normal(size=(150, 5)))
+opts = dict(method="fft", perplexity=10.0, early_exaggeration_iter=30, n_iter=40, progress=False)
+a, b = (np.asarray(tsne(x.astype(np.float32), key=jax.random.key(0), **opts).embedding)
+        for _ in range(2))
+print(float(np.abs(a - b).max() / np.ptp(a)))
+"""
+
+
+def test_fft_tsne_same_key_same_embedding():
+    """The FFT path's only nondeterminism is XLA:CPU's multithreaded FFT (last bits vary between
+    calls): close in one process, bit-identical with the threaded Eigen/FFT path switched off."""
+    runs = {}
+    for name, flags in (("threaded", ""), ("single", "--xla_cpu_multi_thread_eigen=false")):
+        env = {**os.environ, "XLA_FLAGS": flags}
+        out = subprocess.run(
+            [sys.executable, "-c", _FFT_TWICE],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs[name] = float(out.stdout.split()[-1])
+    assert runs["single"] == 0.0
+    assert runs["threaded"] < 1e-3

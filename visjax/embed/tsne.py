@@ -436,7 +436,12 @@ def tsne(
     Args:
       x: ``(N, D)`` data, ``N >= 4``, finite.
       key: the PRNG key of the initial jitter (and of ``"random"`` initialisation or an
-        approximate neighbour search): the same key gives the same embedding.
+        approximate neighbour search): the same key gives the same embedding, bit for bit
+        with ``"exact"``. With ``"fft"`` on XLA:CPU the multithreaded FFT's last bits vary
+        from call to call (about 1e-6 relative on one transform), which t-SNE's dynamics grow to
+        about 1e-3 of the embedding's spread over a full run; set
+        ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` before JAX starts for bit-identical
+        FFT runs (slower).
       n_components: the embedding's dimension (``"fft"`` needs 1 or 2).
       perplexity: the effective number of neighbours, ``0 < perplexity < N - 1``.
       dof: the kernel's degrees of freedom ``a`` in ``(1 + d^2 / a)^{-a}`` (1: standard t-SNE).
