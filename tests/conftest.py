@@ -53,6 +53,9 @@ def trained_digits(_private_weight_cache):
 # `make test-slow` (CI runs both), which keeps `make test` under 6 minutes. Node ids without their
 # parameters mark every parameter.
 SLOW_CASES = {
+    "tests/embed/test_tsne.py::test_fft_tsne_same_key_same_embedding",
+    "tests/zoo/test_train_batchnorm.py::test_the_batchnorm_resnet_trains_to_high_inference_mode_accuracy",
+    "tests/experiments/test_li2018.py::test_recomputed_statistics_equal_the_train_mode_forward",
     "tests/test_conformance.py::test_conformance[attention.rollout]",
     "tests/zoo/test_vit_scan.py::test_logits_and_parameters_shared_with_the_unrolled_model",
     "tests/test_conformance.py::test_conformance[hog_similarity]",
@@ -60,6 +63,8 @@ SLOW_CASES = {
     "tests/test_conformance.py::test_conformance[ssim]",
     "tests/attribution/test_empty.py::test_empty_batch[attention.rollout]",
     "tests/landscape/test_precision.py::test_bf16_plane_close_to_f32",
+    "tests/landscape/test_solutions.py::test_side_by_side_shares_grid_and_scale",
+    "tests/test_examples.py::test_example_runs_small[landscape_runs]",
     "tests/landscape/test_precision.py::test_bf16_callable_loss_and_no_retrace",
     "tests/attribution/test_lrp_canonize.py::test_resnet_outputs_equal",
     "tests/attribution/test_lrp_canonize.py::test_linen",
@@ -96,6 +101,7 @@ SLOW_CASES = {
     "tests/report/test_lrp_section.py::test_lrp_section_figures_and_conservation[resnet_bn]",
     "tests/zoo/test_text.py::test_trained_points_at_the_marked_token",
     "tests/zoo/test_text.py::test_cache_hit",
+    "tests/zoo/test_text.py::test_scan_variant_shares_the_trained_weights_and_explanations",
     "tests/test_conformance.py::test_conformance[attention.maps]",
     "tests/test_conformance.py::test_conformance[attention.gradient_rollout]",
     "tests/attribution/test_empty.py::test_empty_batch[attention.maps]",

@@ -118,6 +118,19 @@ class _NNXForward:
                 sub.__class__ = _tagged_nnx_class(type(sub))
         return module(x)
 
+    def train_mode(self, params, state, x):
+        """The forward with ``use_running_average=False`` (batch statistics), untagged:
+        ``(output, new state)``, the running averages updated by each module's momentum."""
+        from flax import nnx  # noqa: PLC0415 - flax (~1.1 s), only for Flax models
+
+        param_state = jax.tree.unflatten(self.params_treedef, jax.tree.leaves(params))
+        # copy: the running averages are written, and `state`'s variables may come from an outer
+        # trace (a jit around a grad)
+        module = nnx.merge(self.graphdef, param_state, state, copy=True)
+        module.set_attributes(use_running_average=False, raise_if_not_found=False)
+        out = module(x)
+        return out, nnx.split(module, nnx.Param, ...)[2]
+
 
 def _linen_tagger(next_fun, args, kwargs, context):
     if context.method_name == "__call__" and context.module.path:
@@ -322,6 +335,35 @@ class Model:
             declared_layers=self._declared_layers,
             wrt=self.wrt,
         )
+
+    @property
+    def has_batch_stats(self) -> bool:
+        """Whether :attr:`state` holds batch statistics (``nnx.BatchStat`` variables of an NNX
+        model, or a ``"batch_stats"`` collection of a Linen model)."""
+        if self.kind == "linen":
+            return bool(jax.tree.leaves(self.state.get("batch_stats", {})))
+        if self.kind != "nnx":
+            return False
+        from flax import nnx  # noqa: PLC0415 - flax (~1.1 s), only for Flax models
+
+        leaves = jax.tree.leaves(self.state, is_leaf=lambda v: isinstance(v, nnx.Variable))
+        return any(isinstance(v, nnx.BatchStat) for v in leaves)
+
+    def apply_train(self, params: Any, state: Any, x: Any) -> tuple[Any, Any]:
+        """The forward in training mode: ``(output, new_state)``.
+
+        NNX models only (Linen has no generic switch): every module with a
+        ``use_running_average`` flag (``nnx.BatchNorm``) normalises with the statistics of the
+        batch ``x`` and updates its running averages by its own ``momentum``; the other inference
+        flags (dropout's ``deterministic``) stay as :func:`as_model` set them. ``new_state`` has
+        the tree of :attr:`state`. Layers are not tagged (this is for training, not capture).
+        """
+        train_mode = getattr(self.forward, "train_mode", None)
+        if train_mode is None:
+            raise TypeError(
+                f"training mode needs an NNX model without `wrt`, got a {self.kind!r} model"
+            )
+        return train_mode(params, state, self.check_x(x))
 
     # -- checks (trace time: shapes and dtypes only)
     def check_params(self, params: Any) -> None:

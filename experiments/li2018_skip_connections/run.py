@@ -8,11 +8,16 @@ convex, large means strong negative curvature.
 
 Setup here (the "same small image task" for every network): scikit-learn's 8x8 digits
 (1,347 training / 450 test images), CIFAR-style ResNets :func:`visjax.zoo.digits_resnet` of
-depth 20 and 56 (``width=16``: stages of 16, 32, 64 channels), with and without skips, each
-trained by :func:`visjax.zoo.pretrained.trained_digits_resnet` (Adam 3e-3, batch 64, the same
-number of epochs for every network, cached). Around each trained minimum: a filter-normalised
-random plane (``random_plane(normalization="filter", ignore="biasbn")``, Li et al.'s
-convention, one key shared by all networks), the training loss on a grid over ``[-1, 1]²``, and
+depth 20 and 56 (``width=16``: stages of 16, 32, 64 channels), with and without skips, with a
+BatchNorm after every convolution (``norm=True``, as Li et al.), each trained in train mode by
+:func:`experiments.li2018_skip_connections.bn.trained_bn_resnet` (Adam 3e-3 after a one-epoch
+warm-up, batch 64, the same number of epochs for every network, cached), running statistics
+recomputed on the training split after training and then held fixed (inference mode) on the
+plane; ``norm=False`` (``--no-norm``) gives the plain networks of
+:func:`visjax.zoo.pretrained.trained_digits_resnet`, whose no-short versions stay at chance. Around
+each trained minimum: a filter-normalised random plane (``random_plane(normalization="filter",
+ignore="biasbn")``, Li et al.'s convention: zero on biases and BatchNorm parameters, one key
+shared by all networks), the training loss on a grid over ``[-1, 1]²``, and
 Lanczos (``visjax.curvature.lanczos``, full reorthogonalisation) on a coarse sub-grid of the same
 plane, giving the extreme Ritz values ``λ_max`` and ``λ_min`` (most negative) of the Hessian of
 the loss on a fixed subset of training images.
@@ -45,6 +50,8 @@ class Config:
     width: int = 16
     epochs: int = 10
     learning_rate: float = 3e-3
+    norm: bool = True  # BatchNorm, trained in train mode (as Li et al.); False: the plain nets
+    warmup_epochs: int = 1  # linear learning-rate warm-up (BatchNorm training only)
     seed: int = 0
     grid: int = 21  # surface points per axis, over [-extent, extent]
     extent: float = 1.0
@@ -103,18 +110,35 @@ def study(depth: int, skip: bool, cfg: Config, data, plane_key, cache) -> dict:
     from visjax.landscape import model_losses, plane, random_plane
     from visjax.zoo.pretrained import trained_digits_resnet
 
+    from .bn import trained_bn_resnet
+
     t0 = time.perf_counter()
-    trained = trained_digits_resnet(
-        skip=skip,
-        depth=depth,
-        width=cfg.width,
-        seed=cfg.seed,
-        epochs=cfg.epochs,
-        learning_rate=cfg.learning_rate,
-        cache=cache,
-    )
+    if cfg.norm:
+        trained = trained_bn_resnet(
+            skip=skip,
+            depth=depth,
+            width=cfg.width,
+            seed=cfg.seed,
+            epochs=cfg.epochs,
+            learning_rate=cfg.learning_rate,
+            warmup_epochs=cfg.warmup_epochs,
+            cache=cache,
+        )
+        model, from_cache = trained["model"], trained["from_cache"]
+        hist = trained["history"]
+    else:
+        trained = trained_digits_resnet(
+            skip=skip,
+            depth=depth,
+            width=cfg.width,
+            seed=cfg.seed,
+            epochs=cfg.epochs,
+            learning_rate=cfg.learning_rate,
+            cache=cache,
+        )
+        model, from_cache = trained.model, trained.from_cache
+        hist = trained.history._asdict()
     t_train = time.perf_counter() - t0
-    model = trained.model
     params = model.params
     loss_fn = model_losses(model, "cross_entropy")["cross_entropy"]
     d1, d2 = random_plane(params, key=plane_key, normalization="filter", ignore="biasbn")
@@ -152,15 +176,14 @@ def study(depth: int, skip: bool, cfg: Config, data, plane_key, cache) -> dict:
     # space) has no negative curvature and the ratio is 0 by their convention.
     ratio = np.where(lam_min < 0, np.abs(lam_min) / np.abs(lam_max), 0.0)
     centre = idx.size // 2
-    hist = trained.history
     return {
         "name": _name(depth, skip),
         "depth": depth,
         "skip": skip,
         "parameters": int(ravel_pytree(params)[0].size),
-        "train_loss": hist.train_loss[-1],
-        "train_accuracy": hist.train_accuracy[-1],
-        "test_accuracy": hist.test_accuracy[-1],
+        "train_loss": hist["train_loss"][-1],
+        "train_accuracy": hist["train_accuracy"][-1],
+        "test_accuracy": hist["test_accuracy"][-1],
         "loss_centre": float(surface[cfg.grid // 2, cfg.grid // 2]),
         "loss_min": float(np.nanmin(surface)),
         "loss_max": float(np.nanmax(surface)),
@@ -172,7 +195,7 @@ def study(depth: int, skip: bool, cfg: Config, data, plane_key, cache) -> dict:
         "ratio_max": float(np.max(ratio)),
         "frac_ratio_gt_0.1": float(np.mean(ratio > 0.1)),
         "seconds_train": round(t_train, 1),
-        "from_cache": trained.from_cache,
+        "from_cache": from_cache,
         "seconds_surface": round(t_surface, 1),
         "seconds_hessian": round(t_hessian, 1),
         # arrays (not in the table)
@@ -346,6 +369,12 @@ def main(argv=None):
     ap.add_argument("--cache", default=None, help="weight cache folder (default $VISJAX_CACHE)")
     ap.add_argument("--depths", default=None, help="comma-separated depths, e.g. 20,56")
     ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--learning-rate", type=float, default=None)
+    ap.add_argument("--warmup-epochs", type=int, default=None)
+    ap.add_argument(
+        "--no-norm", action="store_true", help="the plain networks (no BatchNorm), as before"
+    )
     ap.add_argument("--grid", type=int, default=None)
     ap.add_argument("--hessian-stride", type=int, default=None)
     ap.add_argument("--surface-images", type=int, default=None)
@@ -356,6 +385,10 @@ def main(argv=None):
     over = {
         "depths": tuple(int(d) for d in a.depths.split(",")) if a.depths else None,
         "epochs": a.epochs,
+        "seed": a.seed,
+        "learning_rate": a.learning_rate,
+        "warmup_epochs": a.warmup_epochs,
+        "norm": False if a.no_norm else None,
         "grid": a.grid,
         "hessian_stride": a.hessian_stride,
         "surface_images": a.surface_images,

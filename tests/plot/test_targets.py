@@ -98,6 +98,12 @@ CASES = {
     "token_scores": ((["a", "b", "c"], RNG.random(3)), "ax"),
     "relevance_heatmaps": ((RNG.random((2, 8, 8)), {"eps": RNG.random((2, 8, 8)) - 0.5}), "fig"),
     "conservation_curve": (({"eps": RNG.random(3)},), "ax", {"layers": ["a", "b", "c"]}),
+    "runs_contour": (
+        (XS, YS, SURFACE),
+        "ax",
+        {"paths": {"run 0": np.array([[0.5, 0.5], [0.0, 0.0]])}, "solutions": {"w": (0.0, 0.0)}},
+    ),
+    "surface_row": ((XS, YS, {"a": SURFACE, "b": SURFACE + 1}), "fig"),
 }
 
 

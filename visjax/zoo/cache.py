@@ -128,6 +128,8 @@ def _save(folder: Path, model: Model, history: History, config: Mapping[str, Any
     ckptr = ocp.StandardCheckpointer()
     try:
         ckptr.save(folder / "params", model.params)
+        if model.has_batch_stats:  # trained running averages (BatchNorm): saved beside params
+            ckptr.save(folder / "state", _stats(model.state))
         ckptr.wait_until_finished()
     finally:
         ckptr.close()
@@ -147,10 +149,27 @@ def _load(folder: Path, like: Model) -> tuple[Model, History]:
     ckptr = ocp.StandardCheckpointer()
     try:
         params = ckptr.restore((folder / "params").resolve(), _abstract(like.params))
+        state = None
+        if like.has_batch_stats:  # an entry without them predates their training: retrained
+            if not (folder / "state").is_dir():
+                raise ValueError("the entry holds no batch statistics")
+            stats = ckptr.restore((folder / "state").resolve(), _abstract(_stats(like.state)))
+            leaves, treedef = jax.tree.flatten(like.state)
+            leaves = [stats.get(str(i), leaf) for i, leaf in enumerate(leaves)]
+            state = jax.tree.unflatten(treedef, leaves)
     finally:
         ckptr.close()
     history = History(**json.loads((folder / "history.json").read_text()))
-    return like.replace(params=params), history
+    return like.replace(params=params, state=state), history
+
+
+def _stats(state: Any) -> dict[str, Any]:
+    """The state's array leaves by position (RNG keys, which orbax cannot save, left out)."""
+    return {
+        str(i): leaf
+        for i, leaf in enumerate(jax.tree.leaves(state))
+        if not jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key)
+    }
 
 
 def load_or_train(

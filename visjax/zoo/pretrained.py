@@ -14,6 +14,7 @@ from visjax.zoo.cnn import Form, digits_cnn
 from visjax.zoo.data import load_digits
 from visjax.zoo.resnet import digits_resnet
 from visjax.zoo.train import History, train
+from visjax.zoo.vit import digits_vit
 
 _DIGITS = "sklearn-digits:test_size=0.25:random_state=0:stratify"
 
@@ -29,8 +30,15 @@ def _trained_on_digits(
     learning_rate: float,
     cache: str | os.PathLike | None,
     callback: Callable[[int, History], None] | None,
+    schedule: str = "constant",
 ) -> Trained:
-    """Adam on the digits training split from ``like``'s weights, cached by every setting."""
+    """Adam on the digits training split from ``like``'s weights, cached by every setting.
+
+    ``schedule``: ``"constant"`` (default) or ``"cosine"`` (cosine decay of the learning rate to
+    0 over all steps); recorded in the cache key only when not constant.
+    """
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"`schedule` must be 'constant' or 'cosine', got {schedule!r}")
     config = {
         "model": name,
         **settings,
@@ -40,16 +48,22 @@ def _trained_on_digits(
         "batch_size": batch_size,
         "optimizer": "adam",
         "learning_rate": learning_rate,
+        **({} if schedule == "constant" else {"schedule": schedule}),
     }
 
     def fit():
         data = load_digits()
+        lr = learning_rate
+        if schedule == "cosine":
+            lr = optax.cosine_decay_schedule(
+                learning_rate, epochs * (len(data.train.x) // batch_size)
+            )
         return train(
             like,
             data.train,
             epochs=epochs,
             batch_size=batch_size,
-            optimizer=optax.adam(learning_rate),
+            optimizer=optax.adam(lr),
             seed=seed,
             test_data=data.test,
             callback=callback,
@@ -126,4 +140,36 @@ def trained_digits_resnet(
         learning_rate=learning_rate,
         cache=cache,
         callback=callback,
+    )
+
+
+def trained_digits_vit(
+    *,
+    seed: int = 0,
+    epochs: int = 30,
+    batch_size: int = 64,
+    learning_rate: float = 1e-2,
+    cache: str | os.PathLike | None = None,
+    callback: Callable[[int, History], None] | None = None,
+) -> Trained:
+    """The default digits ViT (:func:`visjax.zoo.digits_vit`) trained with Adam, cached.
+
+    Adam with a cosine decay from ``learning_rate`` to 0 over all steps (without the decay the ViT
+    plateaus near 91 %); 30 epochs reach about 95 % test accuracy (7-10 s on 2 CPU cores). The
+    initial weights come from ``seed``. Arguments as :func:`trained_digits_cnn`.
+
+    Returns:
+      ``Trained(model, history, from_cache)``.
+    """
+    return _trained_on_digits(
+        "digits_vit",
+        digits_vit(seed=seed),
+        {"init_seed": seed},
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        cache=cache,
+        callback=callback,
+        schedule="cosine",
     )

@@ -13,17 +13,19 @@ channel count or the resolution (the first block of stages 1 and 2; He et al.'s 
 ``skip=False`` the shortcut is removed (and no ``proj`` is created): the "no-short" networks that
 Li et al. (2018) compare with ResNets to show that skip connections smooth the loss landscape.
 
-By default there is no batch normalisation (or any batch statistic): :func:`visjax.zoo.train`
-runs models in inference mode, where batch statistics would never update. ``norm=True`` adds an
+By default there is no batch normalisation (or any batch statistic). ``norm=True`` adds an
 ``nnx.BatchNorm`` after every convolution, as in the standard ResNet: ``"stem_bn"`` after the stem,
 ``"...bn1"`` after ``conv1`` (before its ReLU), ``"...bn2"`` after ``conv2`` (before the addition)
 and ``"...proj_bn"`` after ``proj``. The model runs them in inference mode (running averages:
 ``use_running_average=True``), with scale 1, bias 0, mean 0 and variance 1 when fresh (the batch
 statistics live in :attr:`visjax.Model.state`; set others with ``model.replace(state=...)``).
+:func:`visjax.zoo.train` trains this variant in training mode: each step normalises with its
+batch's statistics and updates the running averages, with momentum 0.9 (PyTorch's default 0.1;
+Flax's 0.99 averages over too many steps for the digits: after 10 epochs of 21 steps, Adam 3e-3,
+the inference-mode test accuracy was 78 %, against 96.9 % with 0.9 and 98-99 % in epochs 3-8).
 This variant is for methods that must handle BatchNorm (LRP's canonisation,
-:func:`visjax.attribution.lrp.canonize.merge_batchnorm`); ``train`` does not update its
-statistics. Kernels follow Flax's default
-(LeCun normal) distribution and biases start at zero, drawn by :func:`build_nnx`.
+:func:`visjax.attribution.lrp.canonize.merge_batchnorm`). Kernels follow Flax's default (LeCun
+normal) distribution and biases start at zero, drawn by :func:`build_nnx`.
 
 Layer paths (``model.layers`` for ``depth=8``), each the output of that submodule: ``"stem"``
 (before its ReLU), then per block ``"stages.{s}.blocks.{b}.conv1"``, ``"...conv2"`` (before the
@@ -185,7 +187,7 @@ def _classes():
 
 def _norm(features: int, norm: bool, rngs: nnx.Rngs):
     """An ``nnx.BatchNorm`` over ``features`` channels when ``norm`` is set, else None."""
-    return nnx.BatchNorm(features, rngs=rngs) if norm else None
+    return nnx.BatchNorm(features, momentum=0.9, rngs=rngs) if norm else None
 
 
 def _apply(bn, h):
