@@ -53,6 +53,10 @@ def trained_digits(_private_weight_cache):
 # `make test-slow` (CI runs both), which keeps `make test` under 6 minutes. Node ids without their
 # parameters mark every parameter.
 SLOW_CASES = {
+    "tests/zoo/test_train_batchnorm.py::test_running_averages_are_the_moving_average_of_the_batch_statistics[0.99]",
+    "tests/test_fuzz.py::test_bad_x_refused[attention.maps]",
+    "tests/attribution/test_empty.py::test_empty_batch[attention.gradient_rollout]",
+    "tests/featviz/test_progress.py::test_not_a_terminal_no_bar_true_forces_one",
     "tests/embed/test_tsne.py::test_fft_tsne_same_key_same_embedding",
     "tests/zoo/test_train_batchnorm.py::test_the_batchnorm_resnet_trains_to_high_inference_mode_accuracy",
     "tests/experiments/test_li2018.py::test_recomputed_statistics_equal_the_train_mode_forward",
