@@ -126,6 +126,18 @@ def _rollout_class_row(model: Model, x, ratio, layers, head_fusion, batch_size):
     return over_rows(chunk, batch_size, x, forward=True)
 
 
+def _drive(program, model, x, layers, head_fusion, discard_ratio, batch_size) -> jax.Array:
+    """The arguments of a rollout checked, then ``program`` (one of the jitted rollouts) run on
+    them; an empty batch gives the empty result of the program's shape."""
+    model, x = prepare(model, x, batch_size)
+    check_head_fusion(head_fusion)
+    ratio = check_discard_ratio(discard_ratio)
+    layers = resolve_layers(model, x, layers)
+    if x.shape[0] == 0:
+        return empty_result(lambda x1: program(model, x1, ratio, layers, head_fusion, None), x)
+    return program(model, x, ratio, layers, head_fusion, batch_size)
+
+
 def attention_rollout_matrix(
     model: Any,
     x: Any,
@@ -163,15 +175,7 @@ def attention_rollout_matrix(
       Abnar, Zuidema, "Quantifying Attention Flow in Transformers", ACL 2020.
       https://arxiv.org/abs/2005.00928
     """
-    model, x = prepare(model, x, batch_size)
-    check_head_fusion(head_fusion)
-    ratio = check_discard_ratio(discard_ratio)
-    layers = resolve_layers(model, x, layers)
-    if x.shape[0] == 0:
-        return empty_result(
-            lambda x1: _rollout_matrix(model, x1, ratio, layers, head_fusion, None), x
-        )
-    return _rollout_matrix(model, x, ratio, layers, head_fusion, batch_size)
+    return _drive(_rollout_matrix, model, x, layers, head_fusion, discard_ratio, batch_size)
 
 
 def attention_rollout(
@@ -229,15 +233,7 @@ def attention_rollout(
       Abnar, Zuidema, "Quantifying Attention Flow in Transformers", ACL 2020.
       https://arxiv.org/abs/2005.00928
     """
-    model, x = prepare(model, x, batch_size)
-    check_head_fusion(head_fusion)
-    ratio = check_discard_ratio(discard_ratio)
-    layers = resolve_layers(model, x, layers)
-    if x.shape[0] == 0:
-        return empty_result(
-            lambda x1: _rollout_class_row(model, x1, ratio, layers, head_fusion, None), x
-        )
-    return _rollout_class_row(model, x, ratio, layers, head_fusion, batch_size)
+    return _drive(_rollout_class_row, model, x, layers, head_fusion, discard_ratio, batch_size)
 
 
 def gradient_weighted(weights: jax.Array, grads: jax.Array) -> jax.Array:

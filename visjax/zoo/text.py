@@ -48,7 +48,12 @@ from visjax.zoo._build import build_nnx
 from visjax.zoo.cache import Trained, load_or_train
 from visjax.zoo.data import Split
 from visjax.zoo.train import History, train
-from visjax.zoo.vit import stack_blocks, transformer_block_class
+from visjax.zoo.vit import (
+    run_stacked_blocks,
+    stack_blocks,
+    stacked_blocks,
+    transformer_block_class,
+)
 
 CLS = 0
 # Part of the weight cache's key: change it whenever the generator's output changes.
@@ -153,23 +158,14 @@ def _classes():
             self, *, dim: int = 32, depth: int = 2, heads: int = 2, mlp_dim: int = 64, **kw
         ):
             super().__init__(dim=dim, depth=depth, heads=heads, mlp_dim=mlp_dim, **kw)
-
-            @nnx.split_rngs(splits=depth)
-            @nnx.vmap(in_axes=(0,), out_axes=0)
-            def make(rngs):
-                return Block(dim, heads=heads, mlp_dim=mlp_dim, rngs=rngs)
-
-            self.blocks = make(kw["rngs"])
+            self.blocks = stacked_blocks(
+                dim, depth=depth, heads=heads, mlp_dim=mlp_dim, rngs=kw["rngs"]
+            )
 
         def __call__(self, tokens):
             h = jnp.take(self.tok_embed[...], tokens, axis=0)
             h = tag(h + self.pos_embed[...][:, : tokens.shape[1]], "embed")
-
-            @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
-            def body(h, block):
-                return block(h)
-
-            return self.head(self.norm(body(h, self.blocks))[:, 0])
+            return self.head(self.norm(run_stacked_blocks(self.blocks, h))[:, 0])
 
     return TextTransformer, ScanTextTransformer
 

@@ -163,14 +163,9 @@ def _classes():
 
         def __init__(self, *, depth: int = 2, heads: int = 2, mlp_dim: int = 64, **kw):
             super().__init__(depth=depth, heads=heads, mlp_dim=mlp_dim, **kw)
-            dim, rngs = self.head.in_features, kw["rngs"]
-
-            @nnx.split_rngs(splits=depth)
-            @nnx.vmap(in_axes=(0,), out_axes=0)
-            def make(rngs):
-                return Block(dim, heads=heads, mlp_dim=mlp_dim, rngs=rngs)
-
-            self.blocks = make(rngs)
+            self.blocks = stacked_blocks(
+                self.head.in_features, depth=depth, heads=heads, mlp_dim=mlp_dim, rngs=kw["rngs"]
+            )
 
         def __call__(self, x):
             patches = self.patch_embed(x)
@@ -178,12 +173,7 @@ def _classes():
             cls = jnp.broadcast_to(self.cls_token[...], (n, 1, d))
             h = jnp.concatenate([cls, patches.reshape(n, -1, d)], axis=1)
             h = tag(h + self.pos_embed[...], "embed")
-
-            @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
-            def body(h, block):
-                return block(h)
-
-            return self.head(self.norm(body(h, self.blocks))[:, 0])
+            return self.head(self.norm(run_stacked_blocks(self.blocks, h))[:, 0])
 
     return ViT, ScanViT, Block
 
@@ -222,6 +212,30 @@ def transformer_block_class() -> type:
     ``x + attn(norm1(x))`` then ``x + mlp(norm2(x))``, the attention weights tagged
     ``"attn_weights"``. Its constructor is ``Block(dim, *, heads, mlp_dim, rngs)``."""
     return _built()[2]
+
+
+def stacked_blocks(dim: int, *, depth: int, heads: int, mlp_dim: int, rngs: nnx.Rngs):
+    """``depth`` transformer blocks (:func:`transformer_block_class`) as one module whose
+    parameters are stacked along a leading ``depth`` axis (``nnx.vmap`` over split RNG streams),
+    for :func:`run_stacked_blocks`. The scan-stacked ViT and text model build theirs with it."""
+    block = transformer_block_class()
+
+    @nnx.split_rngs(splits=depth)
+    @nnx.vmap(in_axes=(0,), out_axes=0)
+    def make(rngs):
+        return block(dim, heads=heads, mlp_dim=mlp_dim, rngs=rngs)
+
+    return make(rngs)
+
+
+def run_stacked_blocks(blocks, h: jax.Array) -> jax.Array:
+    """``h`` through the :func:`stacked_blocks` ``blocks`` in order, one ``nnx.scan`` step each."""
+
+    @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
+    def body(h, block):
+        return block(h)
+
+    return body(h, blocks)
 
 
 def scan_vit_class() -> type:
