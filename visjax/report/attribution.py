@@ -13,6 +13,7 @@ from visjax.evaluation import predict
 from visjax.plot import attribution_grid, cam_grid, feature_values_grid
 from visjax.report.context import DemoContext
 from visjax.report.html import Figure, Section
+from visjax.report.layers import spatial_layer
 
 
 def _examples(ctx: DemoContext):
@@ -92,10 +93,20 @@ def attribution_section(ctx: DemoContext) -> Section:
 
 
 def cam_section(ctx: DemoContext) -> Section:
-    """The CAM family at the digits CNN's last convolution, processed as pytorch-grad-cam does."""
+    """The CAM family at the model's last spatial layer (the digits CNN's last convolution,
+    ``conv2``), processed as pytorch-grad-cam does; a note instead when no layer is spatial."""
+    first = jnp.asarray(ctx.test.x[:1])
+    layer = spatial_layer(ctx.model, first)
+    if layer is None:
+        return Section(
+            "Class activation maps",
+            "No CAMs: no layer of the model has a spatial activation (N, H, W, C), and the CAM "
+            "methods weight the channels of such a layer (pytorch-grad-cam's usual target, the "
+            f"last convolution). The model's layers: {', '.join(ctx.model.trace(first).layers)}.",
+        )
     model, x, t, labels, _, _ = _examples(ctx)
-    layer = "conv2"
     size = x.shape[1:3]
+    grid = model.layer_shapes(first)[layer].shape[1:3]
     raw = {
         "Grad-CAM": cam.grad_cam(model, x, t, layer=layer),
         "Grad-CAM++": cam.grad_cam_plus_plus(model, x, t, layer=layer),
@@ -119,11 +130,12 @@ def cam_section(ctx: DemoContext) -> Section:
     share = ", ".join(f"{name} {v:.0%}" for name, v in on_strokes.items())
     return Section(
         "Class activation maps",
-        f"CAM methods for the predicted class at layer `{layer}` (its value before the ReLU, as "
-        "pytorch-grad-cam's target layer `conv2`), on the same six test digits; each raw "
-        "(8 x 8) map is post-processed as pytorch-grad-cam does (ReLU, min-max scaling to "
-        "[0, 1], bilinear upsampling), and each method's column has one colour scale, its "
-        "colour bar below it. HiResCAM multiplies gradients and activations position by "
+        f"CAM methods for the predicted class at layer `{layer}`, the model's last layer with a "
+        "spatial activation (pytorch-grad-cam's usual target layer, the last convolution; for "
+        "the zoo's models its value before the ReLU), on the same six test digits; each raw "
+        f"({grid[0]} x {grid[1]}) map is post-processed as pytorch-grad-cam does (ReLU, min-max "
+        "scaling to [0, 1], bilinear upsampling), and each method's column has one colour "
+        "scale, its colour bar below it. HiResCAM multiplies gradients and activations position by "
         "position instead of averaging the gradients; FullGrad combines input and bias "
         "gradients of every layer; guided Grad-CAM is guided backprop times the upsampled "
         "Grad-CAM map (signed, in pixel resolution). "

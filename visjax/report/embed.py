@@ -1,10 +1,13 @@
 """The demo report's "Embeddings" section: t-SNE of the digits CNN's penultimate layer.
 
-The layer before the logits is ``conv2`` (32 channels); the head applies the ReLU, averages over
-the 8 x 8 positions, and ``fc`` maps the resulting ``(N, 32)`` vectors to the logits. The section
-embeds exactly those vectors (the model interface's ``conv2`` activation is taken before the ReLU,
-so the ReLU and the average are applied here; ``embed_layer(..., pool="auto")`` would average the
-pre-ReLU values, which lose most of the class information) with :func:`visjax.embed.tsne`, for the
+The layer is chosen from the model (:func:`visjax.report.layers.penultimate_layer`: the last
+layer before the output layer). For the digits CNN that is ``conv2`` (32 channels); the head
+applies the ReLU, averages over the 8 x 8 positions, and ``fc`` maps the resulting ``(N, 32)``
+vectors to the logits. The section embeds exactly those vectors (the model interface's ``conv2``
+activation is taken before the ReLU, so for a spatial layer the ReLU and the average are applied
+here; ``embed_layer(..., pool="auto")`` would average the pre-ReLU values, which lose most of the
+class information; a non-spatial layer's values are embedded as they are, flattened) with
+:func:`visjax.embed.tsne`, for the
 untrained model (the initial weights of the same seed) and the trained one, side by side. The
 caption gives each embedding's trustworthiness (k = 10, against the 32-D vectors) and its
 leave-one-out 10-NN accuracy of the true labels.
@@ -29,9 +32,9 @@ from visjax.base.io import save_figure
 from visjax.plot import embedding_scatter
 from visjax.report.context import DemoContext
 from visjax.report.html import Figure, Section
+from visjax.report.layers import penultimate_layer
 from visjax.zoo import digits_cnn
 
-LAYER = "conv2"  # the layer before the logits (fc), pooled over positions as the head does
 QUICK_ITERATIONS = (100, 150)  # early exaggeration, then normal phase (full: 250, 500)
 
 
@@ -48,13 +51,16 @@ def embed_section(ctx: DemoContext) -> Section:
         "untrained": digits_cnn("nnx", seed=ctx.seed),
         "trained": ctx.digits_cnn.model,
     }
+    first = jnp.asarray(x[:1])
+    layer = penultimate_layer(models["trained"], first)
+    spatial = len(models["trained"].layer_shapes(first)[layer].shape) == 4
     from matplotlib.figure import Figure as MplFigure  # noqa: PLC0415 - loads with the figure
 
     fig = MplFigure(figsize=(10.5, 4.6), layout="constrained")
     axes = fig.subplots(1, 2)
     scores = {}
     for ax, (which, model) in zip(axes, models.items(), strict=True):
-        features = _head_input(model, x)
+        features = _head_input(model, x, layer)
         result = embed.tsne(
             features,
             key=jax.random.key(ctx.seed),
@@ -71,11 +77,13 @@ def embed_section(ctx: DemoContext) -> Section:
             ax.get_legend().remove()
     path = save_figure(fig, ctx.out / "embed_tsne.png", dpi=90)
     (t0, a0, kl0), (t1, a1, kl1) = scores["untrained"], scores["trained"]
+    dim = features.shape[1]
+    how = f"{layer} after its ReLU, averaged over positions" if spatial else layer
     caption = (
-        f"t-SNE of the penultimate layer ({LAYER} after its ReLU, averaged over positions: the "
-        f"32-D vectors the logits are computed from) of {len(y):,} digits, coloured by true "
-        f"label; left the untrained model (initial weights, seed {ctx.seed}), right the trained "
-        f"one. Trustworthiness (k=10, against the 32-D vectors): {t0:.3f} untrained, {t1:.3f} "
+        f"t-SNE of the penultimate layer ({how}: the {dim}-D vectors the logits are computed "
+        f"from) of {len(y):,} digits, coloured by true label; left the untrained model (initial "
+        f"weights, seed {ctx.seed}), right the trained one. Trustworthiness (k=10, against the "
+        f"{dim}-D vectors): {t0:.3f} untrained, {t1:.3f} "
         f"trained; leave-one-out 10-NN accuracy in the embedding: {a0:.1%} untrained, {a1:.1%} "
         f"trained; final KL divergence {kl0:.2f} and {kl1:.2f}."
     )
@@ -98,7 +106,11 @@ def embed_section(ctx: DemoContext) -> Section:
     )
 
 
-def _head_input(model, x: np.ndarray) -> jax.Array:
-    """The ``(N, 32)`` vectors ``fc`` sees: ReLU of ``conv2``, averaged over positions."""
-    _, acts = model.activations(jnp.asarray(x), LAYER)
-    return jax.nn.relu(acts[LAYER]).mean(axis=(1, 2))
+def _head_input(model, x: np.ndarray, layer: str) -> jax.Array:
+    """The ``(N, D)`` vectors the output layer sees: for a spatial layer (the digits CNN's
+    ``conv2``: ``D = 32``) its ReLU averaged over positions, else its values flattened."""
+    _, acts = model.activations(jnp.asarray(x), layer)
+    a = acts[layer]
+    if a.ndim == 4:
+        return jax.nn.relu(a).mean(axis=(1, 2))
+    return a.reshape(a.shape[0], -1)
