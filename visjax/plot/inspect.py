@@ -51,14 +51,54 @@ def _edges_for(edges: Any, counts: Mapping[str, np.ndarray], name: str) -> dict[
     return e
 
 
+def _ncols(n: int, ncols: int | None) -> int:
+    return max(1, min(n, ncols or min(n, 3)))
+
+
 def _grid(fig: Any, n: int, ncols: int | None, width: float = 3.2) -> tuple[Any, list[Any]]:
-    ncols = max(1, min(n, ncols or min(n, 3)))
+    ncols = _ncols(n, ncols)
     nrows = math.ceil(n / ncols)
     fig = new_figure(fig, (width * ncols, 2.2 * nrows), layout="constrained")
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[n:]:
         ax.remove()
     return fig, list(axes[:n])
+
+
+def _titled(fig: Any, title: str | None) -> Any:
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _histogram_grid(
+    fig: Any,
+    counts: Any,
+    edges: Any,
+    ndim: tuple[int, ...],
+    ncols: int | None,
+    xlabel: str,
+    *,
+    log: bool = False,
+    ylabel: str | None = None,
+    zero_line: bool = False,
+) -> Any:
+    """One filled histogram per key of ``counts`` (``(B,)``, or ``(U, B)`` summed over ``U``)."""
+    data = _mapping(counts, "counts", ndim)
+    bounds = _edges_for(edges, data, "edges")
+    fig, axes = _grid(fig, len(data), ncols)
+    for ax, (key, c) in zip(axes, data.items(), strict=True):
+        total = c.sum(0) if c.ndim == 2 else c
+        ax.stairs(total, bounds[key], fill=True, color=_BAR, alpha=0.8)
+        if log and (total > 0).any():
+            ax.set_yscale("log")
+        if zero_line:
+            ax.axvline(0.0, color="0.3", lw=0.8, ls=":")
+        ax.set_title(key)
+        ax.set_xlabel(xlabel)
+        if ylabel:
+            ax.set_ylabel(ylabel)
+    return fig
 
 
 def activation_fractions(
@@ -106,9 +146,7 @@ def activation_fractions(
         ax.set_ylabel("fraction active")
         ax.set_title(f"{key}: {int(dead.sum())} of {a.size} units dead")
     axes[-1].set_xlabel("unit")
-    if title:
-        fig.suptitle(title)
-    return fig
+    return _titled(fig, title)
 
 
 def activation_histograms(
@@ -143,22 +181,10 @@ def activation_histograms(
       >>> len(fig.axes)
       1
     """
-    data = _mapping(counts, "counts", (1, 2))
-    bounds = _edges_for(edges, data, "edges")
-    fig, axes = _grid(fig, len(data), ncols)
-    for ax, (key, c) in zip(axes, data.items(), strict=True):
-        total = c.sum(0) if c.ndim == 2 else c
-        e = bounds[key]
-        ax.stairs(total, e, fill=True, color=_BAR, alpha=0.8)
-        if log and (total > 0).any():
-            ax.set_yscale("log")
-        ax.axvline(0.0, color="0.3", lw=0.8, ls=":")
-        ax.set_title(key)
-        ax.set_xlabel("activation")
-        ax.set_ylabel("count")
-    if title:
-        fig.suptitle(title)
-    return fig
+    fig = _histogram_grid(
+        fig, counts, edges, (1, 2), ncols, "activation", log=log, ylabel="count", zero_line=True
+    )
+    return _titled(fig, title)
 
 
 def activation_heatmaps(
@@ -231,9 +257,7 @@ def activation_heatmaps(
         ax.set_title(label)
         ax.set_xticks([])
         ax.set_yticks([])
-    if title:
-        fig.suptitle(title)
-    return fig
+    return _titled(fig, title)
 
 
 def weight_histogram_grid(
@@ -266,16 +290,7 @@ def weight_histogram_grid(
       >>> [ax.get_title() for ax in fig.axes]
       ['w', 'b']
     """
-    data = _mapping(counts, "counts", (1,))
-    bounds = _edges_for(edges, data, "edges")
-    fig, axes = _grid(fig, len(data), ncols)
-    for ax, (key, c) in zip(axes, data.items(), strict=True):
-        ax.stairs(c, bounds[key], fill=True, color=_BAR, alpha=0.8)
-        ax.set_title(key)
-        ax.set_xlabel("weight")
-    if title:
-        fig.suptitle(title)
-    return fig
+    return _titled(_histogram_grid(fig, counts, edges, (1,), ncols, "weight"), title)
 
 
 def weight_changes(
@@ -324,7 +339,7 @@ def weight_changes(
         raise ValueError("`relative_change`, `counts_a` and `counts_b` must have the same keys")
     rel = {str(k): float(v) for k, v in relative_change.items()}
     n = len(a)
-    ncols = max(1, min(n, ncols or min(n, 3)))
+    ncols = _ncols(n, ncols)
     nrows = 1 + math.ceil(n / ncols)
     fig = new_figure(fig, (3.2 * ncols, 2.4 * nrows), layout="constrained")
     gs = fig.add_gridspec(nrows, ncols)
@@ -345,6 +360,4 @@ def weight_changes(
         ax.set_title(f"{key} ({rel[key]:.2f})", fontsize="medium")
         if i == 0:
             ax.legend(fontsize="small")
-    if title:
-        fig.suptitle(title)
-    return fig
+    return _titled(fig, title)

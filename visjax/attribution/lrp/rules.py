@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -67,6 +67,56 @@ def _fwd(apply: Apply, x, w, b):
     return z, lambda g: vjp(g)[0]
 
 
+class _Term(NamedTuple):
+    """One modified copy of the layer, ``z' = apply(x', w', b')``, giving ``x' ⊙ J_{x'}ᵀ g``;
+    ``minus``: subtracted (from ``z'`` and from the relevance) rather than added. A term whose
+    ``x`` is ``None`` (``x⁻`` of an input known to be ``>= 0``) is skipped."""
+
+    x: Any
+    w: Any
+    b: Any
+    minus: bool = False
+
+
+class _Group(NamedTuple):
+    """Terms sharing one normaliser ``g = gate ⊙ R / s(Σ ±z'_k)``; their relevance
+    ``Σ ±x'_k ⊙ J_kᵀ g`` is scaled by ``coef`` (``None``: added to the total term by term)."""
+
+    terms: list[_Term]
+    coef: float | None = None
+    gate: Any = None
+
+
+def _pair(xp, xn, w_pos, w_neg, b) -> list[_Term]:
+    """The two terms ``x⁺ → (w_pos, b)`` and ``x⁻ → (w_neg, no bias)`` of a sign-split rule."""
+    return [_Term(xp, w_pos, b), _Term(xn, w_neg, None)]
+
+
+def _propagate(apply: Apply, r: jax.Array, eps: float, groups: list[_Group]) -> jax.Array:
+    """``Σ_groups coef · Σ_terms ±x' ⊙ J_{x'}(z')ᵀ (gate ⊙ r / s(Σ ±z'))`` (module docstring)."""
+    out = None
+    for group in groups:
+        terms = [t for t in group.terms if t.x is not None]
+        fwd = [_fwd(apply, t.x, t.w, t.b) for t in terms]
+        z = fwd[0][0]
+        for t, (zk, _) in zip(terms[1:], fwd[1:], strict=True):
+            z = z - zk if t.minus else z + zk
+        g = r if group.gate is None else group.gate.astype(r.dtype) * r
+        g = g / stabilize(z, eps)
+        part = out if group.coef is None else None
+        for t, (_, back) in zip(terms, fwd, strict=True):
+            rel = t.x * back(g)
+            if part is None:
+                part = -rel if t.minus else rel
+            else:
+                part = part - rel if t.minus else part + rel
+        if group.coef is None:
+            out = part
+        else:
+            out = group.coef * part if out is None else out + group.coef * part
+    return out
+
+
 class Rule:
     """Base class of the LRP rules (see the module docstring)."""
 
@@ -87,7 +137,15 @@ class Rule:
         ``nonneg``: ``x`` is known to be ``>= 0`` (a ReLU's output), so the terms in
         ``x⁻ = 0`` are skipped (same result, fewer passes).
         """
+        groups = self._groups(apply, x, w, b, None if nonneg else _neg(x))
+        return _propagate(apply, r, self._stabilizer(), groups)
+
+    def _groups(self, apply: Apply, x: jax.Array, w: jax.Array, b: Any, xn: Any) -> list[_Group]:
+        """The rule's modified copies of the layer; ``xn``: ``x⁻``, ``None`` where ``x >= 0``."""
         raise ValueError(f"the LRP rule {self.name!r} does not apply to a linear layer")
+
+    def _stabilizer(self) -> float:
+        return self.stabilizer  # type: ignore[attr-defined]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,18 +155,11 @@ class Epsilon(Rule):
     epsilon: float = 1e-6
     name = "epsilon"
 
-    def linear(
-        self,
-        apply: Apply,
-        x: jax.Array,
-        w: jax.Array,
-        b: Any,
-        r: jax.Array,
-        *,
-        nonneg: bool = False,
-    ) -> jax.Array:
-        z, back = _fwd(apply, x, w, b)
-        return x * back(r / stabilize(z, self.epsilon))
+    def _groups(self, apply, x, w, b, xn):
+        return [_Group([_Term(x, w, b)])]
+
+    def _stabilizer(self) -> float:
+        return self.epsilon
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,23 +169,8 @@ class ZPlus(Rule):
     stabilizer: float = 1e-6
     name = "zplus"
 
-    def linear(
-        self,
-        apply: Apply,
-        x: jax.Array,
-        w: jax.Array,
-        b: Any,
-        r: jax.Array,
-        *,
-        nonneg: bool = False,
-    ) -> jax.Array:
-        xp, xn = _pos(x), _neg(x)
-        z0, back0 = _fwd(apply, xp, _pos(w), _pos(b))
-        if nonneg:
-            return xp * back0(r / stabilize(z0, self.stabilizer))
-        z1, back1 = _fwd(apply, xn, _neg(w), None)
-        g = r / stabilize(z0 + z1, self.stabilizer)
-        return xp * back0(g) + xn * back1(g)
+    def _groups(self, apply, x, w, b, xn):
+        return [_Group(_pair(_pos(x), xn, _pos(w), _neg(w), _pos(b)))]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,34 +181,15 @@ class Gamma(Rule):
     stabilizer: float = 1e-6
     name = "gamma"
 
-    def linear(
-        self,
-        apply: Apply,
-        x: jax.Array,
-        w: jax.Array,
-        b: Any,
-        r: jax.Array,
-        *,
-        nonneg: bool = False,
-    ) -> jax.Array:
-        g_ = self.gamma
-        xp, xn = _pos(x), _neg(x)
-
+    def _groups(self, apply, x, w, b, xn):
         def mod(a, part):
-            return None if a is None else a + g_ * part(a)
+            return None if a is None else a + self.gamma * part(a)
 
-        z = apply(x, w, b)
-        z0, back0 = _fwd(apply, xp, mod(w, _pos), mod(b, _pos))
-        z2, back2 = _fwd(apply, xp, mod(w, _neg), mod(b, _neg))
-        if nonneg:
-            up = (z > 0).astype(r.dtype) * r / stabilize(z0, self.stabilizer)
-            down = (z < 0).astype(r.dtype) * r / stabilize(z2, self.stabilizer)
-            return xp * back0(up) + xp * back2(down)
-        z1, back1 = _fwd(apply, xn, mod(w, _neg), None)
-        z3, back3 = _fwd(apply, xn, mod(w, _pos), None)
-        up = (z > 0).astype(r.dtype) * r / stabilize(z0 + z1, self.stabilizer)
-        down = (z < 0).astype(r.dtype) * r / stabilize(z2 + z3, self.stabilizer)
-        return xp * back0(up) + xn * back1(up) + xp * back2(down) + xn * back3(down)
+        xp, z = _pos(x), apply(x, w, b)
+        return [
+            _Group(_pair(xp, xn, mod(w, _pos), mod(w, _neg), mod(b, _pos)), gate=z > 0),
+            _Group(_pair(xp, xn, mod(w, _neg), mod(w, _pos), mod(b, _neg)), gate=z < 0),
+        ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,29 +207,12 @@ class AlphaBeta(Rule):
         if abs(self.alpha - self.beta - 1.0) > 1e-12:
             raise ValueError(f"alpha - beta must equal 1, got {self.alpha} - {self.beta}")
 
-    def linear(
-        self,
-        apply: Apply,
-        x: jax.Array,
-        w: jax.Array,
-        b: Any,
-        r: jax.Array,
-        *,
-        nonneg: bool = False,
-    ) -> jax.Array:
-        xp, xn = _pos(x), _neg(x)
-        z0, back0 = _fwd(apply, xp, _pos(w), _pos(b))
-        z2, back2 = _fwd(apply, xp, _neg(w), _neg(b))
-        if nonneg:
-            pos = xp * back0(r / stabilize(z0, self.stabilizer))
-            return self.alpha * pos - self.beta * xp * back2(r / stabilize(z2, self.stabilizer))
-        z1, back1 = _fwd(apply, xn, _neg(w), None)
-        z3, back3 = _fwd(apply, xn, _pos(w), None)
-        ga = r / stabilize(z0 + z1, self.stabilizer)
-        gb = r / stabilize(z2 + z3, self.stabilizer)
-        pos = xp * back0(ga) + xn * back1(ga)
-        neg = xp * back2(gb) + xn * back3(gb)
-        return self.alpha * pos - self.beta * neg
+    def _groups(self, apply, x, w, b, xn):
+        xp = _pos(x)
+        return [
+            _Group(_pair(xp, xn, _pos(w), _neg(w), _pos(b)), coef=self.alpha),
+            _Group(_pair(xp, xn, _neg(w), _pos(w), _neg(b)), coef=-self.beta),
+        ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -223,18 +223,8 @@ class Flat(Rule):
     stabilizer: float = 1e-6
     name = "flat"
 
-    def linear(
-        self,
-        apply: Apply,
-        x: jax.Array,
-        w: jax.Array,
-        b: Any,
-        r: jax.Array,
-        *,
-        nonneg: bool = False,
-    ) -> jax.Array:
-        z, back = _fwd(apply, jnp.ones_like(x), jnp.ones_like(w), None)
-        return back(r / stabilize(z, self.stabilizer))
+    def _groups(self, apply, x, w, b, xn):
+        return [_Group([_Term(jnp.ones_like(x), jnp.ones_like(w), None)])]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,18 +234,8 @@ class WSquare(Rule):
     stabilizer: float = 1e-6
     name = "w_square"
 
-    def linear(
-        self,
-        apply: Apply,
-        x: jax.Array,
-        w: jax.Array,
-        b: Any,
-        r: jax.Array,
-        *,
-        nonneg: bool = False,
-    ) -> jax.Array:
-        z, back = _fwd(apply, jnp.ones_like(x), w * w, None if b is None else b * b)
-        return back(r / stabilize(z, self.stabilizer))
+    def _groups(self, apply, x, w, b, xn):
+        return [_Group([_Term(jnp.ones_like(x), w * w, None if b is None else b * b)])]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -272,23 +252,11 @@ class ZBox(Rule):
         if self.low is None or self.high is None:
             raise ValueError("the z-box rule needs the input bounds `low` and `high`")
 
-    def linear(
-        self,
-        apply: Apply,
-        x: jax.Array,
-        w: jax.Array,
-        b: Any,
-        r: jax.Array,
-        *,
-        nonneg: bool = False,
-    ) -> jax.Array:
+    def _groups(self, apply, x, w, b, xn):
         lo = jnp.broadcast_to(jnp.asarray(self.low, x.dtype), x.shape)
         hi = jnp.broadcast_to(jnp.asarray(self.high, x.dtype), x.shape)
-        z0, back0 = _fwd(apply, x, w, b)
-        z1, back1 = _fwd(apply, lo, _pos(w), _pos(b))
-        z2, back2 = _fwd(apply, hi, _neg(w), _neg(b))
-        g = r / stabilize(z0 - z1 - z2, self.stabilizer)
-        return x * back0(g) - lo * back1(g) - hi * back2(g)
+        low, high = _Term(lo, _pos(w), _pos(b), minus=True), _Term(hi, _neg(w), _neg(b), minus=True)
+        return [_Group([_Term(x, w, b), low, high])]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,17 +274,7 @@ class Norm(Rule):
     stabilizer: float = 1e-6
     name = "norm"
 
-    def linear(
-        self,
-        apply: Apply,
-        x: jax.Array,
-        w: jax.Array,
-        b: Any,
-        r: jax.Array,
-        *,
-        nonneg: bool = False,
-    ) -> jax.Array:
-        return Epsilon(self.stabilizer).linear(apply, x, w, b, r)
+    _groups = Epsilon._groups  # LRP-ε with ε = stabilizer
 
 
 RULES: dict[str, type[Rule]] = {

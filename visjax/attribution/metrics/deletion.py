@@ -81,24 +81,33 @@ def _score(model, target_fn, output, xs, ts):
     return jax.vmap(functools.partial(select_output, target_fn))(out, ts)
 
 
+def _score_rows(model, target_fn, output, t, n, k, batch_size, perturb):
+    """``(n, k)`` scores of the ``n · k`` perturbed inputs ``perturb(r, e, s)`` of rows ``r``
+    (example ``e = r // k``, step ``s = r % k``), in chunks of ``batch_size`` rows with one batched
+    forward each (traced inside the jitted caller)."""
+
+    def chunk(r):
+        r, store = valid_rows(r, n * k)
+        e = r // k
+        y = _score(model, target_fn, output, perturb(r, e, r % k), t[e])
+        return jnp.zeros(n * k, y.dtype).at[store].set(y, mode="drop")
+
+    size, rows = full_chunks(batch_size, chunk, n * k)
+    return chunked_sum(chunk, rows, batch_size=size, max_unroll=FORWARD_UNROLL).reshape(n, k)
+
+
 @functools.partial(
     jax.jit, static_argnames=("target_fn", "n_steps", "insert", "output", "batch_size")
 )
 def _curves(model, x, base, t, rank, count, target_fn, n_steps, insert, output, batch_size):
-    n, s_all = x.shape[0], n_steps + 1
     base = jnp.broadcast_to(jnp.asarray(base, x.dtype), x.shape)
 
-    def chunk(r):
-        r, store = valid_rows(r, n * s_all)
-        e, s = r // s_all, r % s_all
+    def perturb(r, e, s):
         removed = (s * count[e] // n_steps).reshape((-1,) + (1,) * (x.ndim - 1))
         m = rank[e] < removed
-        xp = jnp.where(m, x[e], base[e]) if insert else jnp.where(m, base[e], x[e])
-        y = _score(model, target_fn, output, xp, t[e])
-        return jnp.zeros(n * s_all, y.dtype).at[store].set(y, mode="drop")
+        return jnp.where(m, x[e], base[e]) if insert else jnp.where(m, base[e], x[e])
 
-    size, rows = full_chunks(batch_size, chunk, n * s_all)
-    return chunked_sum(chunk, rows, batch_size=size, max_unroll=FORWARD_UNROLL).reshape(n, s_all)
+    return _score_rows(model, target_fn, output, t, x.shape[0], n_steps + 1, batch_size, perturb)
 
 
 def _resolve_baseline(x: jax.Array, baseline: Any) -> Any:
@@ -283,21 +292,16 @@ def noisy_linear_impute(
 
 @functools.partial(jax.jit, static_argnames=("target_fn", "output", "batch_size"))
 def _road(model, x, t, rank, counts, key, noise, target_fn, output, batch_size):
-    n, p_all = x.shape[0], counts.shape[0]
-
-    def chunk(r):
-        r, store = valid_rows(r, n * p_all)
-        e, p = r // p_all, r % p_all
+    def perturb(r, e, p):
         removed = rank[e] < counts[p][:, None, None]
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(r)
-        xp = jax.vmap(lambda xi, mi, ki: noisy_linear_impute(xi, mi, key=ki, noise=noise))(
+        return jax.vmap(lambda xi, mi, ki: noisy_linear_impute(xi, mi, key=ki, noise=noise))(
             x[e], removed, keys
         )
-        y = _score(model, target_fn, output, xp, t[e])
-        return jnp.zeros(n * p_all, y.dtype).at[store].set(y, mode="drop")
 
-    size, rows = full_chunks(batch_size, chunk, n * p_all)
-    return chunked_sum(chunk, rows, batch_size=size, max_unroll=FORWARD_UNROLL).reshape(n, p_all)
+    return _score_rows(
+        model, target_fn, output, t, x.shape[0], counts.shape[0], batch_size, perturb
+    )
 
 
 def road(
