@@ -440,7 +440,7 @@ def test_unknown_algorithm_which_and_loss_name(cnn):
         top_eigenvalues(quad_loss, W0, data=BATCH, algorithm="arnoldi", key=KEY)
     with pytest.raises(ValueError, match="`which`"):
         top_eigenvalues(quad_loss, W0, data=BATCH, which="smallest", key=KEY)
-    with pytest.raises(ValueError, match="loss name"):
+    with pytest.raises(ValueError, match="`loss` must be one of"):
         ggn_vp(cnn, cnn.params, cnn.params, data=(BATCH, BATCH), loss="hinge")
 
 

@@ -105,7 +105,7 @@ def resolve(model: Model, x: jax.Array, target: Target) -> tuple[Callable | None
         )
     if isinstance(t, int | np.integer):
         t = jnp.full((n,), int(t), jnp.int32)
-    t = t if hasattr(t, "dtype") else np.asarray(t)  # NumPy: a str or None gets a dtype
+    t = _as_array(t)
     if not jnp.issubdtype(t.dtype, jnp.integer):
         raise TypeError(
             "`target` must be an int, an int array of shape (N,) or a callable, "
@@ -123,9 +123,23 @@ def resolve(model: Model, x: jax.Array, target: Target) -> tuple[Callable | None
     return None, jnp.asarray(t, jnp.int32)
 
 
+def _as_array(target: Any) -> Any:
+    """``target`` as an array (NumPy: a str or None gets a dtype); ``ValueError`` naming it for
+    a ragged nested sequence such as ``[[1, 2], [3]]``."""
+    if hasattr(target, "dtype"):
+        return target
+    try:
+        return np.asarray(target)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "`target` must be an int, an int array of shape (N,) or a callable, got a ragged "
+            f"{type(target).__name__}: {target!r}"
+        ) from None
+
+
 def _one_target(target: Any) -> Any:
     """An empty batch's ``target`` for one stand-in example: ``(0,)`` classes become ``(1,)``."""
-    if callable(target) or np.ndim(target) != 1:
+    if callable(target) or np.ndim(_as_array(target)) != 1:
         return target
     if np.shape(target) != (0,):
         raise ValueError(

@@ -98,3 +98,36 @@ def check_key(key: Any, name: str = "key") -> None:
     else:
         got = f"{type(key).__name__} {key!r}"
     raise TypeError(f"`{name}` must be one PRNG key such as jax.random.key(0), got {got}")
+
+
+def check_finite_tree(tree: Any, name: str, *, floating: bool = True) -> int:
+    """The entry count of ``tree``, a pytree of arrays checked leaf by leaf (errors name ``name``
+    and the leaf's key path, e.g. "`params['w']`").
+
+    With ``floating`` (parameters a derivative is taken in) ``TypeError`` unless it is a non-empty
+    pytree of floating arrays; otherwise non-floating leaves are skipped. A concrete floating leaf
+    holding NaN or Inf raises ``ValueError`` (under jit the value check is skipped). Leaves on an
+    accelerator are reduced there and only one flag per leaf comes back to the host (one
+    transfer for the whole tree, not a copy of the parameters); host leaves are read in NumPy.
+    """
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    is_float = [jnp.issubdtype(jnp.result_type(a), jnp.floating) for _, a in leaves]
+    if floating and (not leaves or not all(is_float)):
+        raise TypeError(f"`{name}` must be a non-empty pytree of floating-point arrays")
+    checked = [(path, a) for (path, a), f in zip(leaves, is_float, strict=True) if f]
+    flags = [_finite_flag(a) for _, a in checked]
+    if flags and not any(isinstance(f, jax.core.Tracer) for f in flags):
+        for (path, _), ok in zip(checked, jax.device_get(flags), strict=True):
+            if ok is not None and not ok:
+                raise ValueError(f"`{name}{jax.tree_util.keystr(path)}` contains NaN or Inf")
+    return int(sum(np.size(a) for _, a in leaves))
+
+
+def _finite_flag(a: Any) -> Any:
+    """Whether a concrete array is all finite: a device scalar for an array on an accelerator (no
+    copy to the host), a NumPy bool otherwise; ``None`` for a tracer (not checked)."""
+    if not is_concrete(a):
+        return None
+    if isinstance(a, jax.Array) and any(d.platform != "cpu" for d in a.devices()):
+        return jnp.isfinite(a).all()
+    return np.isfinite(np.asarray(a)).all()

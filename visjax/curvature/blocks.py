@@ -16,11 +16,17 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from visjax.base.checks import check_positive_int
+from visjax.base.checks import check_key, check_positive_int
 from visjax.base.data import LossFn
 from visjax.base.progress import progress_bar, resolve_progress
 from visjax.base.trees import layer_groups, param_paths, select
-from visjax.curvature.spectrum import Matvec, check_problem, lanczos, tridiagonal_eigh
+from visjax.curvature.spectrum import (
+    Matvec,
+    check_problem,
+    check_tol,
+    lanczos,
+    tridiagonal_eigh,
+)
 
 _PROBE_BATCH = 10  # Hutchinson probes per vmapped HVP call: bounds memory on large models
 
@@ -131,6 +137,8 @@ def block_curvature(
     """
     n_probes = check_positive_int(n_probes, "n_probes")
     n_iter = check_positive_int(n_iter, "n_iter")
+    tol = check_tol(tol)
+    check_key(key)
     check_problem(loss_fn, params, data, batch_size, devices)
     masks = _masks(params, groups)
     show = resolve_progress(progress)

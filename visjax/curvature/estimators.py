@@ -92,8 +92,8 @@ def trace(
     _check_probe_args(n_probes, probe_batch)
     if not isinstance(deflate, int) or deflate < 0:
         raise ValueError(f"`deflate` must be a non-negative int, got {deflate!r}")
-    check_problem(loss_fn, params, data, batch_size, devices)
     check_key(key)
+    check_problem(loss_fn, params, data, batch_size, devices)
     show = resolve_progress(progress)
     flat, _ = ravel_pytree(params)
     basis, exact = None, 0.0
@@ -135,8 +135,8 @@ def hessian_diag(
       Bekas, Kokiopoulou, Saad, "An estimator for the diagonal of a matrix", 2007.
     """
     _check_probe_args(n_probes, probe_batch)
-    check_problem(loss_fn, params, data, batch_size, devices)
     check_key(key)
+    check_problem(loss_fn, params, data, batch_size, devices)
     show = resolve_progress(progress)
     flat, unravel = ravel_pytree(params)
     total = None

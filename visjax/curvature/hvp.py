@@ -18,7 +18,7 @@ from typing import Any
 import jax
 import optax
 
-from visjax.base.checks import check_batch_size, check_tree_like, scalar_loss
+from visjax.base.checks import check_batch_size, check_finite_tree, check_tree_like, scalar_loss
 from visjax.base.data import LossFn, check_data, data_mesh, data_sum
 from visjax.model import as_model
 
@@ -70,6 +70,11 @@ def hvp(
     Returns:
       ``H v``, shaped like ``params``.
 
+    Raises:
+      TypeError: ``params`` is not a non-empty pytree of floating arrays.
+      ValueError: naming the leaf: NaN/Inf in ``params``, ``v`` or ``data`` (concrete values),
+        or ``v`` not shaped like ``params``.
+
     Example:
       >>> import jax.numpy as jnp
       >>> loss = lambda p, x: (0.5 * (p * x) ** 2).sum(-1).mean()
@@ -81,7 +86,9 @@ def hvp(
     """
     check_data(data)
     check_batch_size(batch_size)
+    check_finite_tree(params, "params")
     check_tree_like(v, params, "v")
+    check_finite_tree(v, "v")
     return hvp_jit(loss_fn, params, v, data, batch_size, data_mesh(devices))
 
 
@@ -134,15 +141,22 @@ def ggn_vp(
     Returns:
       ``G v``, shaped like ``params``.
 
+    Raises:
+      TypeError: ``params`` is not a non-empty pytree of floating arrays.
+      ValueError: naming the argument: NaN/Inf in ``params``, ``v`` or ``data`` (concrete
+        values), ``v`` not shaped like ``params``, or an unknown ``loss``.
+
     References:
       Schraudolph, "Fast Curvature Matrix-Vector Products for Second-Order Gradient Descent",
       Neural Computation 2002; Martens, "New Insights and Perspectives on the Natural Gradient
       Method", JMLR 2020.
     """
-    if loss not in _OUTPUT_LOSSES:
-        raise ValueError(f"unknown loss name {loss!r}; known: {list(_OUTPUT_LOSSES)}")
+    if not isinstance(loss, str) or loss not in _OUTPUT_LOSSES:
+        raise ValueError(f"`loss` must be one of {list(_OUTPUT_LOSSES)}, got {loss!r}")
     model = as_model(model)
     check_data(data)
     check_batch_size(batch_size)
+    check_finite_tree(params, "params")
     check_tree_like(v, params, "v")
+    check_finite_tree(v, "v")
     return _ggn_vp(model.apply_fn, loss, params, v, data, batch_size, data_mesh(devices))

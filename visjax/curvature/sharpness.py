@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.base.checks import check_positive_int, scalar_loss
+from visjax.base.checks import check_key, check_positive_int, scalar_loss
 from visjax.base.data import LossFn, data_sum
 from visjax.base.progress import progress_bar, resolve_progress
 from visjax.curvature.spectrum import check_problem, loss_value
@@ -134,7 +134,6 @@ def sharpness(
       maximise with L-BFGS-B over the box, optionally in a random subspace; this uses projected
       gradient ascent in the full space). Madry et al., ICLR 2018 (the step rule).
     """
-    check_problem(loss_fn, params, data, batch_size)
     try:
         r = float(radius)
     except (TypeError, ValueError):
@@ -142,9 +141,15 @@ def sharpness(
     if not np.isfinite(r) or r <= 0:
         raise ValueError(f"`radius` must be a positive number, got {radius!r}")
     n_steps = check_positive_int(n_steps, "n_steps")
-    step = 2.5 / n_steps if step_size is None else float(step_size)
+    try:
+        step = 2.5 / n_steps if step_size is None else float(step_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"`step_size` must be a positive number, got {step_size!r}") from None
     if not np.isfinite(step) or step <= 0:
         raise ValueError(f"`step_size` must be a positive number, got {step_size!r}")
+    if key is not None:
+        check_key(key)
+    check_problem(loss_fn, params, data, batch_size)
     relative = bool(relative)
     show = resolve_progress(progress)
     base = float(loss_value(loss_fn, params, data, batch_size))

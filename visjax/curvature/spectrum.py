@@ -21,8 +21,11 @@ from visjax.base.batching import AUTO
 from visjax.base.checks import (
     check_batch_size,
     check_finite,
+    check_finite_tree,
     check_key,
+    check_non_negative,
     check_positive_int,
+    is_concrete,
     scalar_loss,
 )
 from visjax.base.data import (
@@ -94,18 +97,14 @@ def check_problem(
     check_data(data)
     check_batch_size(batch_size)
     data_mesh(devices)
-    leaves = jax.tree.leaves(params)
-    if not leaves or not all(jnp.issubdtype(jnp.result_type(a), jnp.floating) for a in leaves):
-        raise TypeError("`params` must be a non-empty pytree of floating-point arrays")
-    for path, a in jax.tree_util.tree_leaves_with_path(params):
-        check_finite(a, f"params{jax.tree_util.keystr(path)}")
+    dim = check_finite_tree(params, "params")
     value = loss_value(loss_fn, params, data, batch_size)
     if not np.isfinite(float(value)):
         raise ValueError(
             f"`loss_fn` is not finite at `params` ({float(value)})"
             + _locate(loss_fn, params, data, batch_size)
         )
-    return int(sum(np.size(a) for a in leaves))
+    return dim
 
 
 def _locate(loss_fn, params, data, batch_size, v=None) -> str:
@@ -226,6 +225,14 @@ STOP_RULES = ("residual", "relative_change")
 LANCZOS_FIRST_ROWS = 8  # rows of the Lanczos basis allocated first (it doubles when full)
 
 
+def check_tol(tol: Any) -> float:
+    """``tol`` as a float; ``ValueError`` naming it unless a finite real number ``>= 0``."""
+    if isinstance(tol, bool) or not isinstance(tol, int | float | np.integer | np.floating):
+        raise ValueError(f"`tol` must be a finite number >= 0, got {tol!r}")
+    check_non_negative(tol, "tol")
+    return float(tol)
+
+
 def check_stop(stop: str) -> str:
     """``stop`` if it names a stopping rule, else ``ValueError`` naming it and the rules."""
     if not isinstance(stop, str) or stop not in STOP_RULES:
@@ -274,6 +281,12 @@ def lanczos(
       A :class:`LanczosResult`.
     """
     check_stop(stop)
+    n_iter = check_positive_int(n_iter, "n_iter")
+    k = check_positive_int(k, "k", 0)
+    tol = check_tol(tol)
+    check_finite(v0, "v0")
+    if is_concrete(v0) and not np.any(np.asarray(v0)):
+        raise ValueError("`v0` must be a non-zero vector")
     with progress_bar(
         n_iter, desc="lanczos", unit="step", enabled=resolve_progress(progress)
     ) as bar:
@@ -412,8 +425,9 @@ def top_eigenvalues(
     if which not in ("largest", "magnitude"):
         raise ValueError(f"`which` must be 'largest' or 'magnitude', got {which!r}")
     check_stop(stop)
-    dim = check_problem(loss_fn, params, data, batch_size, devices)
+    tol = check_tol(tol)
     check_key(key)
+    dim = check_problem(loss_fn, params, data, batch_size, devices)
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= dim:
         raise ValueError(f"`k` must be an int in [1, {dim}] (the number of parameters), got {k!r}")
     k = int(k)
@@ -517,7 +531,6 @@ def spectral_density(
     Returns:
       A :class:`SpectralDensity`; ``nodes``/``weights`` have shape ``(n_probes, m)``.
     """
-    dim = check_problem(loss_fn, params, data, batch_size, devices)
     check_key(key)
     if grid is not None:
         check_finite(np.asarray(grid, float), "grid")
@@ -530,6 +543,7 @@ def spectral_density(
         or sigma <= 0
     ):
         raise ValueError(f"`sigma` must be a finite number > 0, got {sigma!r}")
+    dim = check_problem(loss_fn, params, data, batch_size, devices)
     show = resolve_progress(progress)
     flat, _ = ravel_pytree(params)
     m = min(n_iter, dim)

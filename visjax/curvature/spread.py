@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from visjax.base.checks import check_key
 from visjax.base.data import check_data
 
 
@@ -55,10 +56,16 @@ def batch_spread(
       (2.5, [0.5, 2.5, 4.5], 2.0)
     """
     n = check_data(data)
-    if not isinstance(n_batches, int) or not 2 <= n_batches <= n:
+    if (
+        isinstance(n_batches, bool)
+        or not isinstance(n_batches, int | np.integer)
+        or not 2 <= n_batches <= n
+    ):
         raise ValueError(
             f"`n_batches` must be an int in [2, {n}] (the examples), got {n_batches!r}"
         )
+    if key is not None:
+        check_key(key)
     order = np.arange(n) if key is None else np.asarray(jax.random.permutation(key, n))
     parts = np.array_split(order, n_batches)
     full = np.asarray(estimate(data), np.float64)

@@ -30,7 +30,7 @@ from visjax.base.batching import (
     chunked_sum,
     resolve_batch_size,
 )
-from visjax.base.checks import check_batch_size, is_concrete, scalar_loss
+from visjax.base.checks import check_batch_size, check_finite_tree, is_concrete, scalar_loss
 from visjax.base.data import check_data, data_sum
 from visjax.base.trees import layer_groups, param_paths, select
 
@@ -182,10 +182,12 @@ def per_example_grads(
       A pytree like ``params`` whose leaves have a leading axis ``N``.
 
     Raises:
-      ValueError: a ``data`` without one shared, non-empty leading size, a ``batch_size`` that
-        is not a positive int, or a ``loss_fn`` that couples the examples (BatchNorm in training
-        mode; checked on the first 4 examples when the inputs are concrete, skipped under a
-        caller's ``jit``; see :func:`per_example_stats`).
+      TypeError: ``params`` not a non-empty pytree of floating arrays.
+      ValueError: a ``data`` without one shared, non-empty leading size, NaN/Inf in ``data`` or
+        ``params`` (the leaf named), a ``batch_size`` that is not a positive int, or a
+        ``loss_fn`` that couples the examples (BatchNorm in training mode; checked on the first
+        4 examples when the inputs are concrete, skipped under a caller's ``jit``; see
+        :func:`per_example_stats`).
 
     Example:
       >>> import jax.numpy as jnp
@@ -201,6 +203,7 @@ def per_example_grads(
     """
     check_data(data, "data")
     check_batch_size(batch_size)
+    check_finite_tree(params, "params")
     _check_decoupled(loss_fn, params, data)
     return _per_example_grads(loss_fn, params, data, batch_size)
 
@@ -384,8 +387,9 @@ def per_example_stats(
       (name -> :class:`GradientNoise`, in the order given).
 
     Raises:
-      TypeError: a ``population`` that is not a bool.
-      ValueError: a bad ``data`` (no shared non-empty leading size, or ``N < 2``),
+      TypeError: a ``population`` that is not a bool, ``params`` not floating arrays.
+      ValueError: a bad ``data`` (no shared non-empty leading size, or ``N < 2``), NaN/Inf in
+        ``data`` or ``params`` (the leaf named),
         ``batch_size``, ``groups`` or ``include`` (named), or a ``loss_fn`` that couples the
         examples. The coupling check compares, on the first 4 examples, the batch-mean loss
         and its gradient with the mean of the single-example ones (relative tolerance 10⁻³):
@@ -417,6 +421,7 @@ def per_example_stats(
     check_batch_size(batch_size)
     if not isinstance(population, bool | np.bool_):
         raise TypeError(f"`population` must be a bool, got {population!r}")
+    check_finite_tree(params, "params")
     included, resolved = _resolve(params, groups, include)
     _check_decoupled(loss_fn, params, data)
     return _stats(loss_fn, params, data, included, resolved, batch_size, bool(population))

@@ -10,7 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.base.checks import check_finite, check_positive_int, check_tree_like
+from visjax.base.checks import (
+    check_finite,
+    check_finite_tree,
+    check_positive_int,
+    check_tree_like,
+)
 from visjax.base.grids import check_grid
 from visjax.landscape.losses import as_loss_table
 from visjax.landscape.surface import Strategy, evaluate
@@ -66,6 +71,8 @@ def interpolate(
     as_loss_table(loss_fn)
     a = check_grid(alphas, "alphas")
     check_tree_like(params_b, params_a, "params_b")
+    check_finite_tree(params_a, "params_a", floating=False)
+    check_finite_tree(params_b, "params_b", floating=False)
     direction = jax.tree.map(lambda p, q: jnp.asarray(q) - jnp.asarray(p), params_a, params_b)
     values = evaluate(
         loss_fn,
@@ -124,6 +131,8 @@ def plane(
     gx, gy = check_grid(xs, "xs"), check_grid(ys, "ys")
     check_tree_like(d1, params, "d1")
     check_tree_like(d2, params, "d2")
+    for tree, name in ((params, "params"), (d1, "d1"), (d2, "d2")):
+        check_finite_tree(tree, name, floating=False)
     coords = np.stack(np.meshgrid(gx, gy, indexing="ij"), -1).reshape(-1, 2)
     values = evaluate(
         loss_fn,

@@ -52,7 +52,12 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from visjax.base.batching import AUTO, AUTO_MAX_UNROLLED, auto_rows, tree_bytes_per_row
-from visjax.base.checks import check_batch_size, check_positive_int, check_tree_like
+from visjax.base.checks import (
+    check_batch_size,
+    check_finite_tree,
+    check_positive_int,
+    check_tree_like,
+)
 from visjax.base.data import (
     check_data,
     data_batch_size,
@@ -226,7 +231,8 @@ def evaluate(
         and evaluated once (eagerly) at the origin on the first data chunk: a non-scalar loss,
         data it cannot take or a non-finite value there raise a ``ValueError`` naming it.
       origin: parameters (a pytree).
-      directions: ``k`` pytrees shaped like ``origin``.
+      directions: ``k`` pytrees shaped like ``origin``; NaN/Inf in a floating leaf of either
+        raises a ``ValueError`` naming it (eagerly).
       coords: ``(P, k)`` coefficients.
       data: one batch (pytree, leading example axis), summed in chunks of ``batch_size``.
       batch_size: examples per data chunk (static); ``"auto"`` (default): chosen from the
@@ -268,8 +274,10 @@ def evaluate(
         raise ValueError(
             f"`coords` must have shape (P, {len(directions)}) with P > 0, got {coords.shape}"
         )
+    check_finite_tree(origin, "origin", floating=False)
     for i, d in enumerate(directions):
         check_tree_like(d, origin, f"directions[{i}]")
+        check_finite_tree(d, f"directions[{i}]", floating=False)
     check_data(data)
     if strategy not in STRATEGIES:
         raise ValueError(f"`strategy` must be one of {STRATEGIES}, got {strategy!r}")
