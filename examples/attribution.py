@@ -5,13 +5,12 @@ Run: ``python examples/attribution.py [--out FOLDER] [--small]``.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import numpy as np
+from _common import cli, out_dir, save
 
 from visjax import attribution as va
 from visjax import plot
@@ -20,8 +19,7 @@ from visjax.zoo.pretrained import trained_digits_cnn
 
 
 def main(out: str | Path = "out/examples/attribution", small: bool = False) -> list[Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(out)
     model = trained_digits_cnn().model  # trained once, then loaded from the weight cache
     data = load_digits()
     n, steps, samples = (4, 16, 8) if small else (6, 64, 32)
@@ -43,20 +41,13 @@ def main(out: str | Path = "out/examples/attribution", small: bool = False) -> l
     labels = [f"true {t} / pred {p}" for t, p in zip(np.asarray(y), pred, strict=True)]
     paths = [out / "attribution-grid.png", out / "attribution-overlay.png"]
     fig = plot.attribution_grid(x, maps, row_labels=labels)
-    fig.savefig(paths[0], dpi=80)
-    plt.close(fig)
+    save(fig, paths[0], dpi=80)
 
     # one example, signed IG drawn over the input (red: raises the logit, blue: lowers it)
     fig = plot.overlay(x[0], ig[0], title=f"IG for class {int(y[0])}")
-    fig.savefig(paths[1], dpi=100)
-    plt.close(fig)
+    save(fig, paths[1], dpi=100)
     return paths
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out/examples/attribution", help="folder for the PNGs")
-    parser.add_argument("--small", action="store_true", help="fewer examples and steps")
-    args = parser.parse_args()
-    for path in main(args.out, small=args.small):
-        print(path)
+    cli(main, __doc__, "fewer examples and steps")

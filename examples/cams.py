@@ -7,12 +7,11 @@ Run: ``python examples/cams.py [--out FOLDER] [--small]``.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import numpy as np
+from _common import cli, out_dir, save
 
 from visjax import plot
 from visjax.attribution import cam
@@ -27,8 +26,7 @@ def outline(fig, masks, n_columns: int) -> None:
 
 
 def main(out: str | Path = "out/examples/cams", small: bool = False) -> list[Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(out)
     model = trained_objects_cnn().model  # 32x32 RGB, layers conv1..conv4, fc
     test = load_objects(n_train_per_class=1, n_test_per_class=20).test  # unseen test images
     n = 3 if small else 5
@@ -45,8 +43,7 @@ def main(out: str | Path = "out/examples/cams", small: bool = False) -> list[Pat
     fig = plot.cam_grid(x, maps, row_labels=labels)
     outline(fig, masks, 1 + len(maps))
     paths = [out / "cams-methods.png"]
-    fig.savefig(paths[-1], dpi=72)
-    plt.close(fig)
+    save(fig, paths[-1], dpi=72)
 
     # the same method at every depth: early layers are sharp but class-agnostic
     layers = ["conv3", "conv4"] if small else ["conv2", "conv3", "conv4"]
@@ -55,15 +52,9 @@ def main(out: str | Path = "out/examples/cams", small: bool = False) -> list[Pat
     fig = plot.cam_grid(x, by_layer, row_labels=labels)
     outline(fig, masks, 1 + len(by_layer))
     paths.append(out / "cams-layers.png")
-    fig.savefig(paths[-1], dpi=72)
-    plt.close(fig)
+    save(fig, paths[-1], dpi=72)
     return paths
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out/examples/cams", help="folder for the PNGs")
-    parser.add_argument("--small", action="store_true", help="fewer examples and layers")
-    args = parser.parse_args()
-    for path in main(args.out, small=args.small):
-        print(path)
+    cli(main, __doc__, "fewer examples and layers")

@@ -10,7 +10,6 @@ Run: ``python examples/curvature.py --out out/examples/curvature`` (``--small``:
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import jax
@@ -18,7 +17,8 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+
+from _common import KeepCheckpoints, cli, out_dir, save_all
 
 from visjax import curvature as vc
 from visjax import plot
@@ -26,19 +26,8 @@ from visjax.landscape import model_losses
 from visjax.zoo import Split, digits_cnn, load_digits, train
 
 
-class KeepCheckpoints:
-    """A trajectory writer that keeps the parameters of every epoch in memory."""
-
-    def __init__(self):
-        self.params = []
-
-    def save(self, step, params):
-        self.params.append(params)
-
-
 def main(out: str | Path = "out/examples/curvature", small: bool = False) -> list[Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(out)
     epochs, every, n_iter, n_train = (2, 1, 30, 256) if small else (30, 5, 100, None)
 
     data = load_digits()
@@ -79,18 +68,8 @@ def main(out: str | Path = "out/examples/curvature", small: bool = False) -> lis
         ),
     }
     figures["training"].axes[0].set_xlabel("epoch")
-    paths = []
-    for name, fig in figures.items():
-        paths.append(out / f"curvature-{name}.png")
-        fig.savefig(paths[-1], dpi=80, bbox_inches="tight")
-        plt.close(fig)
-    return paths
+    return save_all(figures, out, "curvature-")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out/examples/curvature", help="folder for the figures")
-    parser.add_argument("--small", action="store_true", help="a quick run on less data")
-    args = parser.parse_args()
-    for p in main(args.out, small=args.small):
-        print(p)
+    cli(main, __doc__, "a quick run on less data", "folder for the figures")

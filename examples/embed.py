@@ -6,12 +6,11 @@ FOLDER/projector`` opens the exported activations in TensorBoard's projector.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import jax
-import matplotlib.pyplot as plt
 import numpy as np
+from _common import cli, out_dir, save_all
 
 from visjax import embed, plot
 from visjax.zoo import load_digits
@@ -19,8 +18,7 @@ from visjax.zoo.pretrained import trained_digits_cnn
 
 
 def main(out: str | Path = "out/examples/embed", small: bool = False) -> list[Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(out)
     data = load_digits()
     x = np.concatenate([data.train.x, data.test.x])  # all 1,797 digits, (N, 8, 8, 1) in [0, 1]
     y = np.concatenate([data.train.y, data.test.y])
@@ -49,26 +47,16 @@ def main(out: str | Path = "out/examples/embed", small: bool = False) -> list[Pa
 
     names = [f"digit {d}" for d in range(10)]
     figs = {
-        "embed-scatter.png": plot.embedding_scatter(
+        "scatter": plot.embedding_scatter(
             e, y, names=names, title=f"t-SNE of the pixels (trustworthiness {trust:.3f})"
         ),
-        "embed-thumbnails.png": plot.embedding_thumbnails(e, x, max_images=300),
-        "embed-layer.png": plot.embedding_scatter(
+        "thumbnails": plot.embedding_thumbnails(e, x, max_images=300),
+        "layer": plot.embedding_scatter(
             np.asarray(logits.embedding), y, names=names, title="t-SNE of the trained CNN's logits"
         ),
     }
-    paths = []
-    for name, fig in figs.items():
-        fig.savefig(out / name, dpi=80, bbox_inches="tight")
-        plt.close(fig)
-        paths.append(out / name)
-    return paths
+    return save_all(figs, out, "embed-")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out/examples/embed", help="folder for the PNGs")
-    parser.add_argument("--small", action="store_true", help="400 digits, fewer iterations")
-    args = parser.parse_args()
-    for path in main(args.out, small=args.small):
-        print(path)
+    cli(main, __doc__, "400 digits, fewer iterations")

@@ -9,7 +9,6 @@ Run: ``python examples/evaluation.py --out out/examples/evaluation`` (``--small`
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import jax
@@ -17,7 +16,8 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+
+from _common import cli, out_dir, save_all
 
 from visjax import evaluation as ve
 from visjax import plot
@@ -26,8 +26,7 @@ from visjax.zoo.pretrained import trained_digits_cnn
 
 
 def main(out: str | Path = "out/examples/evaluation", small: bool = False) -> list[Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(out)
     epochs = 5 if small else 30  # 5 epochs: a less accurate, less calibrated model
 
     test = load_digits().test
@@ -54,20 +53,8 @@ def main(out: str | Path = "out/examples/evaluation", small: bool = False) -> li
             confidences=probs[worst].max(axis=1),
         ),
     }
-    paths = []
-    for name, fig in figures.items():
-        paths.append(out / f"evaluation-{name}.png")
-        fig.savefig(paths[-1], dpi=80, bbox_inches="tight")
-        plt.close(fig)
-    return paths
+    return save_all(figures, out, "evaluation-")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out/examples/evaluation", help="folder for the figures")
-    parser.add_argument(
-        "--small", action="store_true", help="a quick run (a shorter-trained model)"
-    )
-    args = parser.parse_args()
-    for p in main(args.out, small=args.small):
-        print(p)
+    cli(main, __doc__, "a quick run (a shorter-trained model)", "folder for the figures")

@@ -5,12 +5,11 @@ Run: ``python examples/featviz.py [--out FOLDER] [--small]``.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import jax
-import matplotlib.pyplot as plt
 import numpy as np
+from _common import cli, out_dir, save
 
 from visjax import featviz as fv
 from visjax import plot
@@ -18,8 +17,7 @@ from visjax.zoo import SHAPE_CLASSES, load_shapes, trained_shapes_cnn
 
 
 def main(out: str | Path = "out/examples/featviz", small: bool = False) -> list[Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(out)
     model = trained_shapes_cnn().model  # 16x16 RGB: stripes, checkerboard, circle, colours
     steps, n_channels, k = (32, 3, 4) if small else (160, 6, 6)
     param = fv.fourier((16, 16, 3))  # 1/f spectrum, decorrelated colour (Lucid's)
@@ -34,8 +32,7 @@ def main(out: str | Path = "out/examples/featviz", small: bool = False) -> list[
         n_steps=steps, key=jax.random.key(0),
     )  # fmt: skip
     fig = plot.image_grid(classes.images, labels=list(SHAPE_CLASSES), ncols=4, title="class logits")
-    fig.savefig(paths[0], dpi=80)
-    plt.close(fig)
+    save(fig, paths[0], dpi=80)
 
     # conv3 channels: the rendering beside the test images that excite the channel most
     channels = list(range(n_channels))
@@ -56,20 +53,13 @@ def main(out: str | Path = "out/examples/featviz", small: bool = False) -> list[
         np.concatenate(rows), labels=labels, ncols=k + 1,
         title="rendered channel, then its top test images",
     )  # fmt: skip
-    fig.savefig(paths[1], dpi=80)
-    plt.close(fig)
+    save(fig, paths[1], dpi=80)
 
     # first-layer filters, scaled to [0, 1] and drawn as RGB
     fig = plot.filter_grid(fv.layer_filters(model, layer="conv1"), title="conv1 filters")
-    fig.savefig(paths[2], dpi=80)
-    plt.close(fig)
+    save(fig, paths[2], dpi=80)
     return paths
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out/examples/featviz", help="folder for the PNGs")
-    parser.add_argument("--small", action="store_true", help="fewer steps and channels")
-    args = parser.parse_args()
-    for path in main(args.out, small=args.small):
-        print(path)
+    cli(main, __doc__, "fewer steps and channels")

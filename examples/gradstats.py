@@ -11,7 +11,6 @@ Run: ``python examples/gradstats.py --out out/examples/gradstats`` (``--small``:
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import jax
@@ -22,6 +21,7 @@ import optax
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from _common import cli, out_dir, save_all
 
 from visjax import gradstats as gs
 from visjax import plot
@@ -30,8 +30,7 @@ from visjax.zoo import digits_cnn, load_digits
 
 
 def main(out: str | Path = "out/examples/gradstats", small: bool = False) -> list[Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(out)
     steps, every, batch_size = (30, 10, 32) if small else (300, 10, 64)
 
     train = load_digits().train
@@ -86,18 +85,8 @@ def main(out: str | Path = "out/examples/gradstats", small: bool = False) -> lis
         "noise-scale": plot.noise_scale(noise_steps, noise_values, title=f"batch {batch_size}"),
         "per-example": fig,
     }
-    paths = []
-    for name, f in figures.items():
-        paths.append(out / f"gradstats-{name}.png")
-        f.savefig(paths[-1], dpi=80, bbox_inches="tight")
-        plt.close(f)
-    return paths
+    return save_all(figures, out, "gradstats-")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out/examples/gradstats", help="folder for the figures")
-    parser.add_argument("--small", action="store_true", help="a quick run, fewer steps")
-    args = parser.parse_args()
-    for p in main(args.out, small=args.small):
-        print(p)
+    cli(main, __doc__, "a quick run, fewer steps", "folder for the figures")

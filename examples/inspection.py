@@ -6,11 +6,10 @@ shadow the standard library's ``inspect`` when run as a script).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
+from _common import cli, out_dir, save
 
 from visjax import inspect as vi
 from visjax import plot
@@ -19,8 +18,7 @@ from visjax.zoo.pretrained import trained_digits_cnn
 
 
 def main(out: str | Path = "out/examples/inspect", small: bool = False) -> list[Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(out)
     before = digits_cnn(seed=0)  # the initial weights the trained model started from
     model = trained_digits_cnn(seed=0).model  # trained once, then loaded from the weight cache
     data = load_digits()
@@ -53,15 +51,9 @@ def main(out: str | Path = "out/examples/inspect", small: bool = False) -> list[
         ),
     ]
     for fig, path in zip(figs, paths, strict=True):
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
+        save(fig, path, dpi=80)
     return paths
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out/examples/inspect", help="folder for the PNGs")
-    parser.add_argument("--small", action="store_true", help="256 digits instead of 1,347")
-    args = parser.parse_args()
-    for path in main(args.out, small=args.small):
-        print(path)
+    cli(main, __doc__, "256 digits instead of 1,347")

@@ -11,7 +11,6 @@ Run: ``python examples/landscape.py --out out/examples/landscape`` (``--small``:
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import jax
@@ -19,26 +18,16 @@ import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+
+from _common import KeepCheckpoints, cli, out_dir, save_all
 
 from visjax import landscape as vl
 from visjax import plot
 from visjax.zoo import Split, digits_cnn, load_digits, train
 
 
-class KeepCheckpoints:
-    """A trajectory writer that keeps the parameters in memory (vl.TrajectoryWriter: on disk)."""
-
-    def __init__(self):
-        self.params = []
-
-    def save(self, step, params):
-        self.params.append(params)
-
-
 def main(out: str | Path = "out/examples/landscape", small: bool = False) -> list[Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(out)
     epochs, resolution, n_train = (4, 7, 256) if small else (30, 31, None)
 
     data = load_digits()
@@ -85,18 +74,8 @@ def main(out: str | Path = "out/examples/landscape", small: bool = False) -> lis
             title="training path, PCA plane",
         ),
     }
-    paths = []
-    for name, fig in figures.items():
-        paths.append(out / f"landscape-{name}.png")
-        fig.savefig(paths[-1], dpi=80, bbox_inches="tight")
-        plt.close(fig)
-    return paths
+    return save_all(figures, out, "landscape-")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out/examples/landscape", help="folder for the figures")
-    parser.add_argument("--small", action="store_true", help="a quick run on less data")
-    args = parser.parse_args()
-    for p in main(args.out, small=args.small):
-        print(p)
+    cli(main, __doc__, "a quick run on less data", "folder for the figures")

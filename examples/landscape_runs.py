@@ -13,33 +13,22 @@ quick run).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+
+from _common import KeepCheckpoints, cli, out_dir, save_all
 
 from visjax import landscape as vl
 from visjax import plot
 from visjax.zoo import Split, digits_cnn, load_digits, train
 
 
-class KeepCheckpoints:
-    """A trajectory writer that keeps the parameters in memory (vl.TrajectoryWriter: on disk)."""
-
-    def __init__(self):
-        self.params = []
-
-    def save(self, step, params):
-        self.params.append(params)
-
-
 def main(out: str | Path = "out/examples/landscape_runs", small: bool = False) -> list[Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(out)
     epochs, resolution, n_train = (3, 7, 256) if small else (12, 21, None)
 
     data = load_digits()
@@ -109,20 +98,8 @@ def main(out: str | Path = "out/examples/landscape_runs", small: bool = False) -
             title="each run's own PCA plane, one colour scale",
         ),
     }
-    paths = []
-    for name, fig in figures.items():
-        paths.append(out / f"landscape-runs-{name}.png")
-        fig.savefig(paths[-1], dpi=80, bbox_inches="tight")
-        plt.close(fig)
-    return paths
+    return save_all(figures, out, "landscape-runs-")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--out", default="out/examples/landscape_runs", help="folder for the figures"
-    )
-    parser.add_argument("--small", action="store_true", help="a quick run on less data")
-    args = parser.parse_args()
-    for p in main(args.out, small=args.small):
-        print(p)
+    cli(main, __doc__, "a quick run on less data", "folder for the figures")

@@ -7,13 +7,12 @@ Run: ``python examples/perturbation.py [--out FOLDER] [--small]``.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import numpy as np
+from _common import cli, out_dir, save
 
 from visjax import attribution as va
 from visjax import plot
@@ -21,8 +20,7 @@ from visjax.zoo import OBJECT_CLASSES, load_objects, trained_objects_cnn
 
 
 def main(out: str | Path = "out/examples/perturbation", small: bool = False) -> list[Path]:
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = out_dir(out)
     model = trained_objects_cnn().model  # 32x32 RGB images, 4 classes
     test = load_objects(n_train_per_class=1, n_test_per_class=20).test  # unseen test images
     n, samples = (3, 128) if small else (5, 512)
@@ -38,8 +36,7 @@ def main(out: str | Path = "out/examples/perturbation", small: bool = False) -> 
         for w in (4, 8)
     }
     fig = plot.attribution_grid(x, occ, row_labels=labels, scale="shared")
-    fig.savefig(paths[0], dpi=80)
-    plt.close(fig)
+    save(fig, paths[0], dpi=80)
 
     # superpixels (SLIC, one mask per image) as the features of the other three methods
     mask = va.slic_superpixels(np.asarray(x), n_segments=24, compactness=10.0)  # (N, 32, 32, 1)
@@ -50,8 +47,7 @@ def main(out: str | Path = "out/examples/perturbation", small: bool = False) -> 
         "LIME": va.lime(model, x, y, mask=mask, n_samples=samples, key=keys[1]),
     }
     fig = plot.feature_values_grid(x, mask, values, row_labels=labels)
-    fig.savefig(paths[1], dpi=80)
-    plt.close(fig)
+    save(fig, paths[1], dpi=80)
 
     # Kernel SHAP sums to f(x) - f(baseline) exactly (the efficiency axiom), whatever n_samples
     gap = (model(x) - model(jnp.zeros_like(x)))[jnp.arange(n), y]
@@ -65,9 +61,4 @@ def main(out: str | Path = "out/examples/perturbation", small: bool = False) -> 
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out/examples/perturbation", help="folder for the PNGs")
-    parser.add_argument("--small", action="store_true", help="fewer examples and samples")
-    args = parser.parse_args()
-    for path in main(args.out, small=args.small):
-        print(path)
+    cli(main, __doc__, "fewer examples and samples")

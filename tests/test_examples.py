@@ -25,6 +25,7 @@ SLOW = {
 EXAMPLES = [
     pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in SLOW else [])
     for p in sorted((ROOT / "examples").glob("*.py"))
+    if not p.stem.startswith("_")  # _common.py: the examples' shared helpers, not an example
 ]
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -37,8 +38,9 @@ def _load(path: Path):
 
 
 @pytest.mark.parametrize("path", EXAMPLES)
-def test_example_runs_small(path, tmp_path):
+def test_example_runs_small(path, tmp_path, monkeypatch):
     matplotlib.use("Agg")
+    monkeypatch.syspath_prepend(str(path.parent))  # `from _common import ...`, as when run
     import matplotlib.pyplot as plt
 
     try:

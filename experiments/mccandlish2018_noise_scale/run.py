@@ -246,7 +246,6 @@ def analyse(cfg: Config, runs: list[dict], loss, data) -> list[dict]:
     """Per level: best run per batch size, the hyperbola fit, and B_simple at the crossings."""
     from visjax.gradstats import per_example_stats
 
-    n = data[0].shape[0]
     out = []
     for j, level in enumerate(cfg.levels):
         points = []
@@ -256,12 +255,13 @@ def analyse(cfg: Config, runs: list[dict], loss, data) -> list[dict]:
                 continue
             r = min(ok, key=lambda r: r["steps"][j])
             p = jax.tree.map(lambda a, j=j: a[0, j], r["_params"])  # the first data order
-            st = per_example_stats(loss, p, data=data).total
             # The batches are drawn from the training set itself, so it is the population: its
-            # full gradient is G exactly and Σ its (biased, 1/N) covariance. The library's
-            # noise_scale treats the data as a sample of a larger population (tr Σ̂ / N is
-            # subtracted from ‖ḡ‖²); it is kept as b_simple_sample.
-            trace = float(st.variance) * (n - 1) / n
+            # full gradient is G exactly and Σ its (biased, 1/N) covariance (population=True).
+            # The default treats the data as a sample of a larger population (tr Σ̂ / N is
+            # subtracted from ‖ḡ‖²); its noise scale is kept as b_simple_sample.
+            st = per_example_stats(loss, p, data=data, population=True).total
+            sample = per_example_stats(loss, p, data=data).total
+            trace = float(st.variance)
             points.append({
                 "level": level,
                 "batch": b,
@@ -269,8 +269,8 @@ def analyse(cfg: Config, runs: list[dict], loss, data) -> list[dict]:
                 "steps": float(r["steps"][j]),
                 "steps_spread": float(r["steps_spread"][j]),
                 "examples": float(r["steps"][j] * b),
-                "b_simple": trace / float(st.grad_norm_sq),
-                "b_simple_sample": float(st.noise_scale),
+                "b_simple": float(st.noise_scale),
+                "b_simple_sample": float(sample.noise_scale),
                 "trace_cov": trace,
                 "grad_norm_sq": float(st.grad_norm_sq),
                 "lr_at_edge": r["lr"] in (min(x["lr"] for x in runs if x["batch"] == b),

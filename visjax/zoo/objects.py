@@ -42,16 +42,16 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from visjax.base.checks import check_positive_int
 from visjax.model import Model, as_model, tag
 from visjax.zoo._build import build_nnx, fresh_params
-from visjax.zoo.cache import Trained, load_or_train
+from visjax.zoo._fit import trained_with_adam
+from visjax.zoo.cache import Trained
 from visjax.zoo.cnn import Form
 from visjax.zoo.data import Split
-from visjax.zoo.train import History, train
+from visjax.zoo.train import History
 
 OBJECT_CLASSES = ("square", "disc", "triangle", "cross", "ring")
 NUM_CLASSES = len(OBJECT_CLASSES)
@@ -449,30 +449,20 @@ def trained_objects_cnn(
     Returns:
       ``Trained(model, history, from_cache)``.
     """
-    like = objects_cnn(form, seed=seed)
-    config = {
-        "model": "objects_cnn",
-        "init": "lecun_normal",
-        "data": _DATA_VERSION,
-        "data_settings": TRAINING_DATA,
-        "seed": seed,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "optimizer": "adam",
-        "learning_rate": learning_rate,
-    }
 
-    def fit():
+    def load_data():
         data = load_objects(**TRAINING_DATA)
-        return train(
-            like,
-            Split(data.train.x, data.train.y),
-            epochs=epochs,
-            batch_size=batch_size,
-            optimizer=optax.adam(learning_rate),
-            seed=seed,
-            test_data=Split(data.test.x, data.test.y),
-            callback=callback,
-        )
+        return Split(data.train.x, data.train.y), Split(data.test.x, data.test.y)
 
-    return load_or_train("objects_cnn", config, fit, like=like, cache=cache)
+    return trained_with_adam(
+        "objects_cnn",
+        objects_cnn(form, seed=seed),
+        load_data,
+        {"init": "lecun_normal", "data": _DATA_VERSION, "data_settings": TRAINING_DATA},
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        cache=cache,
+        callback=callback,
+    )

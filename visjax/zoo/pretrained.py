@@ -6,70 +6,32 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import optax
-
 from visjax.model import Model
-from visjax.zoo.cache import Trained, load_or_train
+from visjax.zoo._fit import trained_with_adam
+from visjax.zoo.cache import Trained
 from visjax.zoo.cnn import Form, digits_cnn
 from visjax.zoo.data import load_digits
 from visjax.zoo.resnet import digits_resnet
-from visjax.zoo.train import History, train
+from visjax.zoo.train import History
 from visjax.zoo.vit import digits_vit
 
 _DIGITS = "sklearn-digits:test_size=0.25:random_state=0:stratify"
 
 
 def _trained_on_digits(
-    name: str,
-    like: Model,
-    settings: dict[str, Any],
-    *,
-    seed: int,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    cache: str | os.PathLike | None,
-    callback: Callable[[int, History], None] | None,
-    schedule: str = "constant",
+    name: str, like: Model, settings: dict[str, Any], **training: Any
 ) -> Trained:
     """Adam on the digits training split from ``like``'s weights, cached by every setting.
 
-    ``schedule``: ``"constant"`` (default) or ``"cosine"`` (cosine decay of the learning rate to
-    0 over all steps); recorded in the cache key only when not constant.
+    ``training``: the keyword arguments of :func:`visjax.zoo._fit.trained_with_adam` (``seed``,
+    ``epochs``, ``batch_size``, ``learning_rate``, ``cache``, ``callback``; ``schedule``:
+    ``"constant"`` (default) or ``"cosine"``, recorded in the cache key only when not constant).
     """
-    if schedule not in ("constant", "cosine"):
-        raise ValueError(f"`schedule` must be 'constant' or 'cosine', got {schedule!r}")
-    config = {
-        "model": name,
-        **settings,
-        "data": _DIGITS,
-        "seed": seed,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "optimizer": "adam",
-        "learning_rate": learning_rate,
-        **({} if schedule == "constant" else {"schedule": schedule}),
-    }
+    return trained_with_adam(name, like, _digits_splits, {**settings, "data": _DIGITS}, **training)
 
-    def fit():
-        data = load_digits()
-        lr = learning_rate
-        if schedule == "cosine":
-            lr = optax.cosine_decay_schedule(
-                learning_rate, epochs * (len(data.train.x) // batch_size)
-            )
-        return train(
-            like,
-            data.train,
-            epochs=epochs,
-            batch_size=batch_size,
-            optimizer=optax.adam(lr),
-            seed=seed,
-            test_data=data.test,
-            callback=callback,
-        )
 
-    return load_or_train(name, config, fit, like=like, cache=cache)
+def _digits_splits():
+    return load_digits()[:2]  # (train, test)
 
 
 def trained_digits_cnn(

@@ -39,16 +39,16 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from visjax.base.checks import check_positive_int
 from visjax.model import Model, as_model, tag
 from visjax.zoo._build import build_nnx, fresh_params
-from visjax.zoo.cache import Trained, load_or_train
+from visjax.zoo._fit import trained_with_adam
+from visjax.zoo.cache import Trained
 from visjax.zoo.cnn import Form
 from visjax.zoo.data import Split
-from visjax.zoo.train import History, train
+from visjax.zoo.train import History
 
 SHAPE_CLASSES = (
     "horizontal stripes",
@@ -367,31 +367,16 @@ def trained_shapes_cnn(
     Returns:
       ``Trained(model, history, from_cache)``.
     """
-    like = shapes_cnn(form, seed=seed)
     data_settings = {"n_per_class": 300, "size": 16, "seed": 0, "test_fraction": 0.25}
-    config = {
-        "model": "shapes_cnn",
-        "init": "lecun_normal",
-        "data": _DATA_VERSION,
-        "data_settings": data_settings,
-        "seed": seed,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "optimizer": "adam",
-        "learning_rate": learning_rate,
-    }
-
-    def fit():
-        data = load_shapes(**data_settings)
-        return train(
-            like,
-            data.train,
-            epochs=epochs,
-            batch_size=batch_size,
-            optimizer=optax.adam(learning_rate),
-            seed=seed,
-            test_data=data.test,
-            callback=callback,
-        )
-
-    return load_or_train("shapes_cnn", config, fit, like=like, cache=cache)
+    return trained_with_adam(
+        "shapes_cnn",
+        shapes_cnn(form, seed=seed),
+        lambda: load_shapes(**data_settings)[:2],  # (train, test)
+        {"init": "lecun_normal", "data": _DATA_VERSION, "data_settings": data_settings},
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        cache=cache,
+        callback=callback,
+    )

@@ -39,15 +39,15 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from visjax.base.checks import check_positive_int
 from visjax.model import Model, as_model, tag
 from visjax.zoo._build import build_nnx
-from visjax.zoo.cache import Trained, load_or_train
+from visjax.zoo._fit import trained_with_adam
+from visjax.zoo.cache import Trained
 from visjax.zoo.data import Split
-from visjax.zoo.train import History, train
+from visjax.zoo.train import History
 from visjax.zoo.vit import (
     run_stacked_blocks,
     stack_blocks,
@@ -302,28 +302,15 @@ def trained_text_transformer(
     Returns:
       ``Trained(model, history, from_cache)``.
     """
-    like = text_transformer(seed=seed)
-    config = {
-        "model": "text_transformer",
-        "data": _DATA_VERSION,
-        "seed": seed,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "optimizer": "adam",
-        "learning_rate": learning_rate,
-    }
-
-    def fit():
-        data = make_marked()
-        return train(
-            like,
-            data.train,
-            epochs=epochs,
-            batch_size=batch_size,
-            optimizer=optax.adam(learning_rate),
-            seed=seed,
-            test_data=data.test,
-            callback=callback,
-        )
-
-    return load_or_train("text_transformer", config, fit, like=like, cache=cache)
+    return trained_with_adam(
+        "text_transformer",
+        text_transformer(seed=seed),
+        lambda: make_marked()[:2],  # (train, test)
+        {"data": _DATA_VERSION},
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        cache=cache,
+        callback=callback,
+    )
