@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from visjax.attention import attention_maps, attention_rollout
 from visjax.base.io import save_figure
@@ -25,34 +24,14 @@ from visjax.plot.attention import (
 )
 from visjax.report.context import DemoContext
 from visjax.report.html import Section
-from visjax.zoo import digits_vit, load_digits, make_marked, train, trained_text_transformer
-from visjax.zoo.cache import Trained, load_or_train
-
-
-def trained_vit(ctx: DemoContext) -> Trained:
-    """The digits ViT trained with Adam and a cosine schedule, cached by its settings."""
-    epochs = 10 if ctx.quick else 30
-    like = digits_vit(seed=ctx.seed)
-    config = {"model": "digits_vit", "seed": ctx.seed, "epochs": epochs, "lr": 1e-2}
-
-    def fit():
-        d = load_digits()
-        schedule = optax.cosine_decay_schedule(1e-2, epochs * (len(d.train.x) // 64))
-        return train(
-            like,
-            d.train,
-            epochs=epochs,
-            optimizer=optax.adam(schedule),
-            seed=ctx.seed,
-            test_data=d.test,
-        )
-
-    return load_or_train("digits_vit", config, fit, like=like, cache=ctx.cache)
+from visjax.zoo import load_digits, make_marked, trained_text_transformer
+from visjax.zoo.pretrained import trained_digits_vit
 
 
 def attention_section(ctx: DemoContext) -> Section:
     """Attention maps and rollout on the ViT and on the text model (marked token)."""
-    vit = trained_vit(ctx)
+    # The zoo's trained digits ViT (Adam, cosine decay from 1e-2); the quick demo trains 10 epochs.
+    vit = trained_digits_vit(seed=ctx.seed, epochs=10 if ctx.quick else 30, cache=ctx.cache)
     ctx.log(f"digits ViT: test accuracy {vit.history.test_accuracy[-1]:.2%}")
     digits = load_digits().test
     x = jnp.asarray(digits.x[:6])
