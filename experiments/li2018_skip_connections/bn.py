@@ -1,13 +1,14 @@
 """Training the BatchNorm digits ResNet with batch statistics (train mode), as Li et al. do.
 
-:func:`visjax.zoo.train` runs a model in inference mode, so the BatchNorm variant of
-:func:`visjax.zoo.digits_resnet` (``norm=True``) would train there with frozen statistics (mean 0,
-variance 1): an affine layer, not a normalisation. Here the network runs in train mode (each
-BatchNorm normalises by the statistics of its batch), with Adam and an optional linear
-learning-rate warm-up; after training, the running statistics are *recomputed*: one train-mode
-pass over the whole training split with momentum 0 stores that split's statistics, so the
-returned inference-mode model computes on the training split exactly what the train-mode network
-computes on it as one batch (no stale exponential moving average).
+The network runs in train mode (each BatchNorm normalises by the statistics of its batch), with
+Adam and an optional linear learning-rate warm-up; after training, the running statistics are
+*recomputed*: one train-mode pass over the whole training split with momentum 0 stores that
+split's statistics, so the returned inference-mode model computes on the training split exactly
+what the train-mode network computes on it as one batch (no stale exponential moving average).
+
+:func:`visjax.zoo.train` now also trains such models in train mode, but it keeps the moving
+averages (momentum 0.9) and has no warm-up; this module predates that and its results (951 s of
+training behind RESULTS.md) rest on the recomputed statistics, so it stays.
 
 Used by the Li et al. (2018) and Goodfellow et al. (2015) experiments; weights cached in
 ``$VISJAX_CACHE`` (or the user's cache folder) under ``experiments-bn-resnet-<hash>.npz``.
