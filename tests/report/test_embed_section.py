@@ -13,7 +13,7 @@ from visjax.report.embed import embed_section
 
 def test_embed_section_is_registered():
     (spec,) = [s for s in SECTIONS if s.name == "embed"]
-    assert spec.title == "Embeddings" and spec.build is embed_section and spec.demo_only
+    assert spec.title == "Embeddings" and spec.build is embed_section and not spec.demo_only
 
 
 @pytest.mark.slow  # trains the digits CNN (15 epochs) unless cached, then two t-SNEs

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from tests.report.tiny_models import tagged_cnn
 from visjax import as_model, tag
 from visjax.report.attribution import cam_section
 from visjax.report.context import ReportContext
@@ -16,27 +17,7 @@ X = jax.ShapeDtypeStruct((1, 8, 8, 1), jnp.float32)  # only shapes matter
 
 
 def _conv_model(tag_logits: bool = True):
-    """conv ``stem`` -> conv ``features`` -> mean ``pooled`` (N, 6) -> ``logits`` (N, 10)."""
-    rng = np.random.default_rng(0)  # NumPy: no eager JAX programs to compile
-    params = {
-        "stem": 0.5 * rng.standard_normal((3, 3, 1, 4), np.float32),
-        "features": 0.5 * rng.standard_normal((3, 3, 4, 6), np.float32),
-        "fc": rng.standard_normal((6, 10), np.float32),
-    }
-
-    def conv(h, w):
-        return jax.lax.conv_general_dilated(
-            h, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
-        )
-
-    def apply(p, x):
-        h = jax.nn.relu(tag(conv(x, p["stem"]), "stem"))
-        h = tag(conv(h, p["features"]), "features")
-        h = tag(jax.nn.relu(h).mean(axis=(1, 2)), "pooled")
-        out = h @ p["fc"]
-        return tag(out, "logits") if tag_logits else out
-
-    return as_model(apply, params, input_shape=(8, 8, 1))
+    return tagged_cnn(tag_logits=tag_logits)
 
 
 def _mlp():

@@ -1,4 +1,9 @@
-"""The demo report's attribution section: methods compared on right and wrong test digits."""
+"""The report's attribution sections: methods compared on right and wrong test examples.
+
+The examples are the first 3 correctly and the first 3 wrongly classified held-out examples
+(fewer when the model gets fewer right or wrong), chosen the same way for the demo's digits and a
+user's data.
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,12 @@ from visjax.attribution import cam
 from visjax.base.io import save_figure
 from visjax.evaluation import predict
 from visjax.plot import attribution_grid, cam_grid, feature_values_grid
-from visjax.report.context import DemoContext
+from visjax.report.context import DemoContext, ReportContext
 from visjax.report.html import Figure, Section
 from visjax.report.layers import spatial_layer
 
 
-def _examples(ctx: DemoContext):
+def _examples(ctx: ReportContext):
     """The model and 3 right + 3 wrong test examples, with their predicted classes."""
     model = ctx.model
     test = ctx.test
@@ -35,7 +40,7 @@ def _class_scores(model, x, t):
     return model(x)[jnp.arange(x.shape[0]), t]
 
 
-def attribution_section(ctx: DemoContext) -> Section:
+def attribution_section(ctx: ReportContext) -> Section:
     """Gradient maps (saliency, SmoothGrad, guided backprop, deconvnet) and the attributions in
     class-score units (gradient x input, IG, DeepLIFT, expected gradients, blur IG)."""
     model, x, t, labels, n_wrong, n_test = _examples(ctx)
@@ -92,9 +97,22 @@ def attribution_section(ctx: DemoContext) -> Section:
     )
 
 
-def cam_section(ctx: DemoContext) -> Section:
+_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+
+
+def _noun(ctx: ReportContext, n: int) -> str:
+    """``n`` held-out examples in words: "six test digits" for the demo, "6 test images" else."""
+    if ctx.demo:
+        return f"{_WORDS.get(n, n)} test digits"
+    return f"{n} test image{'s' if n != 1 else ''}"
+
+
+def cam_section(ctx: ReportContext) -> Section:
     """The CAM family at the model's last spatial layer (the digits CNN's last convolution,
-    ``conv2``), processed as pytorch-grad-cam does; a note instead when no layer is spatial."""
+    ``conv2``), processed as pytorch-grad-cam does; a note instead when no layer is spatial.
+
+    Works for any image classifier: the examples are :func:`_examples`'s; the demo adds each
+    map's share on the digits' strokes."""
     first = jnp.asarray(ctx.test.x[:1])
     layer = spatial_layer(ctx.model, first)
     if layer is None:
@@ -119,30 +137,33 @@ def cam_section(ctx: DemoContext) -> Section:
     }
     maps = {name: cam.postprocess(m, size) for name, m in raw.items()}
     maps["FullGrad"] = cam.full_grad(model, x, t)
-    maps["guided Grad-CAM"] = cam.guided_grad_cam(model, x, t, layer=layer)[..., 0]
+    # signed, in pixel resolution: the channels summed (one channel for the digits)
+    maps["guided Grad-CAM"] = cam.guided_grad_cam(model, x, t, layer=layer).sum(axis=-1)
     fig = save_figure(cam_grid(x, maps, row_labels=labels), ctx.out / "cam.png")
-    # How much of each map's |mass| lies on the digit's strokes (pixels above half intensity).
-    strokes = np.asarray(x[..., 0] > 0.5)
-    on_strokes = {
-        name: float((np.abs(np.asarray(m)) * strokes).sum() / np.abs(np.asarray(m)).sum())
-        for name, m in maps.items()
-    }
-    share = ", ".join(f"{name} {v:.0%}" for name, v in on_strokes.items())
-    return Section(
-        "Class activation maps",
+    text = (
         f"CAM methods for the predicted class at layer `{layer}`, the model's last layer with a "
         "spatial activation (pytorch-grad-cam's usual target layer, the last convolution; for "
-        "the zoo's models its value before the ReLU), on the same six test digits; each raw "
+        f"the zoo's models its value before the ReLU), on the same {_noun(ctx, len(x))}; each raw "
         f"({grid[0]} x {grid[1]}) map is post-processed as pytorch-grad-cam does (ReLU, min-max "
         "scaling to [0, 1], bilinear upsampling), and each method's column has one colour "
         "scale, its colour bar below it. HiResCAM multiplies gradients and activations position by "
         "position instead of averaging the gradients; FullGrad combines input and bias "
         "gradients of every layer; guided Grad-CAM is guided backprop times the upsampled "
-        "Grad-CAM map (signed, in pixel resolution). "
-        f"Share of each map's |mass| on the strokes ({strokes.mean():.0%} of the pixels): "
-        f"{share}.",
-        figures=[fig],
+        "Grad-CAM map (signed, in pixel resolution)."
     )
+    if ctx.demo:
+        # How much of each map's |mass| lies on the digit's strokes (pixels above half intensity).
+        strokes = np.asarray(x[..., 0] > 0.5)
+        on_strokes = {
+            name: float((np.abs(np.asarray(m)) * strokes).sum() / np.abs(np.asarray(m)).sum())
+            for name, m in maps.items()
+        }
+        share = ", ".join(f"{name} {v:.0%}" for name, v in on_strokes.items())
+        text += (
+            f" Share of each map's |mass| on the strokes ({strokes.mean():.0%} of the pixels): "
+            f"{share}."
+        )
+    return Section("Class activation maps", text, figures=[fig])
 
 
 def perturbation_section(ctx: DemoContext) -> Section:

@@ -76,7 +76,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
     SectionSpec("gradstats", "Training diagnostics", gradstats_section, demo_only=True),
     SectionSpec("evaluation", "Evaluation", evaluation_section),
     SectionSpec("attribution", "Attribution", attribution_section),
-    SectionSpec("cam", "Class activation maps", cam_section, demo_only=True),
+    SectionSpec("cam", "Class activation maps", cam_section),
     SectionSpec("lrp", "Layer-wise relevance propagation", lrp_section),
     SectionSpec(
         "perturbation",
@@ -86,7 +86,7 @@ SECTIONS: tuple[SectionSpec, ...] = (
     ),
     SectionSpec("featviz", "Feature visualisation", featviz_section, demo_only=True),
     SectionSpec("dream", "DeepDream and top-activating examples", dream_section, demo_only=True),
-    SectionSpec("embed", "Embeddings", embed_section, demo_only=True),
+    SectionSpec("embed", "Embeddings", embed_section),
     SectionSpec("landscape", "Loss landscape", landscape_section, demo_only=True),
     SectionSpec("trajectory", "Training trajectory", trajectory_section, demo_only=True),
     SectionSpec("curvature", "Curvature", curvature_section),
