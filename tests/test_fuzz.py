@@ -18,6 +18,7 @@ Strings other than ``"auto"`` (the default batch size) are fuzzed as invalid siz
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -249,9 +250,7 @@ def test_sanity_check_empty_batch_and_non_array_x(case, model):
     x = np.zeros((0, 8, 8, 1), np.float32)
     assert case.fn(model, x, np.zeros((0,), np.int32)).shape == case.shape(x.shape)
     for bad in (None, "x", {"x": 1}):
-        _check_outcome(
-            lambda bad=bad: case.fn(model, bad, np.array([0, 3])), "x", must_raise=True
-        )
+        _check_outcome(lambda bad=bad: case.fn(model, bad, np.array([0, 3])), "x", must_raise=True)
 
 
 MAPS = np.random.default_rng(0).random((2, 8, 8)).astype(np.float32)
@@ -507,6 +506,36 @@ def test_empty_data_refused(tool):
         fn((x, y), None)
 
 
+# the other entry points that take `data` (TOOLS above covers the rest): zero examples refused
+# naming `data` on the host, before anything compiles
+EMPTY_DATA_ARGS = {
+    "evaluate": lambda d: landscape.evaluate(LOSS, PARAMS, (PARAMS,), GRID[:, None], data=d),
+    "dataset_mean": lambda d: landscape.dataset_mean((LOSS,), PARAMS, data=d),
+    "plane_through": lambda d: landscape.plane_through(LOSS, *SOL, data=d, resolution=2),
+    "runs_surface": lambda d: landscape.runs_surface(LOSS, SOL_PLANE, data=d, resolution=2),
+    "side_by_side": lambda d: landscape.side_by_side(
+        {"a": landscape.SurfaceSpec(LOSS, PARAMS)}, GRID, GRID, data=d, key=KEY
+    ),
+    "batch_spread": lambda d: curvature.batch_spread(
+        lambda b: b[0].mean(), data=d, n_batches=2, key=KEY
+    ),
+    "block_curvature": lambda d: curvature.block_curvature(
+        LOSS, PARAMS, data=d, groups="layers", key=KEY
+    ),
+    "hvp": lambda d: curvature.hvp(LOSS, PARAMS, PARAMS, data=d),
+    "ggn_vp": lambda d: curvature.ggn_vp(
+        as_model(lambda p, x: x @ p["w"], PARAMS), PARAMS, PARAMS, data=d
+    ),
+    "sharpness": lambda d: curvature.sharpness(LOSS, PARAMS, data=d),
+}
+
+
+@pytest.mark.parametrize("entry", EMPTY_DATA_ARGS)
+def test_empty_data_refused_everywhere(entry):
+    with pytest.raises(ValueError, match="`data`"):
+        EMPTY_DATA_ARGS[entry](_data(0))
+
+
 @pytest.mark.parametrize("tool", TOOLS)
 @settings(FAST, max_examples=3)
 @given(seed=st.integers(0, 2**16), batch_size=st.sampled_from([None, 2, 3]))
@@ -652,6 +681,59 @@ TREE_ARGS = [
     ("origin", lambda p: landscape.evaluate(LOSS, p, (PARAMS,), GRID[:, None], data=_data(4))),
 ]
 
+# three points in general position shaped like PARAMS, and the plane through them
+SOL = [
+    {
+        k: jnp.asarray(np.random.default_rng(i).normal(size=np.shape(a)), jnp.float32)
+        for k, a in PARAMS.items()
+    }
+    for i in range(3)
+]
+SOL_PLANE = landscape.solutions_plane(SOL)
+# landscape's direction and plane helpers: refused on the host, before anything compiles
+LANDSCAPE_TREE_ARGS = [
+    ("params", lambda p: landscape.random_direction(p, key=KEY)),
+    ("params", lambda p: landscape.random_plane(p, key=KEY)),
+    ("direction", lambda p: landscape.normalize_direction(p, PARAMS)),
+    ("params", lambda p: landscape.normalize_direction(PARAMS, p)),
+    ("d1", lambda p: landscape.orthogonalize(p, PARAMS)),
+    ("d2", lambda p: landscape.orthogonalize(PARAMS, p)),
+    ("solutions[2]", lambda p: landscape.solutions_plane([SOL[0], SOL[1], p])),
+    ("runs[0][1]", lambda p: landscape.runs_pca_plane([[SOL[0], p, SOL[2]]])),
+    ("origin", lambda p: landscape.runs_pca_plane([SOL], origin=p)),
+    ("checkpoints[1]", lambda p: landscape.pca_directions([SOL[0], p, SOL[2]])),
+    ("final", lambda p: landscape.pca_directions(SOL, final=p)),
+    ("points[0]", lambda p: landscape.project(SOL_PLANE, [p])),
+    ("p3", lambda p: landscape.plane_through(LOSS, *SOL[:2], p, data=_data(4), resolution=2)),
+    (
+        "specs['b'].params",
+        lambda p: landscape.side_by_side(
+            {"a": landscape.SurfaceSpec(_untouchable, PARAMS), "b": landscape.SurfaceSpec(LOSS, p)},
+            GRID,
+            GRID,
+            data=_data(4),
+            key=KEY,
+        ),
+    ),
+    (
+        "specs['a'].checkpoints[1]",
+        lambda p: landscape.side_by_side(
+            {"a": landscape.SurfaceSpec(_untouchable, SOL[2], checkpoints=[SOL[0], p, SOL[2]])},
+            GRID,
+            GRID,
+            data=_data(4),
+            directions="pca",
+        ),
+    ),
+]
+
+
+def _untouchable(params, batch):
+    raise AssertionError("the loss ran before every argument was checked")
+
+
+TREE_ARGS += LANDSCAPE_TREE_ARGS
+
 
 @pytest.mark.parametrize(
     ("name", "fn"), TREE_ARGS, ids=[f"{i}-{a[0]}" for i, a in enumerate(TREE_ARGS)]
@@ -660,6 +742,17 @@ TREE_ARGS = [
 @given(params=nonfinite_params())
 def test_nonfinite_params_refused(name, fn, params):
     _check_outcome(lambda: fn(params), name, must_raise=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "fn"),
+    LANDSCAPE_TREE_ARGS,
+    ids=[f"{i}-{a[0]}" for i, a in enumerate(LANDSCAPE_TREE_ARGS)],
+)
+def test_landscape_non_floating_tree_refused(name, fn):
+    ints = {"w": jnp.ones((3, 4), jnp.int32), "b": jnp.zeros(4, jnp.float32)}
+    with pytest.raises(TypeError, match=re.escape(f"`{name}")):
+        fn(ints)
 
 
 @pytest.mark.parametrize("name", ["params", "v"])
@@ -738,8 +831,7 @@ def test_bad_curvature_argument_refused(name, values, fn, data):
 @pytest.mark.parametrize("n", [2, 0])
 def test_ragged_target_refused(model, n):
     x = np.full((n, 8, 8, 1), 0.5, np.float32)
-    # attention resolves its own targets (visjax/attention/_core.py): not covered here
-    for case in [c for c in CASES if _uses_target(c) and not c.name.startswith("attention.")]:
+    for case in [c for c in CASES if _uses_target(c)]:
         _check_outcome(
             lambda case=case: case.fn(model, x, [[1, 2], [3]]), "target", must_raise=True
         )

@@ -18,7 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from visjax.base.batching import AUTO, AUTO_MAX_UNROLLED, resolve_batch_size
-from visjax.base.checks import check_batch_size, check_finite, is_concrete
+from visjax.base.checks import (
+    as_array_or_refuse,
+    check_batch_size,
+    check_finite,
+    is_concrete,
+)
 from visjax.model import Model, as_model
 
 SUFFIX = "attn_weights"
@@ -221,7 +226,7 @@ def resolve_target(model: Model, x: jax.Array, target: Any):
         )
     if target is None or isinstance(target, bool):
         raise TypeError(f"`target` must be an int, an int array (N,) or a callable, got {target!r}")
-    t = target if hasattr(target, "dtype") else np.asarray(target)
+    t = as_array_or_refuse(target, "target", "an int, an int array (N,) or a callable")
     if not jnp.issubdtype(t.dtype, jnp.integer):
         raise TypeError(f"`target` must be an int, an int array (N,) or a callable, got {target!r}")
     if t.ndim == 0:

@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from visjax.base.checks import as_array_or_refuse, check_key
 from visjax.base.checks import check_batch_size as check_batch_size
 from visjax.base.checks import check_finite as check_finite
-from visjax.base.checks import check_key
 from visjax.base.checks import check_positive_int as check_positive_int
 from visjax.base.checks import is_concrete as is_concrete
 from visjax.model import Model, as_model
@@ -126,15 +126,7 @@ def resolve(model: Model, x: jax.Array, target: Target) -> tuple[Callable | None
 def _as_array(target: Any) -> Any:
     """``target`` as an array (NumPy: a str or None gets a dtype); ``ValueError`` naming it for
     a ragged nested sequence such as ``[[1, 2], [3]]``."""
-    if hasattr(target, "dtype"):
-        return target
-    try:
-        return np.asarray(target)
-    except (TypeError, ValueError):
-        raise ValueError(
-            "`target` must be an int, an int array of shape (N,) or a callable, got a ragged "
-            f"{type(target).__name__}: {target!r}"
-        ) from None
+    return as_array_or_refuse(target, "target", "an int, an int array of shape (N,) or a callable")
 
 
 def _one_target(target: Any) -> Any:

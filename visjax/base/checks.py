@@ -100,6 +100,35 @@ def check_key(key: Any, name: str = "key") -> None:
     raise TypeError(f"`{name}` must be one PRNG key such as jax.random.key(0), got {got}")
 
 
+def as_array_or_refuse(value: Any, name: str, expected: str) -> Any:
+    """``value`` as an array (one with a dtype is returned as it is; NumPy gives a str or None a
+    dtype); ``ValueError`` naming ``name`` ("`name` must be <expected>, got a ragged list: ...")
+    for a ragged nested sequence such as ``[[1, 2], [3]]``."""
+    if hasattr(value, "dtype"):
+        return value
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"`{name}` must be {expected}, got a ragged {type(value).__name__}: {value!r}"
+        ) from None
+
+
+def check_floating_tree(tree: Any, name: str) -> None:
+    """``TypeError`` naming ``name`` (and the first offending leaf) unless ``tree`` is a non-empty
+    pytree of floating-point arrays; dtypes only (no values read: tracers are fine)."""
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    if not leaves:
+        raise TypeError(f"`{name}` must be a non-empty pytree of floating-point arrays")
+    for path, a in leaves:
+        dtype = jnp.result_type(a)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise TypeError(
+                f"`{name}` must be a pytree of floating-point arrays; "
+                f"`{name}{jax.tree_util.keystr(path)}` has dtype {dtype}"
+            )
+
+
 def check_finite_tree(tree: Any, name: str, *, floating: bool = True) -> int:
     """The entry count of ``tree``, a pytree of arrays checked leaf by leaf (errors name ``name``
     and the leaf's key path, e.g. "`params['w']`").

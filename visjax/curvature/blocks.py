@@ -22,7 +22,8 @@ from visjax.base.progress import progress_bar, resolve_progress
 from visjax.base.trees import layer_groups, param_paths, select
 from visjax.curvature.spectrum import (
     Matvec,
-    check_problem,
+    check_inputs,
+    check_loss_finite,
     check_tol,
     lanczos,
     tridiagonal_eigh,
@@ -139,8 +140,9 @@ def block_curvature(
     n_iter = check_positive_int(n_iter, "n_iter")
     tol = check_tol(tol)
     check_key(key)
-    check_problem(loss_fn, params, data, batch_size, devices)
-    masks = _masks(params, groups)
+    check_inputs(params, data, batch_size, devices)
+    masks = _masks(params, groups)  # before the loss compiles
+    check_loss_finite(loss_fn, params, data, batch_size)
     show = resolve_progress(progress)
     mv = Matvec(loss_fn, params, data, batch_size, devices)
     out = {}

@@ -94,17 +94,29 @@ def check_problem(
 ) -> int:
     """Check the inputs (``data`` and ``params`` finite, eagerly) and that the loss is a finite
     scalar at ``params``; the parameter count."""
+    dim = check_inputs(params, data, batch_size, devices)
+    check_loss_finite(loss_fn, params, data, batch_size)
+    return dim
+
+
+def check_inputs(params: Any, data: Any, batch_size: int | str | None, devices: Any = None) -> int:
+    """The parameter count, with ``data``, ``batch_size``, ``devices`` and ``params`` checked
+    (finite, eagerly): no loss evaluated, nothing compiled. Arguments checked against the
+    parameter count (``k``, ``groups``) are checked between this and :func:`check_loss_finite`."""
     check_data(data)
     check_batch_size(batch_size)
     data_mesh(devices)
-    dim = check_finite_tree(params, "params")
+    return check_finite_tree(params, "params")
+
+
+def check_loss_finite(loss_fn: LossFn, params: Any, data: Any, batch_size: int | str | None):
+    """``ValueError`` naming ``loss_fn`` unless the loss is a finite scalar at ``params``."""
     value = loss_value(loss_fn, params, data, batch_size)
     if not np.isfinite(float(value)):
         raise ValueError(
             f"`loss_fn` is not finite at `params` ({float(value)})"
             + _locate(loss_fn, params, data, batch_size)
         )
-    return dim
 
 
 def _locate(loss_fn, params, data, batch_size, v=None) -> str:
@@ -427,11 +439,12 @@ def top_eigenvalues(
     check_stop(stop)
     tol = check_tol(tol)
     check_key(key)
-    dim = check_problem(loss_fn, params, data, batch_size, devices)
+    dim = check_inputs(params, data, batch_size, devices)
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k <= dim:
         raise ValueError(f"`k` must be an int in [1, {dim}] (the number of parameters), got {k!r}")
     k = int(k)
     n_iter = check_positive_int(n_iter, "n_iter", k)
+    check_loss_finite(loss_fn, params, data, batch_size)
     show = resolve_progress(progress)
     flat, unravel = ravel_pytree(params)
     total = k * n_iter if algorithm == "power" else min(n_iter, dim)

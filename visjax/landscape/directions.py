@@ -43,7 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.base.checks import check_key
+from visjax.base.checks import check_finite_tree, check_key
 from visjax.base.trees import check_like, flat_paths, param_paths
 
 Normalization = Literal["filter", "layer", "model"] | None
@@ -190,6 +190,13 @@ def _normalize_leaves(d_leaves, w_leaves, roles, normalization):
 # --------------------------------------------------------------------------- directions
 
 
+def _check_tree(tree: Any, name: str) -> None:
+    """``TypeError`` naming ``name`` for a non-floating leaf, ``ValueError`` for NaN/Inf in a
+    concrete one (under jit only dtypes are checked); an empty tree passes."""
+    if jax.tree.leaves(tree):
+        check_finite_tree(tree, name)
+
+
 def normalize_direction(
     direction: Any,
     params: Any,
@@ -223,8 +230,8 @@ def normalize_direction(
     Raises:
       ValueError: an unknown ``normalization``; a ``direction`` whose tree or leaf shapes differ
         from ``params`` (the message names the first differing dotted path); an ``ignore``
-        pattern that matches no path.
-      TypeError: ``ignore`` of a wrong type.
+        pattern that matches no path; NaN/Inf in ``direction`` or ``params`` (concrete).
+      TypeError: ``ignore`` of a wrong type; a non-floating leaf in ``direction`` or ``params``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -245,6 +252,8 @@ def normalize_direction(
     normalization = _check_normalization(normalization)
     ignore = check_ignore(ignore)
     check_like(direction, params, "direction", "params")
+    _check_tree(direction, "direction")
+    _check_tree(params, "params")
     leaf_roles(param_paths(params), jax.tree.leaves(params), ignore)  # pattern errors, eagerly
     return _normalize(direction, params, normalization, ignore)
 
@@ -289,7 +298,8 @@ def random_direction(
     Raises:
       TypeError: ``key`` is not one PRNG key; ``ignore`` of a wrong type; a leaf of ``params``
         is not floating-point.
-      ValueError: an unknown ``normalization``; an ``ignore`` pattern that matches no path.
+      ValueError: an unknown ``normalization``; an ``ignore`` pattern that matches no path;
+        NaN/Inf in ``params`` (concrete).
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -319,6 +329,7 @@ def random_direction(
                 f"`params` leaf '{path}' has dtype {jnp.result_type(w)}; random directions need "
                 "floating-point leaves"
             )
+    check_finite_tree(params, "params", floating=False)
     leaf_roles(paths, w_leaves, ignore)  # pattern errors, eagerly
     if not w_leaves:
         return jax.tree.unflatten(treedef, [])
@@ -358,6 +369,10 @@ def orthogonalize(d1: Any, d2: Any, *, keep_norm: bool = True) -> Any:
     Returns:
       A pytree like ``d2`` (its dtypes) orthogonal to ``d1``.
 
+    Raises:
+      ValueError: trees or shapes that differ; NaN/Inf in ``d1`` or ``d2`` (concrete).
+      TypeError: a non-floating leaf.
+
     Example:
       >>> import jax.numpy as jnp
       >>> d = orthogonalize({"w": jnp.array([1.0, 0.0])}, {"w": jnp.array([1.0, 1.0])})
@@ -365,6 +380,8 @@ def orthogonalize(d1: Any, d2: Any, *, keep_norm: bool = True) -> Any:
       Array([0.       , 1.4142135], dtype=float32)
     """
     check_like(d2, d1, "d2", "d1")
+    _check_tree(d1, "d1")
+    _check_tree(d2, "d2")
     return _orthogonalize(d1, d2, bool(keep_norm))
 
 

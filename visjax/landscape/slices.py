@@ -11,7 +11,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from visjax.base.checks import (
-    check_finite,
     check_finite_tree,
     check_positive_int,
     check_tree_like,
@@ -200,6 +199,7 @@ def plane_through(
     Raises:
       ValueError: ``p2`` or ``p3`` not shaped like ``p1``, NaN/Inf values, a bad ``resolution``,
         or three models on one line (no plane).
+      TypeError: a non-floating leaf in ``p1``, ``p2`` or ``p3``.
 
     References:
       Garipov, Izmailov, Podoprikhin, Vetrov, Wilson, "Loss Surfaces, Mode Connectivity, and
@@ -209,9 +209,8 @@ def plane_through(
     check_tree_like(p3, p1, "p3")
     resolution = check_positive_int(resolution, "resolution", 2)
     leaves = [jax.tree.leaves(p) for p in (p1, p2, p3)]
-    for p, name in zip(leaves, ("p1", "p2", "p3"), strict=True):
-        for leaf in p:
-            check_finite(leaf, name)
+    for p, name in zip((p1, p2, p3), ("p1", "p2", "p3"), strict=True):
+        check_finite_tree(p, name)
     u, v, (nu, bu, nv) = basis_through(*leaves, names=("p1", "p2", "p3"))
     treedef = jax.tree.structure(p1)
     u, v = (jax.tree.unflatten(treedef, [jnp.asarray(x, jnp.float32) for x in d]) for d in (u, v))

@@ -47,7 +47,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.base.checks import check_key, check_positive_int
+from visjax.base.checks import (
+    check_finite_tree,
+    check_floating_tree,
+    check_key,
+    check_positive_int,
+)
 from visjax.base.grids import check_grid
 from visjax.base.trees import check_like, flat_paths
 from visjax.landscape.directions import (
@@ -165,10 +170,13 @@ def _check_points(points: Any, name: str, minimum: int) -> list[Any]:
 def _leaf_rows(
     points: list[Any], names: list[str], ref: Any, ref_name: str
 ) -> tuple[list[str], list[list]]:
-    """Dotted paths of ``ref`` and, per point, its leaves; every point checked against ``ref``."""
+    """Dotted paths of ``ref`` and, per point, its leaves; every point checked against ``ref``
+    (tree, shapes, floating dtypes)."""
+    check_floating_tree(ref, ref_name)
     for p, name in zip(points, names, strict=True):
         if name != ref_name:
             check_like(p, ref, name, ref_name)
+            check_floating_tree(p, name)
     paths, _, _ = flat_paths(ref)
     return paths, [jax.tree.leaves(p) for p in points]
 
@@ -233,7 +241,7 @@ def solutions_plane(
       A :class:`SolutionPlane` (``explained_variance_ratio`` ``None``).
 
     Raises:
-      TypeError: ``solutions`` is not a sequence.
+      TypeError: ``solutions`` is not a sequence; a solution with a non-floating leaf.
       ValueError: fewer than 3 solutions; trees or shapes that differ; NaN/Inf values; a bad
         ``span``; ``w₁ = w₂`` or three solutions on one line (no plane).
 
@@ -319,7 +327,8 @@ def runs_pca_plane(
       A :class:`SolutionPlane` with ``explained_variance_ratio``.
 
     Raises:
-      TypeError: ``runs`` or a run is not a sequence.
+      TypeError: ``runs`` or a run is not a sequence; a checkpoint (or ``origin``) with a
+        non-floating leaf.
       ValueError: an empty run; fewer than 3 checkpoints in all; trees or shapes that differ;
         NaN/Inf values; a bad ``origin``; checkpoints that do not span a plane.
 
@@ -379,6 +388,7 @@ def _resolve_origin(origin: Any, runs: list, flat: list, ref: Any) -> Any:
             raise ValueError(f"`origin` {origin} is not a run index (0..{len(runs) - 1})")
         return runs[int(origin)][-1]
     check_like(origin, ref, "origin", "runs[0][0]")
+    check_floating_tree(origin, "origin")
     paths, leaves, _ = flat_paths(origin)
     _nonfinite(paths, [leaves], ["origin"])
     return origin
@@ -400,7 +410,8 @@ def project(plane: SolutionPlane, points: Sequence[Any]) -> Projection:
       A :class:`Projection`: ``coords`` ``(N, 2)``, ``residuals`` ``(N,)``.
 
     Raises:
-      TypeError: ``plane`` lacks ``origin``/``d1``/``d2``; ``points`` is not a sequence.
+      TypeError: ``plane`` lacks ``origin``/``d1``/``d2``; ``points`` is not a sequence; a
+        point with a non-floating leaf.
       ValueError: a point's tree or shapes differ from the origin; NaN/Inf values.
 
     Example:
@@ -610,9 +621,12 @@ def side_by_side(
 
     Raises:
       TypeError: ``specs`` is not a non-empty mapping of :class:`SurfaceSpec`; ``key`` missing
-        or not a key for ``"random"``; ``directions`` of another kind.
+        or not a key for ``"random"``; ``directions`` of another kind; a non-floating leaf in a
+        panel's ``params`` (``"random"``, ``"pca"``) or ``checkpoints``.
       ValueError: a panel without data, or without ``checkpoints`` for ``"pca"``; a bad grid;
-        the errors of the direction functions and of :func:`visjax.landscape.plane`.
+        NaN/Inf in any panel's ``params`` or ``checkpoints`` (named, e.g.
+        "`specs['a'].params['w']`", before any surface is computed); the errors of the
+        direction functions and of :func:`visjax.landscape.plane`.
     """
     if not isinstance(specs, Mapping) or not specs:
         raise TypeError("`specs` must be a non-empty mapping of panel name -> SurfaceSpec")
@@ -625,6 +639,11 @@ def side_by_side(
         if spec.data is None and data is None:
             raise ValueError(f"`specs[{name!r}]` has no data and no shared `data=` was given")
         as_loss_table(spec.loss_fn)
+        # every spec checked before the first surface compiles (random and PCA directions need
+        # floating leaves; a callable's may keep others fixed, as plane does)
+        check_finite_tree(
+            spec.params, f"specs[{name!r}].params", floating=isinstance(directions, str)
+        )
     gx, gy = check_grid(xs, "xs"), check_grid(ys, "ys")
     if isinstance(directions, str):
         if directions not in ("random", "pca"):
@@ -643,6 +662,9 @@ def side_by_side(
                         f"`specs[{name!r}]` needs `checkpoints` (its trajectory) for "
                         "directions='pca'"
                     )
+                where = f"specs[{name!r}].checkpoints"
+                for i, c in enumerate(_check_points(spec.checkpoints, where, 0)):
+                    check_finite_tree(c, f"{where}[{i}]")
     elif not callable(directions):
         raise TypeError(
             f"`directions` must be 'random', 'pca' or a callable, got {type(directions).__name__}"

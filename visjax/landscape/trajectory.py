@@ -53,7 +53,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from visjax.base.checks import check_positive_int
+from visjax.base.checks import check_finite_tree, check_positive_int
 from visjax.base.trees import check_like, flat_paths
 from visjax.landscape.directions import Ignore, check_ignore, leaf_roles
 
@@ -202,7 +202,9 @@ def pca_directions(
 
     Raises:
       ValueError: fewer than 3 checkpoints, trees or shapes that do not match ``final``, NaN/Inf
-        values, or offsets that do not span a plane (all on one line or all zero).
+        values (in any leaf, ignored ones too), or offsets that do not span a plane (all on one
+        line or all zero).
+      TypeError: a checkpoint or ``final`` with a non-floating leaf.
 
     Example:
       >>> import jax.numpy as jnp
@@ -229,8 +231,11 @@ def pca_directions(
     ignore = check_ignore(ignore)
     if final is None:
         final = checkpoints[-1]
+    else:
+        check_finite_tree(final, "final")
     for i, c in enumerate(checkpoints):
         check_like(c, final, f"checkpoints[{i}]", "final")
+        check_finite_tree(c, f"checkpoints[{i}]")  # ignored leaves too: a NaN is never silent
     paths, f_leaves, treedef = flat_paths(final)
     zero = [r == "zero" for r in leaf_roles(paths, f_leaves, ignore)]
     t = len(checkpoints)
