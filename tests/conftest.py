@@ -55,6 +55,7 @@ def trained_digits(_private_weight_cache):
 SLOW_CASES = {
     "tests/report/test_report_layers.py::test_cam_section_names_the_chosen_layer",
     "tests/report/test_user_sections.py::test_write_builds_cam_and_embed_for_a_user_model",
+    "tests/report/test_user_sections.py::test_write_builds_perturbation_featviz_and_landscape_for_a_user_model",
     "tests/zoo/test_train_batchnorm.py::test_running_averages_are_the_moving_average_of_the_batch_statistics[0.99]",
     "tests/test_fuzz.py::test_bad_x_refused[attention.maps]",
     "tests/attribution/test_empty.py::test_empty_batch[attention.gradient_rollout]",

@@ -62,15 +62,15 @@ def test_write_report_for_an_nnx_model(tmp_path):
         model=model,
         data=(tr.x, tr.y, te.x, te.y),
         history=history,
-        sections=["model", "training", "featviz", SectionSpec("custom", "Custom", _ok_section)],
+        sections=["model", "training", "dream", SectionSpec("custom", "Custom", _ok_section)],
         quick=True,
         log=lines.append,
     )
     page = report.read_text()
     for anchor in ("model", "training", "custom", "run"):
         assert f'id="{anchor}"' in page and f'href="#{anchor}"' in page
-    assert 'id="featviz"' not in page  # demo-only: skipped, with the reason
-    assert any("'featviz' skipped: needs the demo's own models" in line for line in lines)
+    assert 'id="dream"' not in page  # demo-only: skipped, with the reason
+    assert any("'dream' skipped: needs the demo's own models" in line for line in lines)
     assert "skipped: needs the demo" in page
     assert "4 classes, 48 test examples" in page
     assert 'src="training_curves.png"' in page and "<figcaption>" in page

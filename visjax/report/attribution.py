@@ -16,7 +16,7 @@ from visjax.attribution import cam
 from visjax.base.io import save_figure
 from visjax.evaluation import predict
 from visjax.plot import attribution_grid, cam_grid, feature_values_grid
-from visjax.report.context import DemoContext, ReportContext
+from visjax.report.context import ReportContext
 from visjax.report.html import Figure, Section
 from visjax.report.layers import spatial_layer
 
@@ -166,15 +166,27 @@ def cam_section(ctx: ReportContext) -> Section:
     return Section("Class activation maps", text, figures=[fig])
 
 
-def perturbation_section(ctx: DemoContext) -> Section:
-    """Occlusion, feature ablation, Shapley sampling, Kernel SHAP and LIME on 2x2 patches."""
+#: Exact Shapley values (2^16 coalitions per example) run for inputs of at most this many values.
+EXACT_MAX_SIZE = 4096
+
+
+def perturbation_section(ctx: ReportContext) -> Section:
+    """Occlusion, feature ablation, Shapley sampling, Kernel SHAP and LIME on a 4 x 4 grid of
+    patches (2 x 2 pixels on the digits), for any image classifier; exact Shapley values too
+    when not quick and the input is small."""
     model, x, t, labels, _, _ = _examples(ctx)
-    mask = va.square_patches(x.shape[1:], 2)  # 16 features of 2 x 2 pixels
+    h, w, c = x.shape[1:]
+    size = max(1, -(-max(h, w) // 4))  # a 4 x 4 grid: 16 features (2 x 2 pixels on the digits)
+    mask = va.square_patches(x.shape[1:], size)
+    n_features = int(mask.max()) + 1
+    window, stride = size + 1, max(1, size // 2)  # 3 x 3, stride 1 on the digits
     k1, k2, k3 = jax.random.split(jax.random.key(ctx.seed), 3)
     chunk = 2048
     n = 64 if ctx.quick else 512
     maps = {
-        "occlusion 3x3": va.occlusion(model, x, t, window=(3, 3, 1), batch_size=chunk),
+        f"occlusion {window}x{window}": va.occlusion(
+            model, x, t, window=(window, window), strides=(stride, stride), batch_size=chunk
+        ),
         "ablation": va.feature_ablation(model, x, t, mask=mask, batch_size=chunk),
         f"Shapley ({n // 8} perm.)": va.shapley_value_sampling(
             model, x, t, mask=mask, n_samples=n // 8, key=k1, batch_size=chunk
@@ -184,28 +196,36 @@ def perturbation_section(ctx: DemoContext) -> Section:
         ),
         f"LIME ({n})": va.lime(model, x, t, mask=mask, n_samples=n, key=k3, batch_size=chunk),
     }
+    baseline = "baseline 0, the background" if ctx.demo else "baseline 0"
     text = (
-        "Perturbation methods for the predicted class on the same six test digits, with 16 "
-        "features of 2 x 2 pixels (baseline 0, the background); each feature coloured by its "
-        "value (red: removing it lowers the class score), one symmetric colour scale per "
+        f"Perturbation methods for the predicted class on the same {_noun(ctx, len(x))}, with "
+        f"{n_features} features of {size} x {size} pixels ({baseline}); each feature coloured "
+        "by its value (red: removing it lowers the class score), one symmetric colour scale per "
         "method (its colour bar below its column). "
-        "Occlusion slides a 3 x 3 window with stride 1 (Captum's averaging), shown as each "
-        "patch's mean. "
+        f"Occlusion slides a {window} x {window} window with stride {stride} (Captum's "
+        "averaging), shown as each patch's mean. "
     )
     ks = maps[f"Kernel SHAP ({n})"]
-    per_feature = ks[:, ::2, ::2, 0]  # each element carries its feature's value
-    gap = per_feature.sum(axis=(1, 2)) - (
+    # each element carries its feature's value: read one element per feature
+    _, first = np.unique(mask, return_index=True)
+    per_feature = ks.reshape(len(x), -1)[:, first]
+    gap = per_feature.sum(axis=1) - (
         _class_scores(model, x, t) - _class_scores(model, jnp.zeros_like(x), t)
     )
     text += f"Kernel SHAP's sum minus f(x) - f(0): at most {float(jnp.abs(gap).max()):.1e}. "
-    if not ctx.quick:  # exact values: 2^16 coalitions per example
-        exact = va.exact_shapley(model, x, t, mask=mask, batch_size=chunk)
+    if not ctx.quick and n_features <= 16 and h * w * c <= EXACT_MAX_SIZE:
+        exact = va.exact_shapley(model, x, t, mask=mask, batch_size=chunk)  # 2^16 coalitions
         maps["exact Shapley"] = exact
         scale = float(jnp.abs(exact).max())
         for name in (f"Shapley ({n // 8} perm.)", f"Kernel SHAP ({n})"):
             err = float(jnp.abs(maps[name] - exact).max()) / scale
             text += f"{name}: max error {err:.2f} of the largest exact value. "
+    elif not ctx.quick:
+        text += (
+            f"No exact Shapley values: they take 2^{n_features} model calls per example, run "
+            f"for inputs of at most {EXACT_MAX_SIZE} values (this one has {h * w * c}). "
+        )
     fig = save_figure(
-        feature_values_grid(x, mask, maps, row_labels=labels), ctx.out / "perturbation.png"
+        feature_values_grid(x, mask[..., 0], maps, row_labels=labels), ctx.out / "perturbation.png"
     )
     return Section("Perturbation and surrogate attribution", text, figures=[fig])

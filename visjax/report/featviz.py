@@ -1,4 +1,5 @@
-"""The demo report's feature-visualisation section, on the generated-shapes CNN."""
+"""The report's feature-visualisation sections: the shapes CNN for the demo, the user's model for
+:func:`visjax.report.write` (its classes and its last spatial layer's channels)."""
 
 from __future__ import annotations
 
@@ -9,54 +10,74 @@ import numpy as np
 from visjax import featviz as fv
 from visjax.base.io import save_figure
 from visjax.plot import feature_map_grid, filter_grid, image_grid, objective_curves
-from visjax.report.context import DemoContext, SkipSection
+from visjax.report.context import DemoContext, ReportContext, SkipSection
 from visjax.report.html import Figure, Section
+from visjax.report.layers import spatial_layers
 from visjax.zoo import SHAPE_CLASSES, load_shapes, sample_image, shapes_cnn, trained_shapes_cnn
 
+#: At most this many classes and channels are rendered for a user's model.
+MAX_UNITS = 8
 
-def featviz_section(ctx: DemoContext) -> Section:
-    """Class and channel visualisations, first-layer filters and feature maps of the shapes CNN."""
-    trained = trained_shapes_cnn(seed=ctx.seed, cache=ctx.cache)
-    model = trained.model
-    ctx.log(f"shapes CNN: test accuracy {trained.history.test_accuracy[-1]:.2%}")
-    steps = 48 if ctx.quick else 160
+
+def _render(ctx, model, shape, names, steps, layer=None, n_channels=0):
+    """Class logits (``names``: one per class rendered) and ``n_channels`` channels of ``layer``
+    maximised from a Fourier image of ``shape`` (colour-decorrelated for RGB); pad and jitter
+    scale with the image (4 and 8 on 16 x 16). Returns the figures and how many class images
+    the model predicts as their class."""
     key = jax.random.key(ctx.seed)
-    param = fv.fourier((16, 16, 3))
-    transforms = fv.compose(fv.pad(4), fv.jitter(8))  # the 16x16 model keeps its input size
+    param = fv.fourier(tuple(shape), decorrelate=shape[-1] == 3)
+    side = min(shape[:2])
+    transforms = fv.compose(fv.pad(max(1, side // 4)), fv.jitter(max(1, side // 2)))
     classes = fv.render(
         model,
-        units=list(range(len(SHAPE_CLASSES))),
+        units=list(range(len(names))),
         param=param,
         transforms=transforms,
         n_steps=steps,
         key=key,
     )
     pred = np.asarray(jnp.argmax(model(classes.images), -1))
-    hits = int((pred == np.arange(len(SHAPE_CLASSES))).sum())
+    hits = int((pred == np.arange(len(names))).sum())
     figs = [
         save_figure(
-            image_grid(classes.images, labels=list(SHAPE_CLASSES), ncols=4, title="classes"),
+            image_grid(classes.images, labels=list(names), ncols=4, title="classes"),
             ctx.out / "featviz_classes.png",
         ),
         save_figure(
-            objective_curves(classes.traces, labels=list(SHAPE_CLASSES), ylabel="class logit"),
+            objective_curves(classes.traces, labels=list(names), ylabel="class logit"),
             ctx.out / "featviz_class_curves.png",
         ),
     ]
-    channels = fv.render(
-        model,
-        units=[("conv3", c) for c in range(8)],
-        param=param,
-        transforms=transforms,
-        n_steps=steps,
-        key=jax.random.fold_in(key, 1),
-    )
-    figs.append(
-        save_figure(
-            image_grid(channels.images, labels=[f"conv3:{c}" for c in range(8)], ncols=4),
-            ctx.out / "featviz_channels.png",
+    if layer is not None:
+        channels = fv.render(
+            model,
+            units=[(layer, c) for c in range(n_channels)],
+            param=param,
+            transforms=transforms,
+            n_steps=steps,
+            key=jax.random.fold_in(key, 1),
         )
-    )
+        figs.append(
+            save_figure(
+                image_grid(
+                    channels.images, labels=[f"{layer}:{c}" for c in range(n_channels)], ncols=4
+                ),
+                ctx.out / "featviz_channels.png",
+            )
+        )
+    return figs, hits
+
+
+def featviz_section(ctx: ReportContext) -> Section:
+    """Class and channel visualisations, first-layer filters and feature maps: of the shapes CNN
+    for the demo, of the user's model otherwise (:func:`_user_featviz`)."""
+    if not ctx.demo:
+        return _user_featviz(ctx)
+    trained = trained_shapes_cnn(seed=ctx.seed, cache=ctx.cache)
+    model = trained.model
+    ctx.log(f"shapes CNN: test accuracy {trained.history.test_accuracy[-1]:.2%}")
+    steps = 48 if ctx.quick else 160
+    figs, hits = _render(ctx, model, (16, 16, 3), SHAPE_CLASSES, steps, layer="conv3", n_channels=8)
     figs.append(
         save_figure(
             filter_grid(fv.layer_filters(model, layer="conv1"), title="conv1 filters"),
@@ -81,6 +102,80 @@ def featviz_section(ctx: DemoContext) -> Section:
         "filters, and conv1's feature maps on a test image.",
         figures=figs,
     )
+
+
+def _image_shape(ctx: ReportContext) -> tuple[int, int, int]:
+    """One input's ``(H, W, C)``: the model's declared input shape when fully known, else the
+    data's."""
+    shape = ctx.model.input_shape
+    if shape is None or len(shape) != 3 or None in shape:
+        shape = np.shape(ctx.test.x)[1:]
+    if len(shape) != 3:
+        raise SkipSection(f"feature visualisation needs (H, W, C) images, got inputs {shape}")
+    return tuple(int(d) for d in shape)
+
+
+def _user_featviz(ctx: ReportContext) -> Section:
+    """The user's model: its first classes' logits and its last spatial layer's first channels
+    maximised (a note instead of channels when no layer is spatial), the first spatial layer's
+    filters (when its weights are a convolution kernel) and feature maps on a test image."""
+    model = ctx.model
+    shape = _image_shape(ctx)
+    first = jnp.asarray(ctx.test.x[:1])
+    spatial = spatial_layers(model, first)
+    steps = 48 if ctx.quick else 160
+    n_classes = min(MAX_UNITS, ctx.num_classes)
+    layer = spatial[-1] if spatial else None
+    width = int(model.layer_shapes(first)[layer].shape[-1]) if layer else 0
+    n_channels = min(MAX_UNITS, width)
+    figs, hits = _render(
+        ctx,
+        model,
+        shape,
+        [f"class {k}" for k in range(n_classes)],
+        steps,
+        layer=layer,
+        n_channels=n_channels,
+    )
+    side = min(shape[:2])
+    text = (
+        f"Each of the first {n_classes} class logits (of {ctx.num_classes}) maximised from a "
+        f"Fourier{', colour-decorrelated' if shape[-1] == 3 else ''} {shape[0]} x {shape[1]} "
+        f"image ({steps} Adam steps, pad {max(1, side // 4)} + jitter {max(1, side // 2)}, one "
+        f"vmapped program; the model then predicts the intended class for {hits} of "
+        f"{n_classes})"
+    )
+    if layer is None:
+        text += (
+            ". No channels, filters or feature maps: no layer of the model has a spatial "
+            f"activation (N, H, W, C); its layers: {', '.join(model.trace(first).layers)}."
+        )
+        return Section("Feature visualisation", text, figures=figs)
+    text += (
+        f"; the first {n_channels} channels (of {width}) of `{layer}`, the model's last layer "
+        f"with a spatial activation"
+    )
+    try:
+        filters = fv.layer_filters(model, layer=spatial[0])
+    except ValueError:  # no convolution kernel under that name (a tagged function, say)
+        text += f"; `{spatial[0]}`'s filters are not drawn (no convolution kernel of that name)"
+    else:
+        figs.append(
+            save_figure(
+                filter_grid(filters, title=f"{spatial[0]} filters"),
+                ctx.out / "featviz_filters.png",
+            )
+        )
+        text += f"; the filters of `{spatial[0]}`"
+    maps = fv.feature_maps(model, first, layer=spatial[0])[0]
+    figs.append(
+        save_figure(
+            feature_map_grid(maps, title=f"{spatial[0]} maps of test image 0"),
+            ctx.out / "featviz_maps.png",
+        )
+    )
+    text += f"; and `{spatial[0]}`'s feature maps on the first test image."
+    return Section("Feature visualisation", text, figures=figs)
 
 
 def dream_section(ctx: DemoContext) -> Section:

@@ -29,10 +29,17 @@ def _ordered_shapes(model: Model, x: Any) -> list[tuple[str, tuple[int, ...]]]:
     ]
 
 
+def spatial_layers(model: Model, x: Any) -> list[str]:
+    """The layers whose activation is spatial ``(N, H, W, C)`` (rank 4), in forward order (the
+    feature-visualisation section draws the first one's maps). ``x``: a batch (one example
+    suffices)."""
+    return [name for name, shape in _ordered_shapes(model, x) if len(shape) == 4]
+
+
 def spatial_layer(model: Model, x: Any) -> str | None:
     """The last layer, in forward order, whose activation is spatial ``(N, H, W, C)`` (rank 4),
     or None when the model has none. ``x``: a batch (one example suffices)."""
-    spatial = [name for name, shape in _ordered_shapes(model, x) if len(shape) == 4]
+    spatial = spatial_layers(model, x)
     return spatial[-1] if spatial else None
 
 
