@@ -53,6 +53,29 @@ def trained_digits(_private_weight_cache):
 # `make test-slow` (CI runs both), which keeps `make test` under 6 minutes. Node ids without their
 # parameters mark every parameter.
 SLOW_CASES = {
+    # 2026-12-05: make test reached 6:25 after the boundary checks and user-model report tests;
+    # the cases over about 2.9 s moved here.
+    "tests/zoo/test_train_batchnorm.py::test_running_averages_are_the_moving_average_of_the_batch_statistics[0.8]",
+    "tests/zoo/test_train_batchnorm.py::test_without_batch_stats_one_step_is_the_inference_mode_step",
+    "tests/test_model.py::test_batch_equals_stack_of_single_examples[nnx]",
+    "tests/zoo/test_vit_scan.py::test_forward_methods_match_the_unrolled_model",
+    "tests/zoo/test_vit_scan.py::test_values_inside_the_scan_are_stacked",
+    "tests/featviz/test_transforms.py::test_compose_is_deterministic_per_key_and_differentiable",
+    "tests/landscape/test_sharding.py::test_two_processes_equal_one",
+    "tests/featviz/test_render.py::test_rendered_channel_beats_every_training_digit",
+    "tests/gradstats/test_stats.py::test_statistics_equal_numpy_for_pattern_groups_and_custom_edges",
+    "tests/attribution/test_integrated.py::test_auto_batch_size_is_the_default",
+    "tests/test_conformance.py::test_conformance[insertion]",
+    "tests/test_conformance.py::test_conformance[infidelity]",
+    "tests/test_examples.py::test_example_runs_small[evaluation]",
+    "tests/test_conformance.py::test_conformance[at_layer(noise_tunnel(saliency))]",
+    "tests/test_conformance.py::test_conformance[sensitivity_max]",
+    "tests/attribution/test_layer.py::test_noise_tunnel_at_a_layer_and_around_a_layer_method",
+    "tests/attribution/test_metrics_deletion.py::test_equals_reference_loop[False]",
+    "tests/gradstats/test_per_example.py::test_auto_batch_size_equals_explicit_and_one_batch",
+    "tests/curvature/test_blocks_sharpness.py::test_blocks_of_a_block_diagonal_quadratic_are_exact",
+    "tests/featviz/test_dream.py::test_dream_is_deterministic_for_a_key_and_compiles_once_per_size",
+    "tests/attribution/test_metrics_deletion.py::test_baselines",
     "tests/report/test_report_layers.py::test_cam_section_names_the_chosen_layer",
     "tests/report/test_user_sections.py::test_write_builds_cam_and_embed_for_a_user_model",
     "tests/report/test_user_sections.py::test_write_builds_perturbation_featviz_and_landscape_for_a_user_model",
