@@ -27,6 +27,25 @@ def _section_text(page: str, anchor: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", " ", body))
 
 
+def _write(tmp_path, sections, *, n, seed):
+    """The quick report of the tiny RGB CNN on ``n`` random images (the first 40 for training):
+    its page and log lines."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 1, (n, 16, 16, 3)).astype(np.float32)
+    y = rng.integers(0, 3, n)
+    lines = []
+    report = visjax.report.write(
+        tmp_path,
+        model=_rgb_cnn(),
+        data=(x[:40], y[:40], x[40:], y[40:]),
+        sections=sections,
+        quick=True,
+        log=lines.append,
+        progress=False,
+    )
+    return report.read_text(), lines
+
+
 def test_cam_and_embed_are_in_the_default_sections():
     names = [s.name for s in select_sections() if not s.demo_only]
     assert "cam" in names and "embed" in names
@@ -34,20 +53,7 @@ def test_cam_and_embed_are_in_the_default_sections():
 
 def test_write_builds_cam_and_embed_for_a_user_model(tmp_path, monkeypatch):
     monkeypatch.setattr(embed_module, "QUICK_POINTS", 40)  # 60 held-out images: a subset of 40
-    rng = np.random.default_rng(1)
-    x = rng.uniform(0, 1, (100, 16, 16, 3)).astype(np.float32)
-    y = rng.integers(0, 3, 100)
-    lines = []
-    report = visjax.report.write(
-        tmp_path,
-        model=_rgb_cnn(),
-        data=(x[:40], y[:40], x[40:], y[40:]),
-        sections=["cam", "embed"],
-        quick=True,
-        log=lines.append,
-        progress=False,
-    )
-    page = report.read_text()
+    page, lines = _write(tmp_path, ["cam", "embed"], n=100, seed=1)
     assert not any("skipped" in line or "failed" in line for line in lines), lines
     cam, emb = _section_text(page, "cam"), _section_text(page, "embed")
     assert "at layer `features`" in cam and "(16 x 16) map" in cam
@@ -69,20 +75,7 @@ def test_perturbation_featviz_and_landscape_are_in_the_default_sections():
 
 
 def test_write_builds_perturbation_featviz_and_landscape_for_a_user_model(tmp_path):
-    rng = np.random.default_rng(2)
-    x = rng.uniform(0, 1, (60, 16, 16, 3)).astype(np.float32)
-    y = rng.integers(0, 3, 60)
-    lines = []
-    report = visjax.report.write(
-        tmp_path,
-        model=_rgb_cnn(),
-        data=(x[:40], y[:40], x[40:], y[40:]),
-        sections=["perturbation", "featviz", "landscape"],
-        quick=True,
-        log=lines.append,
-        progress=False,
-    )
-    page = report.read_text()
+    page, lines = _write(tmp_path, ["perturbation", "featviz", "landscape"], n=60, seed=2)
     assert not any("skipped" in line or "failed" in line for line in lines), lines
     pert = _section_text(page, "perturbation")
     feat = _section_text(page, "featviz")
