@@ -6,6 +6,8 @@ from typing import Any
 
 import numpy as np
 
+from visjax.base.checks import check_positive_int
+
 
 def check_grid(values: Any, name: str) -> np.ndarray:
     """A 1-D, non-empty, strictly increasing, finite grid as float32, or a ValueError naming it."""
@@ -33,3 +35,43 @@ def check_surface(xs: Any, ys: Any, surface: Any) -> tuple[np.ndarray, np.ndarra
             f"`surface` must have shape (len(xs), len(ys)) = {(len(xs), len(ys))}, got {z.shape}"
         )
     return xs, ys, z
+
+
+def cover_grid(
+    coords: Any, *, resolution: int = 21, margin: float = 0.25
+) -> tuple[np.ndarray, np.ndarray]:
+    """A grid ``(xs, ys)`` that covers 2-D points with a margin on every side.
+
+    Args:
+      coords: ``(N, 2)`` finite points, N >= 1.
+      resolution: points per axis (>= 2).
+      margin: the fraction of the extent added on every side (>= 0); an axis with no extent gets
+        ``±margin`` times the other axis's extent (or ``±1``).
+
+    Returns:
+      ``(xs, ys)``, float32, strictly increasing.
+
+    Example:
+      >>> xs, ys = cover_grid([[0.0, 0.0], [2.0, 1.0]], resolution=3, margin=0.5)
+      >>> xs.tolist(), ys.tolist()
+      ([-1.0, 1.0, 3.0], [-0.5, 0.5, 1.5])
+    """
+    c = np.asarray(coords, np.float64)
+    if c.ndim != 2 or c.shape[1] != 2 or len(c) < 1:
+        raise ValueError(f"`coords` must have shape (N, 2) with N >= 1, got {c.shape}")
+    if not np.isfinite(c).all():
+        raise ValueError("`coords` must be finite")
+    resolution = check_positive_int(resolution, "resolution", 2)
+    if (
+        isinstance(margin, bool)
+        or not isinstance(margin, int | float | np.floating)
+        or not (np.isfinite(margin) and margin >= 0)
+    ):
+        raise ValueError(f"`margin` must be a finite number >= 0, got {margin!r}")
+    lo, hi = c.min(0), c.max(0)
+    ext = hi - lo
+    fallback = max(float(ext.max()), 0.0) or 1.0
+    pad = np.where(ext > 0, margin * ext, max(margin, 0.25) * fallback)
+    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution, dtype=np.float32)
+    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution, dtype=np.float32)
+    return xs, ys

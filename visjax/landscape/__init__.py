@@ -1,5 +1,6 @@
 """Loss landscapes: directions, 1-D and 2-D slices, and the compiled sweep engine."""
 
+from visjax.base.grids import cover_grid as cover_grid
 from visjax.base.trees import param_paths as param_paths
 from visjax.base.trees import select as select
 from visjax.landscape.directions import normalize_direction as normalize_direction
@@ -21,7 +22,6 @@ from visjax.landscape.solutions import RunsSurface as RunsSurface
 from visjax.landscape.solutions import SideBySide as SideBySide
 from visjax.landscape.solutions import SolutionPlane as SolutionPlane
 from visjax.landscape.solutions import SurfaceSpec as SurfaceSpec
-from visjax.landscape.solutions import cover_grid as cover_grid
 from visjax.landscape.solutions import project as project
 from visjax.landscape.solutions import runs_pca_plane as runs_pca_plane
 from visjax.landscape.solutions import runs_surface as runs_surface

@@ -15,7 +15,7 @@ from visjax.base.checks import (
     check_positive_int,
     check_tree_like,
 )
-from visjax.base.grids import check_grid
+from visjax.base.grids import check_grid, cover_grid
 from visjax.landscape.losses import as_loss_table
 from visjax.landscape.surface import Strategy, evaluate
 
@@ -215,10 +215,7 @@ def plane_through(
     treedef = jax.tree.structure(p1)
     u, v = (jax.tree.unflatten(treedef, [jnp.asarray(x, jnp.float32) for x in d]) for d in (u, v))
     points = np.array([[0.0, 0.0], [nu, 0.0], [bu, nv]], np.float32)
-    lo, hi = points.min(0), points.max(0)
-    pad = margin * (hi - lo)
-    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution, dtype=np.float32)
-    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution, dtype=np.float32)
+    xs, ys = cover_grid(points, resolution=resolution, margin=margin)
     surface = plane(
         loss_fn,
         p1,

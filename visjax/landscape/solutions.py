@@ -51,9 +51,8 @@ from visjax.base.checks import (
     check_finite_tree,
     check_floating_tree,
     check_key,
-    check_positive_int,
 )
-from visjax.base.grids import check_grid
+from visjax.base.grids import check_grid, cover_grid
 from visjax.base.trees import check_like, flat_paths
 from visjax.landscape.directions import (
     Ignore,
@@ -438,46 +437,6 @@ def _check_plane(plane: Any) -> None:
         )
     check_like(plane.d1, plane.origin, "plane.d1", "plane.origin")
     check_like(plane.d2, plane.origin, "plane.d2", "plane.origin")
-
-
-def cover_grid(
-    coords: Any, *, resolution: int = 21, margin: float = 0.25
-) -> tuple[np.ndarray, np.ndarray]:
-    """A grid ``(xs, ys)`` that covers 2-D points with a margin on every side.
-
-    Args:
-      coords: ``(N, 2)`` finite points, N >= 1.
-      resolution: points per axis (>= 2).
-      margin: the fraction of the extent added on every side (>= 0); an axis with no extent gets
-        ``±margin`` times the other axis's extent (or ``±1``).
-
-    Returns:
-      ``(xs, ys)``, float32, strictly increasing.
-
-    Example:
-      >>> xs, ys = cover_grid([[0.0, 0.0], [2.0, 1.0]], resolution=3, margin=0.5)
-      >>> xs.tolist(), ys.tolist()
-      ([-1.0, 1.0, 3.0], [-0.5, 0.5, 1.5])
-    """
-    c = np.asarray(coords, np.float64)
-    if c.ndim != 2 or c.shape[1] != 2 or len(c) < 1:
-        raise ValueError(f"`coords` must have shape (N, 2) with N >= 1, got {c.shape}")
-    if not np.isfinite(c).all():
-        raise ValueError("`coords` must be finite")
-    resolution = check_positive_int(resolution, "resolution", 2)
-    if (
-        isinstance(margin, bool)
-        or not isinstance(margin, int | float | np.floating)
-        or not (np.isfinite(margin) and margin >= 0)
-    ):
-        raise ValueError(f"`margin` must be a finite number >= 0, got {margin!r}")
-    lo, hi = c.min(0), c.max(0)
-    ext = hi - lo
-    fallback = max(float(ext.max()), 0.0) or 1.0
-    pad = np.where(ext > 0, margin * ext, max(margin, 0.25) * fallback)
-    xs = np.linspace(lo[0] - pad[0], hi[0] + pad[0], resolution, dtype=np.float32)
-    ys = np.linspace(lo[1] - pad[1], hi[1] + pad[1], resolution, dtype=np.float32)
-    return xs, ys
 
 
 # --------------------------------------------------------------------------- sweeps
